@@ -1,0 +1,1 @@
+"""Datasets, loaders for user data and quantization."""

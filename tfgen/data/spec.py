@@ -1,0 +1,68 @@
+"""What a model's data looks like: the contract between datasets, models and exports."""
+
+import dataclasses
+import math
+from typing import Optional, Tuple
+
+KINDS = ("vector", "image", "audio")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """Shape, type and range of one example, as the user holds it.
+
+    Args:
+      event_shape: shape of one example, e.g. `(8, 8, 1)` or `(2,)`.
+      kind: "vector", "image" or "audio"; chooses networks and how samples are shown.
+      levels: number of quantization levels for discrete data (values are the integers
+        `0 .. levels-1`, stored as float32); `None` for continuous data.
+      low, high: value range of continuous data (for plots and input checks);
+        ignored when `levels` is set.
+      num_classes: number of classes of the optional condition; `None` if unconditional.
+      dtype: dtype of examples as fed to `log_prob` (always float32 today).
+    """
+
+    event_shape: Tuple[int, ...]
+    kind: str = "vector"
+    levels: Optional[int] = None
+    low: Optional[float] = None
+    high: Optional[float] = None
+    num_classes: Optional[int] = None
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        object.__setattr__(self, "event_shape", tuple(int(d) for d in self.event_shape))
+        if not self.event_shape or any(d <= 0 for d in self.event_shape):
+            raise ValueError(f"event_shape must be non-empty positive dims, got {self.event_shape}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.levels is not None and int(self.levels) < 2:
+            raise ValueError(f"levels must be >= 2 or None, got {self.levels}")
+        if self.num_classes is not None and int(self.num_classes) < 1:
+            raise ValueError(f"num_classes must be >= 1 or None, got {self.num_classes}")
+
+    @property
+    def num_dims(self) -> int:
+        return math.prod(self.event_shape)
+
+    @property
+    def is_discrete(self) -> bool:
+        return self.levels is not None
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes is not None
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["event_shape"] = list(self.event_shape)
+        return d
+
+    @classmethod
+    def from_dict(cls, d) -> "DataSpec":
+        if isinstance(d, DataSpec):
+            return d
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown data spec key(s): {sorted(unknown)}")
+        return cls(**d)

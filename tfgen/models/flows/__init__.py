@@ -1,0 +1,1 @@
+"""Normalizing flows built from TFP bijectors and tfgen tf_keras networks."""

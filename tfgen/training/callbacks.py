@@ -1,0 +1,289 @@
+"""Training callbacks: crash-safe checkpoints, NaN guard, sample summaries.
+
+Checkpoints use `tf.train.CheckpointManager` (model, optimizer and epoch counter), one
+checkpoint per saved epoch, numbered by that epoch. TensorFlow writes a checkpoint's
+data to a temporary file before renaming it and updates the `checkpoint` state file
+atomically, but a disk that fills up or a copy that stops half-way can still leave a
+damaged newest checkpoint. So restore never trusts the newest one: `CheckpointStore`
+reads every tensor of a candidate (TensorFlow checks each tensor's CRC32C as it reads)
+and checks float tensors are finite, falling back to older checkpoints until one is
+good. A restart after a kill therefore always resumes, which an in-place backup file
+(Keras 3's BackupAndRestore, DESIGN.md section 8) cannot promise.
+"""
+
+import glob
+import math
+import os
+import re
+
+import numpy as np
+
+from tfgen.backend import keras, tf
+from tfgen.training import strategy as strategy_lib
+from tfgen.training import summaries
+
+_PREFIX = "ckpt"
+
+
+def checkpoint_epoch(prefix):
+    """The epoch a checkpoint prefix (".../ckpt-12") was saved after."""
+    return int(re.search(rf"{_PREFIX}-(\d+)$", prefix).group(1))
+
+
+def checkpoint_problem(prefix):
+    """Why the checkpoint at `prefix` can't be restored, or None if it is good.
+
+    Reads every tensor (so a truncated or corrupted data file fails its checksum) and
+    checks that every float tensor is finite.
+    """
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name, dtype in reader.get_variable_to_dtype_map().items():
+            value = reader.get_tensor(name)
+            if dtype.is_floating and not np.all(np.isfinite(value)):
+                return f"non-finite values in {name}"
+    except (tf.errors.OpError, ValueError) as e:
+        return f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"
+    return None
+
+
+def all_finite(variables):
+    """Whether every value of every variable is finite (a NaN guard for saves)."""
+    return all(np.all(np.isfinite(v.numpy())) for v in variables if v.dtype.is_floating)
+
+
+class CheckpointStore:
+    """The checkpoints of one run: model + optimizer + epoch, newest good one restorable.
+
+    Args:
+      directory: the run's checkpoint directory.
+      model: the model; if compiled, its optimizer is checkpointed with it (an
+        uncompiled model restores its weights only, e.g. for export).
+      keep: how many recent checkpoints to keep.
+      strategy: the model's `tf.distribute` strategy. Non-chief workers of a
+        multi-worker run save to a private temporary directory (their save ops must run,
+        their files are not wanted).
+    """
+
+    def __init__(self, directory, model, keep=3, strategy=None):
+        self.directory = directory
+        self.model = model
+        strategy = strategy or tf.distribute.get_strategy()
+        self.write_directory = strategy_lib.write_dir(directory, strategy)
+        # A plain (not mirrored) variable: every worker holds the same epoch anyway.
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.optimizer = getattr(model, "optimizer", None)
+        tracked = {"optimizer": self.optimizer} if self.optimizer is not None else {}
+        self.checkpoint = tf.train.Checkpoint(model=model, epoch=self.epoch, **tracked)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, self.write_directory, max_to_keep=keep, checkpoint_name=_PREFIX
+        )
+
+    def variables(self):
+        return list(self.model.weights) + (list(self.optimizer.variables) if self.optimizer else [])
+
+    def save(self, epoch):
+        """Saves after `epoch` epochs; refuses (returns None) if any value is non-finite."""
+        if not all_finite(self.variables()):
+            return None
+        self.epoch.assign(epoch)
+        return self.manager.save(checkpoint_number=epoch)
+
+    def candidates(self, directory=None):
+        """Checkpoint prefixes in `directory` (default: this run's), newest first.
+
+        Found from the files themselves, not only the `checkpoint` state file, so a
+        damaged state file does not hide good checkpoints.
+        """
+        directory = directory or self.directory
+        prefixes = {p[: -len(".index")] for p in glob.glob(os.path.join(directory, f"{_PREFIX}-*.index"))}
+        return sorted(prefixes, key=checkpoint_epoch, reverse=True)
+
+    def restore_latest_good(self, log=print):
+        """Restores the newest checkpoint that reads back whole and finite.
+
+        Damaged newer checkpoints are renamed aside (`*.damaged`) so the manager never
+        lists them again.
+
+        Returns:
+          The epoch restored, or 0 if there is no good checkpoint (weights untouched).
+        """
+        for prefix in self.candidates():
+            problem = checkpoint_problem(prefix)
+            if problem is None:
+                status = self.checkpoint.restore(prefix).assert_existing_objects_matched()
+                if self.optimizer is None:
+                    status.expect_partial()
+                log(f"restored {prefix} (epoch {int(self.epoch.numpy())})")
+                return int(self.epoch.numpy())
+            log(f"skipping damaged checkpoint {prefix}: {problem}")
+            if self.write_directory == self.directory:
+                for path in glob.glob(prefix + ".*"):
+                    os.replace(path, path + ".damaged")
+        return 0
+
+    def close(self):
+        strategy_lib.cleanup_write_dir(self.write_directory, self.directory)
+
+
+class CheckpointCallback(keras.callbacks.Callback):
+    """Saves a `CheckpointStore` every `every` epochs and after the last epoch.
+
+    Never saves non-finite weights: a tripped `NaNGuard` or any non-finite variable
+    skips the save, so the newest checkpoint is always one to resume from.
+    """
+
+    def __init__(self, store, every=1, total_epochs=None, nan_guard=None, log=print):
+        super().__init__()
+        self.store, self.every, self.total_epochs = store, every, total_epochs
+        self.nan_guard, self.log = nan_guard, log
+        self.last_saved = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        done = epoch + 1
+        if self.nan_guard is not None and self.nan_guard.tripped:
+            return
+        if done % self.every and done != self.total_epochs and not self.model.stop_training:
+            return
+        if self.store.save(done) is None:
+            self.log(f"epoch {done}: non-finite weights, checkpoint NOT written")
+            return
+        self.last_saved = done
+
+    def on_train_end(self, logs=None):
+        self.store.close()
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss or weight.
+
+    The loss is checked after every batch and the weights after every epoch, before
+    `CheckpointCallback` runs (list this callback first). `tripped` holds the reason.
+    Under a multi-worker strategy every worker sees the same (all-reduced) loss and
+    weights, so all stop together.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.tripped = None
+        self._epoch = 0
+
+    def _trip(self, reason):
+        self.tripped = reason
+        self.model.stop_training = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)) and not self.tripped:
+            self._trip(f"non-finite loss {float(loss)} at epoch {self._epoch + 1}, batch {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.tripped and not all_finite(self.model.weights):
+            self._trip(f"non-finite weights after epoch {epoch + 1}")
+
+
+def _scatter_image(points, spec):
+    """A `[1, H, W, 4]` uint8 scatter plot of 2-D samples."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=64)
+    ax.scatter(points[:, 0], points[:, 1], s=3)
+    if spec.low is not None and spec.high is not None:
+        ax.set_xlim(spec.low, spec.high)
+        ax.set_ylim(spec.low, spec.high)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return tf.image.decode_png(buf.getvalue(), channels=4)[None]
+
+
+class EpochSummaries(keras.callbacks.Callback):
+    """TensorBoard scalars every epoch: `log_dir/train` (loss, bits/dim, learning rate)
+    and `log_dir/validation` (the `val_` metrics), step = epochs done. Chief only.
+
+    Written with core TensorFlow (`tfgen.training.summaries`), as Keras' TensorBoard
+    callback needs the `tensorboard` package.
+    """
+
+    def __init__(self, log_dir):
+        super().__init__()
+        self.log_dir = log_dir
+        self._writers = {}
+
+    def _writer(self, name):
+        if name not in self._writers:
+            self._writers[name] = tf.summary.create_file_writer(os.path.join(self.log_dir, name))
+        return self._writers[name]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not strategy_lib.is_chief(self.model.distribute_strategy):
+            return
+        logs = dict(logs or {})
+        logs["learning_rate"] = self.model.optimizer.learning_rate
+        for split, prefix in (("train", ""), ("validation", "val_")):
+            values = {k[len(prefix):]: v for k, v in logs.items() if k.startswith(prefix) and (prefix or not k.startswith("val_"))}
+            if not values:
+                continue
+            with self._writer(split).as_default():
+                for name, value in values.items():
+                    summaries.scalar(f"epoch_{name}", value, step=epoch + 1)
+            self._writer(split).flush()
+
+    def on_train_end(self, logs=None):
+        for writer in self._writers.values():
+            writer.close()
+
+
+class SampleSummaries(keras.callbacks.Callback):
+    """Writes samples from fixed seeds to TensorBoard every `every` epochs (chief only).
+
+    Images go out as one grid (`tfgen.data.visualize.image_grid`); 2-D vectors as a
+    scatter plot; other data kinds are skipped. Conditional models cycle through the
+    classes.
+
+    Args:
+      log_dir: the run's TensorBoard directory (written to `log_dir/samples`).
+      spec: the model's `DataSpec`.
+      every: epochs between summaries.
+      num_samples: samples per summary.
+      seed: first of the `num_samples` consecutive sample seeds.
+    """
+
+    def __init__(self, log_dir, spec, every=5, num_samples=36, seed=0):
+        super().__init__()
+        self.log_dir, self.spec, self.every = log_dir, spec, every
+        self.num_samples, self.seed = num_samples, seed
+        self._writer = None
+
+    @staticmethod
+    def supports(spec):
+        return spec.kind == "image" or (spec.kind == "vector" and spec.event_shape == (2,))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every or not strategy_lib.is_chief(self.model.distribute_strategy):
+            return
+        seeds = tf.range(self.num_samples, dtype=tf.int64) + self.seed
+        condition = None
+        if self.spec.conditional:
+            condition = tf.range(self.num_samples, dtype=tf.int32) % self.spec.num_classes
+        samples = self.model.sample(seeds, condition=condition).numpy()
+        if self.spec.kind == "image":
+            from tfgen.data.visualize import image_grid
+
+            image = np.asarray(image_grid(samples, self.spec))
+            image = image.reshape((1,) + image.shape[:2] + (-1,))
+        else:
+            image = _scatter_image(samples, self.spec)
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "samples"))
+        with self._writer.as_default():
+            summaries.image("samples", image, step=epoch + 1)
+        self._writer.flush()

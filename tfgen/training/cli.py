@@ -1,0 +1,69 @@
+"""`tfgen train CONFIG` and `tfgen export RUN_DIR`: argument parsing only.
+
+TensorFlow is imported when a command runs, not when `tfgen --help` builds the parser.
+"""
+
+import os
+import sys
+
+TRAIN_HELP = """\
+Train a model from a YAML config (sections: model, data, training, strategy,
+checkpoint, tensorboard, export, run_dir; see tf_configs/*.yaml and
+tfgen/training/config.py). Writes RUN_DIR/{config.yaml, model.json, checkpoints/,
+logs/, history.csv, metrics.json} and, unless --no-export, a SavedModel version.
+Multi-worker: set strategy.name: multi_worker and TF_CONFIG in each process
+(tf_configs/cluster/README.md).
+"""
+
+EXPORT_HELP = """\
+Export a training run as a new SavedModel version: rebuilds the model from
+RUN_DIR/model.json, restores the newest good checkpoint and writes OUT/VERSION.
+"""
+
+
+def register(subparsers):
+    train = subparsers.add_parser("train", help="train a model from a YAML config", description=TRAIN_HELP)
+    train.add_argument("config", metavar="CONFIG", help="training config (YAML)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from the newest good checkpoint of the run (a damaged newest one "
+                            "falls back to the one before); starts fresh if there is none")
+    train.add_argument("--run-dir", metavar="DIR", help="run directory (overrides run_dir in the config)")
+    train.add_argument("--epochs", type=int, metavar="N", help="total epochs (overrides training.epochs)")
+    train.add_argument("--no-export", action="store_true", help="skip the SavedModel export after training")
+    train.set_defaults(func=run_train)
+
+    export = subparsers.add_parser("export", help="export a training run as a SavedModel version",
+                                   description=EXPORT_HELP)
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `tfgen train`")
+    export.add_argument("--out", required=True, metavar="saved_models/NAME",
+                        help="model base path; the version is a numbered subdirectory")
+    export.add_argument("--version", type=int, metavar="N", help="version number (default: newest + 1)")
+    export.set_defaults(func=run_export)
+
+
+def run_train(args):
+    from tfgen.training.config import load_config, override
+    from tfgen.training.trainer import TrainingDiverged, train
+
+    config = override(load_config(args.config), run_dir=args.run_dir, epochs=args.epochs,
+                      export=False if args.no_export else None)
+    try:
+        result = train(config, resume=args.resume)
+    except TrainingDiverged as e:
+        print(f"tfgen train: diverged: {e}", file=sys.stderr)
+        return 1
+    held_out = result.metrics.get("held_out", {})
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in held_out.items())
+    print(f"tfgen train: {result.status} after {result.epochs_completed} epochs; held-out {summary or 'n/a'}; "
+          f"run dir {result.run_dir}" + (f"; exported {result.export_dir}" if result.export_dir else ""))
+    return 0
+
+
+def run_export(args):
+    from tfgen.training.trainer import export_run
+
+    if args.version is not None and args.version < 1:
+        raise ValueError("--version must be >= 1")
+    version_dir = export_run(args.run_dir, args.out, version=args.version)
+    print(f"tfgen export: wrote {os.path.abspath(version_dir)}")
+    return 0

@@ -1,0 +1,365 @@
+"""The YAML training config: one file says everything a training run does.
+
+A config has these sections (every key but `model.class_name` and `data.name` has a
+default; see the dataclasses below for each key's meaning):
+
+```yaml
+model:                      # a registered tfgen model class and its constructor kwargs
+  class_name: RealNVP
+  config: {num_coupling_layers: 4}   # data_spec comes from the dataset unless given
+data:                       # passed as a dict to tfgen.data.datasets.load_dataset
+  name: digits
+training:
+  batch_size: 64            # GLOBAL batch, split across replicas and workers
+  epochs: 20
+  optimizer: adam
+  learning_rate: 1.0e-3
+  schedule: {name: cosine, warmup_steps: 100}
+  clipnorm: 1.0
+  seed: 0
+strategy: {name: default}   # default | mirrored | multi_worker | tpu
+checkpoint: {keep: 3, every: 1}
+tensorboard: {enabled: true, sample_every: 5}
+export: {enabled: true, base_path: saved_models/digits_realnvp}
+run_dir: runs/digits_realnvp
+```
+
+Files are read with `yaml.safe_load` only. Unknown keys are errors naming the full key
+path ("unknown key 'training.lerning_rate'"), and wrong types name the key and the type
+expected, so a typo never silently falls back to a default.
+"""
+
+import dataclasses
+import os
+import typing
+from typing import Optional
+
+import yaml
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adamax", "nadam")
+SCHEDULES = ("constant", "cosine", "exponential")
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+COMMUNICATIONS = ("auto", "ring", "nccl")
+
+
+def _choices(*values):
+    return dataclasses.field(default=values[0], metadata={"choices": values})
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Which model to build.
+
+    Args:
+      class_name: a class registered with `tfgen.models.base.register` (e.g. "RealNVP").
+      config: constructor kwargs (its `get_config()` form). `data_spec` is taken from the
+        dataset unless given here.
+    """
+
+    class_name: str = ""
+    config: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """The dataset, passed as a dict to `tfgen.data.datasets.load_dataset`.
+
+    Args:
+      name: dataset name; every other key is an option of that dataset, checked by
+        `load_dataset` itself.
+    """
+
+    name: str = ""
+    options: dict = dataclasses.field(default_factory=dict)
+
+    def to_load_dict(self):
+        """The dict `load_dataset` takes: `{"name": ..., **options}`."""
+        return {"name": self.name, **self.options}
+
+
+@dataclasses.dataclass
+class ScheduleConfig:
+    """Learning-rate schedule, in optimizer steps.
+
+    Args:
+      name: "constant", "cosine" (to `alpha * learning_rate` at `decay_steps`) or
+        "exponential" (`learning_rate * decay_rate ** (step / decay_steps)`).
+      warmup_steps: linear warm-up from 0 to `learning_rate` over this many steps first.
+      decay_steps: steps of the decay after warm-up; default: the rest of training.
+      alpha: cosine floor as a fraction of `learning_rate`.
+      decay_rate: exponential decay factor per `decay_steps`.
+    """
+
+    name: str = _choices(*SCHEDULES)
+    warmup_steps: int = 0
+    decay_steps: Optional[int] = None
+    alpha: float = 0.0
+    decay_rate: float = 0.5
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """How `fit` runs.
+
+    Args:
+      batch_size: global batch size (all replicas of all workers together); must be a
+        multiple of the number of replicas.
+      epochs: total epochs (a resumed run continues up to this number).
+      steps_per_epoch: optimizer steps per epoch; default: train examples // batch_size.
+      optimizer: a Keras optimizer name.
+      learning_rate: peak learning rate.
+      schedule: see `ScheduleConfig`.
+      clipnorm: clip each variable's gradient to this norm (None: no clipping).
+      global_clipnorm: clip the global gradient norm (None: no clipping).
+      weight_decay: decoupled weight decay (adamw; None: the optimizer's default).
+      beta_1, beta_2, epsilon: Adam-family moments; momentum: SGD/RMSprop momentum.
+      seed: seeds Keras/TF/NumPy, shuffling and the fixed sample seeds.
+      jit_compile: XLA-compile the train/test steps (measure per model: faster for
+        small dense flows on CPU, slower for small convolutions).
+      early_stopping_patience: stop after this many epochs without val-loss improvement
+        and restore the best weights (None: off).
+      early_stopping_min_delta: the improvement that counts.
+      validation_freq: validate every N epochs.
+      eval_noise_draws: held-out bits/dim is averaged over this many dequantization
+        noise draws.
+      evaluate_initial: also evaluate the held-out split before training, so the run
+        records how much it improved.
+      verbose: Keras `fit` verbosity: 1 = progress bar, 2 = one line per epoch, 0 = quiet.
+    """
+
+    batch_size: int = 64
+    epochs: int = 10
+    steps_per_epoch: Optional[int] = None
+    optimizer: str = _choices(*OPTIMIZERS)
+    learning_rate: float = 1e-3
+    schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+    clipnorm: Optional[float] = None
+    global_clipnorm: Optional[float] = None
+    weight_decay: Optional[float] = None
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
+    momentum: float = 0.0
+    seed: int = 0
+    jit_compile: bool = False
+    early_stopping_patience: Optional[int] = None
+    early_stopping_min_delta: float = 0.0
+    validation_freq: int = 1
+    eval_noise_draws: int = 3
+    evaluate_initial: bool = False
+    verbose: int = 2
+
+
+@dataclasses.dataclass
+class StrategyConfig:
+    """The `tf.distribute` strategy (see `tfgen.training.strategy`).
+
+    Args:
+      name: "default" (one device), "mirrored" (all local devices), "multi_worker"
+        (MultiWorkerMirroredStrategy; cluster from the TF_CONFIG environment variable)
+        or "tpu".
+      devices: mirrored only: device names (default: all local GPUs, else the CPU).
+      communication: multi_worker only: collective implementation.
+      tpu: tpu only: TPU name or grpc:// address ("" = the local/Colab TPU).
+      zone, project: tpu only: GCP zone and project of a named TPU.
+    """
+
+    name: str = _choices(*STRATEGIES)
+    devices: Optional[list] = None
+    communication: str = _choices(*COMMUNICATIONS)
+    tpu: str = ""
+    zone: Optional[str] = None
+    project: Optional[str] = None
+
+
+@dataclasses.dataclass
+class CheckpointConfig:
+    """Checkpoints of model, optimizer and epoch (`tf.train.CheckpointManager`).
+
+    Args:
+      directory: default `RUN_DIR/checkpoints`.
+      keep: how many recent checkpoints to keep (>= 2, so a damaged newest one has a
+        predecessor to fall back to).
+      every: save every N epochs (and always after the last one).
+    """
+
+    directory: Optional[str] = None
+    keep: int = 3
+    every: int = 1
+
+
+@dataclasses.dataclass
+class TensorBoardConfig:
+    """TensorBoard logs in `RUN_DIR/logs`.
+
+    Args:
+      enabled: write scalars (loss, bits/dim, learning rate) every epoch.
+      sample_every: write a grid (images) or scatter (2-D vectors) of samples every N
+        epochs, from fixed seeds so the grids are comparable (0: never).
+      num_samples: samples per grid.
+    """
+
+    enabled: bool = True
+    sample_every: int = 5
+    num_samples: int = 36
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    """Export of the trained model as a versioned SavedModel (chief only).
+
+    Args:
+      enabled: export after training.
+      base_path: `saved_models/NAME`; default `saved_models/<config file stem>`.
+      version: a positive integer; default: one more than the newest existing version.
+    """
+
+    enabled: bool = True
+    base_path: Optional[str] = None
+    version: Optional[int] = None
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """A whole training run. Build with `load_config(path)` or `parse_config(dict)`."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    strategy: StrategyConfig = dataclasses.field(default_factory=StrategyConfig)
+    checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
+    tensorboard: TensorBoardConfig = dataclasses.field(default_factory=TensorBoardConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    run_dir: Optional[str] = None
+
+    @property
+    def checkpoint_dir(self):
+        return self.checkpoint.directory or os.path.join(self.run_dir, "checkpoints")
+
+    def to_dict(self):
+        """The resolved config as plain data (what `RUN_DIR/config.yaml` holds)."""
+        d = dataclasses.asdict(self)
+        d["data"] = self.data.to_load_dict()
+        return d
+
+    def to_yaml(self):
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# === Parsing ===
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true/false",
+               dict: "a mapping", list: "a list"}
+
+
+def _check_value(value, annotation, path):
+    """`value` converted to `annotation`, or a ValueError naming `path`."""
+    if typing.get_origin(annotation) is typing.Union:
+        (inner,) = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return None if value is None else _check_value(value, inner, path)
+    if dataclasses.is_dataclass(annotation):
+        return _parse_section(annotation, value, path)
+    # YAML booleans are ints to Python; never take one for a number or vice versa.
+    ok = isinstance(value, annotation) and not (annotation in (int, float) and isinstance(value, bool))
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not ok:
+        raise ValueError(
+            f"config key '{path}' must be {_TYPE_NAMES[annotation]}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _parse_section(cls, data, path):
+    if not isinstance(data, dict):
+        raise ValueError(f"config key '{path}' must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if cls is DataConfig:
+        # Every data key but `name` is an option of the dataset, checked by load_dataset.
+        data = {"name": data.get("name", ""), "options": {k: v for k, v in data.items() if k != "name"}}
+    kwargs = {}
+    for key, value in data.items():
+        key_path = f"{path}.{key}" if path else str(key)
+        if key not in fields:
+            raise ValueError(f"unknown key '{key_path}'; known keys: {', '.join(fields)}")
+        value = _check_value(value, hints[key], key_path)
+        choices = fields[key].metadata.get("choices")
+        if choices and value not in choices:
+            raise ValueError(f"config key '{key_path}' must be one of {list(choices)}, got {value!r}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _require(condition, message):
+    if not condition:
+        raise ValueError(message)
+
+
+def _validate(config):
+    """Cross-field checks that need no TensorFlow (except the model registry lookup)."""
+    from tfgen.models.base import get_model_class
+
+    _require(config.model.class_name, "config key 'model.class_name' is required")
+    get_model_class(config.model.class_name)  # ValueError listing the known classes
+    _require(config.data.name, "config key 'data.name' is required")
+    t = config.training
+    for key in ("batch_size", "epochs", "validation_freq", "eval_noise_draws"):
+        _require(getattr(t, key) >= 1, f"config key 'training.{key}' must be >= 1")
+    _require(t.steps_per_epoch is None or t.steps_per_epoch >= 1, "config key 'training.steps_per_epoch' must be >= 1")
+    _require(t.learning_rate > 0, "config key 'training.learning_rate' must be > 0")
+    _require(t.verbose in (0, 1, 2), "config key 'training.verbose' must be 0, 1 or 2")
+    _require(t.schedule.warmup_steps >= 0, "config key 'training.schedule.warmup_steps' must be >= 0")
+    _require(t.clipnorm is None or t.global_clipnorm is None,
+             "config keys 'training.clipnorm' and 'training.global_clipnorm' exclude each other")
+    _require(t.weight_decay is None or t.optimizer == "adamw", "config key 'training.weight_decay' needs optimizer adamw")
+    _require(config.checkpoint.keep >= 2, "config key 'checkpoint.keep' must be >= 2 (a damaged newest checkpoint needs a predecessor)")
+    _require(config.checkpoint.every >= 1, "config key 'checkpoint.every' must be >= 1")
+    _require(config.tensorboard.sample_every >= 0, "config key 'tensorboard.sample_every' must be >= 0")
+    _require(config.export.version is None or config.export.version >= 1, "config key 'export.version' must be >= 1")
+
+
+def parse_config(data, name="run"):
+    """A validated `TrainConfig` from plain data (e.g. `yaml.safe_load` output).
+
+    Args:
+      data: the mapping.
+      name: default run name, for `run_dir` (`runs/NAME`) and `export.base_path`
+        (`saved_models/NAME`) when the config does not set them.
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"a training config must be a mapping of sections, got {type(data).__name__}")
+    config = _parse_section(TrainConfig, data, "")
+    if config.run_dir is None:
+        config.run_dir = os.path.join("runs", name)
+    if config.export.base_path is None:
+        config.export.base_path = os.path.join("saved_models", name)
+    _validate(config)
+    return config
+
+
+def load_config(path):
+    """Reads and validates a YAML training config (`yaml.safe_load` only)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"training config not found: {path}")
+    with open(path) as f:
+        try:
+            data = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from None
+    try:
+        return parse_config(data, name=os.path.splitext(os.path.basename(path))[0])
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+
+
+def override(config, run_dir=None, epochs=None, export=None):
+    """A copy of `config` with command-line overrides applied (None: keep)."""
+    config = parse_config(config.to_dict())
+    if run_dir is not None:
+        config.run_dir = run_dir
+    if epochs is not None:
+        _require(epochs >= 1, "--epochs must be >= 1")
+        config.training.epochs = epochs
+    if export is not None:
+        config.export.enabled = export
+    return config

@@ -1,0 +1,75 @@
+"""Optimizer and learning-rate schedule from a `TrainingConfig`."""
+
+from tfgen.backend import keras, tf
+
+
+class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to `peak`, then `after` (a schedule or constant) from step 0.
+
+        lr(t) = peak * (t + 1) / warmup_steps    for t < warmup_steps
+        lr(t) = after(t - warmup_steps)          otherwise
+
+    Args:
+      peak: learning rate at the end of warm-up.
+      warmup_steps: steps of the warm-up (> 0).
+      after: the schedule that takes over (a `LearningRateSchedule` or a float).
+    """
+
+    def __init__(self, peak, warmup_steps, after):
+        self.peak = float(peak)
+        self.warmup_steps = int(warmup_steps)
+        self.after = after
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warm = self.peak * (step + 1.0) / float(self.warmup_steps)
+        rest = step - float(self.warmup_steps)
+        after = self.after(rest) if callable(self.after) else tf.constant(self.after, tf.float32)
+        return tf.where(step < self.warmup_steps, warm, after)
+
+    def get_config(self):
+        after = self.after
+        if isinstance(after, keras.optimizers.schedules.LearningRateSchedule):
+            after = keras.optimizers.schedules.serialize(after)
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "after": after}
+
+
+def build_schedule(training, total_steps):
+    """The learning rate (a float or schedule) of a `TrainingConfig`.
+
+    Args:
+      training: the `TrainingConfig`.
+      total_steps: optimizer steps in the whole run (the default decay length).
+    """
+    s, lr = training.schedule, training.learning_rate
+    decay_steps = s.decay_steps or max(1, total_steps - s.warmup_steps)
+    if s.name == "cosine":
+        after = keras.optimizers.schedules.CosineDecay(lr, decay_steps, alpha=s.alpha)
+    elif s.name == "exponential":
+        after = keras.optimizers.schedules.ExponentialDecay(lr, decay_steps, s.decay_rate)
+    else:
+        after = lr
+    return LinearWarmup(lr, s.warmup_steps, after) if s.warmup_steps else after
+
+
+def build_optimizer(training, total_steps):
+    """The Keras optimizer of a `TrainingConfig` (create it inside `strategy.scope()`)."""
+    t = training
+    common = dict(
+        learning_rate=build_schedule(t, total_steps), clipnorm=t.clipnorm, global_clipnorm=t.global_clipnorm
+    )
+    adam_moments = dict(beta_1=t.beta_1, beta_2=t.beta_2, epsilon=t.epsilon)
+    if t.optimizer == "adam":
+        return keras.optimizers.Adam(**adam_moments, **common)
+    if t.optimizer == "adamw":
+        decay = {} if t.weight_decay is None else {"weight_decay": t.weight_decay}
+        return keras.optimizers.AdamW(**adam_moments, **decay, **common)
+    if t.optimizer == "adamax":
+        return keras.optimizers.Adamax(**adam_moments, **common)
+    if t.optimizer == "nadam":
+        return keras.optimizers.Nadam(**adam_moments, **common)
+    if t.optimizer == "sgd":
+        return keras.optimizers.SGD(momentum=t.momentum, **common)
+    if t.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(momentum=t.momentum, epsilon=t.epsilon, **common)
+    raise ValueError(f"unknown optimizer {t.optimizer!r}")

@@ -1,0 +1,336 @@
+"""config -> data -> strategy -> model -> fit -> checkpoints -> held-out metrics -> export.
+
+`train(config)` is the whole of `tfgen train CONFIG`. It writes
+
+    RUN_DIR/config.yaml     the resolved config (every default filled in)
+    RUN_DIR/model.json      {"class_name", "config"}: rebuilds the model (`tfgen export`)
+    RUN_DIR/checkpoints/    model + optimizer + epoch, newest good one restorable
+    RUN_DIR/logs/           TensorBoard scalars and sample grids
+    RUN_DIR/history.csv     one row per epoch (appended across resumes)
+    RUN_DIR/metrics.json    status, history, held-out loss and bits/dim
+
+and, when export is enabled, a new version under `export.base_path`. Everything that
+can fail on bad input (config, dataset, model construction) fails before the run
+directory is created. Under a multi-worker strategy only the chief writes these files;
+all workers read checkpoints from the same (shared) directory when resuming.
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+from tfgen.backend import keras, tf
+from tfgen.models.base import model_from_config
+from tfgen.training import callbacks as callbacks_lib
+from tfgen.training import strategy as strategy_lib
+from tfgen.training.config import load_config
+from tfgen.training.optimizers import build_optimizer
+
+
+class TrainingDiverged(RuntimeError):
+    """Training hit a non-finite loss or weight; no non-finite checkpoint was written."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` did.
+
+    Attributes:
+      run_dir: the run directory.
+      status: "completed" or "early_stopped" ("diverged" raises `TrainingDiverged`).
+      initial_epoch: the epoch training started from (> 0 when resumed).
+      epochs_completed: epochs done in total, counting resumed ones.
+      metrics: what `metrics.json` holds.
+      export_dir: the exported version directory, or None.
+    """
+
+    run_dir: str
+    status: str
+    initial_epoch: int
+    epochs_completed: int
+    metrics: dict
+    export_dir: str = None
+
+
+def log(message):
+    print(f"tfgen train: {message}", flush=True)
+
+
+def write_atomic(path, text):
+    """Writes `text` to `path` through a temporary sibling, so readers never see half."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_json(path, data):
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+# === Model ===
+def example_inputs(spec, batch=1):
+    """A valid input batch of zeros (`x` or `(x, condition)`) to build a model with."""
+    x = tf.zeros([batch, *spec.event_shape], tf.float32)
+    if spec.conditional:
+        return x, tf.zeros([batch], tf.int32)
+    return x
+
+
+def build_model(class_name, config):
+    """Builds a registered model and creates its weights (call it inside `strategy.scope()`)."""
+    model = model_from_config(class_name, config)
+    model(example_inputs(model.data_spec), training=False)
+    return model
+
+
+def clone_unreplicated(model, class_name):
+    """A copy of a distributed model outside any strategy, for export (same weights)."""
+    with tf.distribute.get_strategy().scope():
+        clone = build_model(class_name, model.get_config())
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+# === Data ===
+def _datasets(dataset, config, num_workers):
+    """(train, val, test, steps_per_epoch) tf.data pipelines of GLOBAL batches.
+
+    Keras splits each global batch across replicas (and, with the DATA auto-shard
+    policy, across workers). Multi-worker runs drop partial batches so every worker
+    takes the same number of steps and collectives never wait for a missing batch.
+    """
+    from tfgen.data.datasets import to_tf_dataset
+
+    t = config.training
+    spec, splits = dataset.spec, dataset.splits
+    n_train = len(splits["train"].x)
+    if n_train < t.batch_size:
+        raise ValueError(f"training.batch_size {t.batch_size} exceeds the {n_train} training examples")
+    steps = t.steps_per_epoch or n_train // t.batch_size
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+
+    def pipeline(name, train):
+        split = splits.get(name)
+        if split is None or (num_workers > 1 and len(split.x) < t.batch_size):
+            return None
+        ds = to_tf_dataset(
+            split, spec, batch_size=t.batch_size, shuffle=train, seed=t.seed,
+            repeat=train, drop_remainder=train or num_workers > 1,
+        )
+        return ds.with_options(options)
+
+    return pipeline("train", True), pipeline("validation", False), pipeline("test", False), steps
+
+
+def evaluate_held_out(model, ds, draws):
+    """Held-out loss (nats/example) and bits/dim, averaged over `draws` noise draws.
+
+    `test_step` scores `training_log_prob`, which redraws the dequantization noise of
+    discrete data on every pass, so averaging passes averages the bound over draws.
+    """
+    runs = [model.evaluate(ds, verbose=0, return_dict=True) for _ in range(draws)]
+    return {k: float(sum(r[k] for r in runs) / draws) for k in runs[0]}
+
+
+# === Run directory ===
+def _check_run_dir(config, resume):
+    ckpt_dir = config.checkpoint_dir
+    has_checkpoints = bool(tf.io.gfile.glob(os.path.join(ckpt_dir, "ckpt-*.index")))
+    if has_checkpoints and not resume:
+        raise FileExistsError(
+            f"{ckpt_dir} already holds checkpoints: pass --resume to continue that run, "
+            "or --run-dir for a new one"
+        )
+    model_json = os.path.join(config.run_dir, "model.json")
+    if resume and os.path.exists(model_json):
+        saved = read_json(model_json)["class_name"]
+        if saved != config.model.class_name:
+            raise ValueError(f"--resume: {config.run_dir} trained a {saved}, the config asks for a {config.model.class_name}")
+
+
+def _model_config(config, spec):
+    model_config = dict(config.model.config)
+    model_config.setdefault("data_spec", spec.to_dict())
+    return model_config
+
+
+def _training_metadata(config, dataset, epochs_completed):
+    return {
+        "data": config.data.to_load_dict(),
+        "num_train_examples": len(dataset.splits["train"].x),
+        "epochs": epochs_completed,
+        "global_batch_size": config.training.batch_size,
+    }
+
+
+def _callbacks(config, model, store, spec, resume, initial_epoch):
+    guard = callbacks_lib.NaNGuard()
+    cbs = [guard]
+    checkpoint_cb = callbacks_lib.CheckpointCallback(
+        store, every=config.checkpoint.every, total_epochs=config.training.epochs, nan_guard=guard, log=log
+    )
+    cbs.append(checkpoint_cb)
+    log_dir = os.path.join(config.run_dir, "logs")
+    chief = strategy_lib.is_chief(model.distribute_strategy)
+    if config.tensorboard.enabled:
+        cbs.append(callbacks_lib.EpochSummaries(log_dir))
+        tb = config.tensorboard
+        if tb.sample_every and callbacks_lib.SampleSummaries.supports(spec):
+            cbs.append(callbacks_lib.SampleSummaries(
+                log_dir, spec, every=tb.sample_every, num_samples=tb.num_samples, seed=config.training.seed
+            ))
+    if chief:
+        cbs.append(keras.callbacks.CSVLogger(os.path.join(config.run_dir, "history.csv"), append=initial_epoch > 0))
+    if config.training.early_stopping_patience is not None:
+        cbs.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.training.early_stopping_patience,
+            min_delta=config.training.early_stopping_min_delta, restore_best_weights=True,
+        ))
+    return cbs, guard, checkpoint_cb
+
+
+def train(config, resume=False):
+    """Runs one training job (see the module docstring for what it writes).
+
+    Args:
+      config: a `TrainConfig` or the path of a YAML config.
+      resume: continue from the newest good checkpoint in the run's checkpoint
+        directory (from scratch if there is none).
+
+    Returns:
+      A `TrainResult`.
+
+    Raises:
+      ValueError / FileNotFoundError / FileExistsError: bad config, data or run dir,
+        before anything is written.
+      TrainingDiverged: a non-finite loss or weight stopped training.
+    """
+    from tfgen.data.datasets import load_dataset
+
+    if not dataclasses.is_dataclass(config):
+        config = load_config(config)
+    _check_run_dir(config, resume)
+    t = config.training
+    # Before any other TF op: MultiWorkerMirroredStrategy configures collectives at startup.
+    strategy = strategy_lib.resolve_strategy(config.strategy)
+    chief = strategy_lib.is_chief(strategy)
+    workers = strategy_lib.num_workers(strategy)
+    if t.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(
+            f"training.batch_size {t.batch_size} is not a multiple of the "
+            f"{strategy.num_replicas_in_sync} replicas"
+        )
+    keras.utils.set_random_seed(t.seed)
+    dataset = load_dataset(config.data.to_load_dict())
+    spec = dataset.spec
+    train_ds, val_ds, test_ds, steps = _datasets(dataset, config, workers)
+    if t.early_stopping_patience is not None and val_ds is None:
+        raise ValueError(f"training.early_stopping_patience needs a 'validation' split; dataset {config.data.name!r} has none")
+    model_config = _model_config(config, spec)
+
+    with strategy.scope():
+        model = build_model(config.model.class_name, model_config)
+        model.compile(optimizer=build_optimizer(t, steps * t.epochs), jit_compile=t.jit_compile)
+        model.optimizer.build(model.trainable_variables)
+
+    # Input checked; from here on the run directory exists.
+    if chief:
+        os.makedirs(config.run_dir, exist_ok=True)
+        write_atomic(os.path.join(config.run_dir, "config.yaml"), config.to_yaml())
+        write_json(os.path.join(config.run_dir, "model.json"),
+                   {"class_name": config.model.class_name, "config": model.get_config()})
+    store = callbacks_lib.CheckpointStore(config.checkpoint_dir, model, keep=config.checkpoint.keep, strategy=strategy)
+    initial_epoch = store.restore_latest_good(log=log) if resume else 0
+    if resume and not initial_epoch:
+        log(f"--resume: no good checkpoint in {config.checkpoint_dir}; starting from scratch")
+
+    metrics = {"num_replicas": strategy.num_replicas_in_sync, "num_workers": workers,
+               "global_batch_size": t.batch_size, "steps_per_epoch": steps, "initial_epoch": initial_epoch}
+    held_out = test_ds if test_ds is not None else val_ds
+    if t.evaluate_initial and held_out is not None and not initial_epoch:
+        metrics["initial_held_out"] = evaluate_held_out(model, held_out, t.eval_noise_draws)
+        log(f"held-out before training: {metrics['initial_held_out']}")
+
+    cbs, guard, checkpoint_cb = _callbacks(config, model, store, spec, resume, initial_epoch)
+    start = time.time()
+    history = model.fit(
+        train_ds, epochs=t.epochs, steps_per_epoch=steps, initial_epoch=initial_epoch,
+        validation_data=val_ds, validation_freq=t.validation_freq, callbacks=cbs, verbose=t.verbose,
+    )
+    metrics["train_seconds"] = time.time() - start
+    metrics["history"] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    epochs_completed = initial_epoch + len(history.epoch)
+    metrics["epochs_completed"] = epochs_completed
+    metrics_path = os.path.join(config.run_dir, "metrics.json")
+
+    if guard.tripped:
+        metrics.update(status="diverged", reason=guard.tripped, last_checkpoint_epoch=checkpoint_cb.last_saved)
+        if chief:
+            write_json(metrics_path, metrics)
+        raise TrainingDiverged(
+            f"{guard.tripped}; stopped, newest checkpoint is from epoch {checkpoint_cb.last_saved or initial_epoch or 'none'}"
+        )
+    status = "early_stopped" if epochs_completed < t.epochs else "completed"
+    metrics["status"] = status
+    if held_out is not None:
+        metrics["held_out"] = evaluate_held_out(model, held_out, t.eval_noise_draws)
+        metrics["held_out_split"] = "test" if test_ds is not None else "validation"
+        log(f"held-out {metrics['held_out_split']}: {metrics['held_out']}")
+
+    export_dir = None
+    if config.export.enabled and chief:
+        from tfgen.export.saved_model import export_model
+
+        exportable = model if strategy is tf.distribute.get_strategy() else clone_unreplicated(model, config.model.class_name)
+        metadata = {"training_data": _training_metadata(config, dataset, epochs_completed),
+                    "held_out_metrics": metrics.get("held_out", {})}
+        export_dir = export_model(exportable, config.export.base_path, version=config.export.version, metadata=metadata)
+        metrics["export_dir"] = export_dir
+        log(f"exported {export_dir}")
+    if chief:
+        write_json(metrics_path, metrics)
+    return TrainResult(config.run_dir, status, initial_epoch, epochs_completed, metrics, export_dir)
+
+
+def export_run(run_dir, base_path, version=None):
+    """Exports a training run's newest good checkpoint as a SavedModel version.
+
+    Rebuilds the model from `RUN_DIR/model.json`, restores weights from the checkpoint
+    directory named in `RUN_DIR/config.yaml`, and passes the run's data and held-out
+    metrics (from `metrics.json`, if training finished) as export metadata.
+
+    Returns:
+      The version directory written.
+    """
+    from tfgen.export.saved_model import export_model
+
+    model_json = os.path.join(run_dir, "model.json")
+    config_yaml = os.path.join(run_dir, "config.yaml")
+    for path in (model_json, config_yaml):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} not found: is {run_dir} a run directory written by `tfgen train`?")
+    config = load_config(config_yaml)
+    saved = read_json(model_json)
+    model = build_model(saved["class_name"], saved["config"])
+    store = callbacks_lib.CheckpointStore(
+        config.checkpoint.directory or os.path.join(run_dir, "checkpoints"), model, keep=config.checkpoint.keep,
+    )
+    epoch = store.restore_latest_good(log=lambda m: print(f"tfgen export: {m}", flush=True))
+    if not epoch:
+        raise FileNotFoundError(f"no good checkpoint in {store.directory}")
+    metrics_path = os.path.join(run_dir, "metrics.json")
+    metrics = read_json(metrics_path) if os.path.isfile(metrics_path) else {}
+    metadata = {
+        "training_data": {"data": config.data.to_load_dict(), "epochs": epoch,
+                          "global_batch_size": config.training.batch_size},
+        "held_out_metrics": metrics.get("held_out", {}) if metrics.get("epochs_completed") == epoch else {},
+    }
+    return export_model(model, base_path, version=version, metadata=metadata)

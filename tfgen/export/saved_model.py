@@ -1,0 +1,114 @@
+"""Writing versioned SavedModels (DESIGN.md section 4).
+
+    base_path/
+      1/  saved_model.pb, variables/, assets.extra/{tfgen.json, tf_serving_warmup_requests}
+      2/  ...
+
+A version is a positive integer directory, as TF Serving expects. It is written to a
+hidden temporary sibling (`.tmp-<version>-<pid>`, which TF Serving ignores: not an
+integer) and renamed into place, so a reader polling `base_path` never sees a partial
+version. Signatures are described in `tfgen.export.signatures`.
+
+Example:
+
+    path = export_model(model, "saved_models/digits_realnvp",
+                        metadata={"training_data": {"dataset": "digits"},
+                                  "metrics": {"test_bits_per_dim": 2.1}})
+"""
+
+import datetime
+import json
+import os
+import shutil
+
+import tfgen
+from tfgen.backend import tf, tfp
+from tfgen.export.signatures import SignatureModule, build_model
+from tfgen.export.standalone import METADATA, WARMUP
+from tfgen.export.warmup import WARMUP_ROWS, write_warmup
+
+#: Keys `export_model(metadata=...)` accepts, each copied into tfgen.json.
+METADATA_KEYS = ("training_data", "metrics")
+FORMAT_VERSION = 1
+
+
+def list_versions(base_path):
+    """The integer version directories under `base_path`, ascending ([] if none)."""
+    if not os.path.isdir(base_path):
+        return []
+    return sorted(
+        int(name) for name in os.listdir(base_path)
+        if name.isdigit() and int(name) > 0 and os.path.isdir(os.path.join(base_path, name))
+    )
+
+
+def export_model(model, base_path, version=None, metadata=None, warmup_rows=WARMUP_ROWS):
+    """Exports `model` as `base_path/<version>/` and returns that directory.
+
+    Args:
+      model: a tfgen `GenerativeModel` (built or not: it is run once on one row first).
+      base_path: the model's directory (e.g. `saved_models/<name>`); created if missing.
+      version: positive int; None means one more than the largest existing version.
+      metadata: optional dict with `training_data` (what the model was trained on) and
+        `metrics` (held-out results), both JSON-serializable; stored in tfgen.json.
+      warmup_rows: batch sizes of the warmup requests (one request per signature each).
+
+    Raises:
+      FileExistsError: the version already exists (exports are never overwritten).
+      ValueError: bad version or metadata.
+    """
+    metadata = dict(metadata or {})
+    unknown = sorted(set(metadata) - set(METADATA_KEYS))
+    if unknown:
+        raise ValueError(f"unknown metadata key(s) {unknown}; accepted: {list(METADATA_KEYS)}")
+    os.makedirs(base_path, exist_ok=True)
+    if version is None:
+        version = max(list_versions(base_path), default=0) + 1
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"version must be a positive integer, got {version!r}")
+    final = os.path.join(base_path, str(version))
+    _refuse_existing(final)
+
+    build_model(model)
+    module = SignatureModule(model)
+    tmp = os.path.join(base_path, f".tmp-{version}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tf.saved_model.save(module, tmp, signatures=module.signatures())
+        extra = os.path.join(tmp, "assets.extra")
+        os.makedirs(extra)
+        with open(os.path.join(tmp, METADATA), "w") as f:
+            json.dump(describe(model, module, metadata), f, indent=2, sort_keys=True)
+        write_warmup(model, os.path.join(tmp, WARMUP), warmup_rows)
+        _refuse_existing(final)  # another writer may have taken the version meanwhile
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _refuse_existing(path):
+    if os.path.exists(path):
+        raise FileExistsError(f"{path} already exists: exported versions are never overwritten; "
+                              "pass another version (or version=None for the next one)")
+
+
+def describe(model, module, metadata=None):
+    """The tfgen.json document of `model`: what a reader needs without tfgen's code."""
+    metadata = metadata or {}
+    return {
+        "format_version": FORMAT_VERSION,
+        "family": model.family,
+        "class_name": type(model).__name__,
+        "config": model.get_config(),
+        "data_spec": model.data_spec.to_dict(),
+        "log_prob_kind": model.log_prob_kind,
+        "has_latent": model.has_latent,
+        "signatures": module.io_names(),
+        "training_data": metadata.get("training_data"),
+        "metrics": metadata.get("metrics"),
+        "versions": {"tfgen": tfgen.__version__, "tensorflow": tf.__version__,
+                     "tensorflow_probability": tfp.__version__},
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -12,6 +12,7 @@ import sys
 COMMAND_MODULES = [
     "tfgen.training.cli",  # train, export (from a training run)
     "tfgen.export.cli",  # sample (local), check
+    "tfgen.serving.cli",  # serve
 ]
 
 

@@ -1,0 +1,227 @@
+"""Dynamic batching per model version and signature, with TF Serving's parameters.
+
+Concurrent requests to one signature wait in a queue; a batch thread takes requests
+from the front until `max_batch_size` rows are queued or the oldest request has waited
+`batch_timeout_micros`, concatenates them along dimension 0, pads the batch up to the
+next of `allowed_batch_sizes` (repeating the first row, as TF Serving does), runs the
+signature once and hands each request its own rows. A request whose rows would push
+the queue past `max_enqueued_batches` full batches is refused with UNAVAILABLE, as TF
+Serving refuses it, so a client can back off instead of waiting without bound.
+"""
+
+import concurrent.futures
+import dataclasses
+import logging
+import math
+import os
+import threading
+import time
+
+import numpy as np
+
+from tfgen.serving.errors import ServingError, deadline_exceeded, internal, invalid_argument, unavailable
+
+log = logging.getLogger("tfgen.serving")
+
+QUEUE_FULL_MESSAGE = "The batch scheduling queue to which this task was submitted is full"
+
+
+class SchedulerClosed(ServingError):
+    """The version was unloaded between lookup and submit; the caller looks up again."""
+
+    def __init__(self):
+        super().__init__(unavailable("").code, "The batch scheduler is shutting down")
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchingParameters:
+    """TF Serving's BatchingParameters (batching_parameters_file), with its defaults."""
+
+    max_batch_size: int = 1000
+    batch_timeout_micros: int = 0
+    max_enqueued_batches: int = 10
+    num_batch_threads: int = os.cpu_count() or 1
+    allowed_batch_sizes: tuple = ()
+    pad_variable_length_inputs: bool = False
+    thread_pool_name: str = "batch_threads"
+
+    def __post_init__(self):
+        if self.max_batch_size < 1:
+            raise ValueError("max_batch_size must be positive")
+        if self.batch_timeout_micros < 0:
+            raise ValueError("batch_timeout_micros must be non-negative")
+        if self.max_enqueued_batches < 1:
+            raise ValueError("max_enqueued_batches must be positive")
+        if self.num_batch_threads < 1:
+            raise ValueError("num_batch_threads must be positive")
+        sizes = list(self.allowed_batch_sizes)
+        if sizes:
+            if any(b <= a for a, b in zip(sizes, sizes[1:])) or sizes[0] < 1:
+                raise ValueError("allowed_batch_sizes entries must be monotonically increasing")
+            if sizes[-1] != self.max_batch_size:
+                raise ValueError(
+                    "The last entry in allowed_batch_sizes must match max_batch_size; last "
+                    f"entry was {sizes[-1]}; expected {self.max_batch_size}"
+                )
+
+    def padded_size(self, rows):
+        for size in self.allowed_batch_sizes:
+            if size >= rows:
+                return size
+        return rows
+
+
+@dataclasses.dataclass
+class _Task:
+    inputs: dict
+    rows: int
+    key: tuple
+    future: concurrent.futures.Future
+    enqueued: float
+    deadline: float = None
+
+
+class BatchScheduler:
+    """The batch queue and threads of one signature of one loaded version."""
+
+    def __init__(self, signature, params, model_name="", metrics=None):
+        self.signature = signature
+        self.params = params
+        self.model_name = model_name
+        self.metrics = metrics
+        self._cond = threading.Condition()
+        self._queue = []
+        self._queued_rows = 0
+        self._closed = False
+        self._threads = [
+            threading.Thread(
+                target=self._work, name=f"{params.thread_pool_name}-{i}", daemon=True
+            )
+            for i in range(params.num_batch_threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, inputs, deadline=None):
+        """Queue one request's checked inputs; returns a Future of alias -> array."""
+        rows = {alias: a.shape[0] for alias, a in inputs.items() if a.ndim >= 1}
+        if len(rows) != len(inputs):
+            raise invalid_argument("Batching Run() input tensors must have at least one dimension")
+        if len(set(rows.values())) > 1:
+            raise invalid_argument(
+                "Batching Run() input tensors must have equal 0th-dimension size"
+            )
+        n = next(iter(rows.values()))
+        if n > self.params.max_batch_size:
+            raise invalid_argument(
+                f"Task size {n} is larger than maximum input batch size "
+                f"{self.params.max_batch_size}"
+            )
+        key = tuple(sorted((a, v.shape[1:], v.dtype.str) for a, v in inputs.items()))
+        task = _Task(inputs, n, key, concurrent.futures.Future(), time.monotonic(), deadline)
+        with self._cond:
+            if self._closed:
+                raise SchedulerClosed()
+            batches = math.ceil((self._queued_rows + n) / self.params.max_batch_size)
+            if batches > self.params.max_enqueued_batches:
+                raise unavailable(QUEUE_FULL_MESSAGE)
+            self._queue.append(task)
+            self._queued_rows += n
+            self._cond.notify()
+        return task.future
+
+    def close(self):
+        """Stop taking requests, run what is queued, then end the threads."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=60)
+
+    def _take_batch(self):
+        """Under the lock: wait for a full batch or the timeout; pop its tasks."""
+        timeout = self.params.batch_timeout_micros / 1e6
+        while True:
+            if self._queue:
+                waited = time.monotonic() - self._queue[0].enqueued
+                if (
+                    self._queued_rows >= self.params.max_batch_size
+                    or waited >= timeout
+                    or self._closed
+                ):
+                    break
+                self._cond.wait(timeout - waited)
+            elif self._closed:
+                return None
+            else:
+                self._cond.wait()
+        first = self._queue[0]
+        batch, rest, rows = [], [], 0
+        for task in self._queue:
+            if task.key == first.key and rows + task.rows <= self.params.max_batch_size:
+                batch.append(task)
+                rows += task.rows
+            else:
+                rest.append(task)
+        self._queue = rest
+        self._queued_rows -= rows
+        if rest:
+            self._cond.notify()
+        return batch
+
+    def _work(self):
+        while True:
+            with self._cond:
+                batch = self._take_batch()
+            if batch is None:
+                return
+            self._run(batch)
+
+    def _run(self, batch):
+        now = time.monotonic()
+        live = []
+        for task in batch:
+            if not task.future.set_running_or_notify_cancel():
+                continue  # the client went away
+            if task.deadline is not None and now > task.deadline:
+                task.future.set_exception(deadline_exceeded())
+                continue
+            live.append(task)
+            if self.metrics:
+                self.metrics.queuing_latency(self.params.thread_pool_name, now - task.enqueued)
+        if not live:
+            return
+        rows = sum(t.rows for t in live)
+        padded = self.params.padded_size(rows)
+        try:
+            inputs = {}
+            for alias in live[0].inputs:
+                parts = [t.inputs[alias] for t in live]
+                if padded > rows:
+                    first = parts[0][:1]
+                    parts.append(np.repeat(first, padded - rows, axis=0))
+                inputs[alias] = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+            if self.metrics:
+                self.metrics.batch(self.model_name, self.signature.name, rows, padded)
+            outputs = self.signature.run(inputs)
+            for alias, value in outputs.items():
+                if value.ndim == 0 or value.shape[0] != padded:
+                    raise internal(
+                        f"Batched output tensor '{alias}' has 0th dimension "
+                        f"{value.shape[0] if value.ndim else 'none'}; expected {padded}: "
+                        "every signature output must be batched on dimension 0"
+                    )
+            start = 0
+            for task in live:
+                end = start + task.rows
+                task.future.set_result({a: v[start:end] for a, v in outputs.items()})
+                start = end
+        except ServingError as e:
+            for task in live:
+                task.future.set_exception(e)
+        except Exception as e:  # never leave a request waiting
+            log.exception("batch failed")
+            for task in live:
+                if not task.future.done():
+                    task.future.set_exception(internal(f"batch failed: {e}"))

@@ -1,0 +1,139 @@
+"""`tfgen.serving.Client`: the TF Serving gRPC API for generative models.
+
+Talks to tfgen's server or to `tensorflow_model_server` alike, through the
+tensorflow-serving-api stubs:
+
+    from tfgen.serving import Client
+    with Client("127.0.0.1:8500") as client:
+        samples = client.sample("flow_digits", seeds=[0, 1, 2], temperature=0.8)
+        scores = client.log_prob("flow_digits", x=samples["samples"])
+        print(client.status("flow_digits"))
+"""
+
+import grpc
+import numpy as np
+from google.protobuf import json_format
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from tfgen.serving.tensors import ndarray_to_proto, proto_to_ndarray
+
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class Client:
+    """A gRPC client for one server; safe to share between threads.
+
+    Args:
+      host_port: "host:port" of the gRPC endpoint.
+      timeout: seconds per call (the gRPC deadline).
+      root_certificates: PEM bytes to use TLS; None for a plaintext channel.
+    """
+
+    def __init__(self, host_port, timeout=30.0, root_certificates=None,
+                 max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES):
+        options = [
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+        ]
+        if root_certificates is not None:
+            credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            self.channel = grpc.secure_channel(host_port, credentials, options=options)
+        else:
+            self.channel = grpc.insecure_channel(host_port, options=options)
+        self.address = host_port
+        self.timeout = timeout
+        self.predictions = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
+
+    def close(self):
+        self.channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @staticmethod
+    def _spec(spec, model, version=None, label=None, signature=None):
+        spec.name = model
+        if version is not None:
+            spec.version.value = int(version)
+        if label:
+            spec.version_label = label
+        if signature:
+            spec.signature_name = signature
+
+    def predict(self, model, inputs, signature="", version=None, label=None, output_filter=()):
+        """Run a signature: input name -> array-like; returns output name -> array.
+
+        `predict_response` returns the PredictResponse itself (with the version that
+        answered in `model_spec`).
+        """
+        response = self.predict_response(model, inputs, signature, version, label, output_filter)
+        return {alias: proto_to_ndarray(t, alias, max_elements=2**62) for alias, t in response.outputs.items()}
+
+    def predict_response(self, model, inputs, signature="", version=None, label=None,
+                         output_filter=()):
+        request = predict_pb2.PredictRequest()
+        self._spec(request.model_spec, model, version, label, signature)
+        for name, value in inputs.items():
+            request.inputs[name].CopyFrom(ndarray_to_proto(np.asarray(value)))
+        request.output_filter.extend(output_filter)
+        return self.predictions.Predict(request, timeout=self.timeout)
+
+    def sample(self, model, seeds, temperature=None, condition=None, version=None, label=None):
+        """Call the `sample` signature: one sample per seed (int64), same seed, same sample."""
+        seeds = np.asarray(seeds, dtype=np.int64).reshape(-1)
+        inputs = {"seed": seeds}
+        if temperature is not None:
+            inputs["temperature"] = np.broadcast_to(
+                np.asarray(temperature, dtype=np.float32), seeds.shape
+            ).copy()
+        if condition is not None:
+            inputs["condition"] = np.broadcast_to(
+                np.asarray(condition, dtype=np.int32), seeds.shape
+            ).copy()
+        return self.predict(model, inputs, "sample", version, label)
+
+    def log_prob(self, model, x, version=None, label=None):
+        """Call the `log_prob` signature on a batch x: returns log_prob, bits_per_dim."""
+        return self.predict(model, {"x": np.asarray(x)}, "log_prob", version, label)
+
+    def metadata(self, model, version=None, label=None):
+        """The model's SignatureDefs, as a dict (JSON form of the protos)."""
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        self._spec(request.model_spec, model, version, label)
+        response = self.predictions.GetModelMetadata(request, timeout=self.timeout)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_map)
+        return {
+            "model": response.model_spec.name,
+            "version": response.model_spec.version.value,
+            "signature_def": {
+                k: json_format.MessageToDict(v, preserving_proto_field_name=True)
+                for k, v in signature_map.signature_def.items()
+            },
+        }
+
+    def status(self, model, version=None, label=None):
+        """[{"version", "state", "error_code", "error_message"}] for the model's versions."""
+        request = get_model_status_pb2.GetModelStatusRequest()
+        self._spec(request.model_spec, model, version, label)
+        response = self.models.GetModelStatus(request, timeout=self.timeout)
+        states = get_model_status_pb2.ModelVersionStatus.State
+        return [
+            {
+                "version": s.version,
+                "state": states.Name(s.state),
+                "error_code": s.status.error_code,
+                "error_message": s.status.error_message,
+            }
+            for s in response.model_version_status
+        ]

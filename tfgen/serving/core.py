@@ -1,0 +1,103 @@
+"""What gRPC and REST share: resolve a model spec, check inputs, batch or run.
+
+`ServingCore.predict` does everything that can fail fast in the caller's thread (lookup,
+signature, output filter, input checks) and returns a `concurrent.futures.Future` for
+the run itself, which happens on a batch thread or the runtime thread pool. The asyncio
+front ends await it with `asyncio.wrap_future`, so no thread waits on a queue.
+"""
+
+import concurrent.futures
+import dataclasses
+import threading
+import time
+
+from tfgen.serving.batching import BatchScheduler, SchedulerClosed
+from tfgen.serving.errors import deadline_exceeded
+from tfgen.serving.signatures import DEFAULT_SIGNATURE
+
+
+@dataclasses.dataclass
+class PredictCall:
+    """A checked request on its way to running: await `future` for alias -> array."""
+
+    servable: object
+    signature: object
+    output_names: list
+    future: concurrent.futures.Future
+
+    @property
+    def signature_name(self):
+        return self.signature.name
+
+
+class ServingCore:
+    def __init__(self, manager, batching=None, metrics=None, runtime_threads=4):
+        self.manager = manager
+        self.batching = batching
+        self.metrics = metrics
+        self.limits = manager.limits
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=runtime_threads, thread_name_prefix="runtime"
+        )
+        self._lock = threading.Lock()
+
+    def servable(self, model_spec):
+        """The loaded version a ModelSpec proto asks for."""
+        version = model_spec.version.value if model_spec.HasField("version") else None
+        return self.manager.servable(model_spec.name, version, model_spec.version_label or None)
+
+    def predict(self, model_spec, output_filter=(), request_inputs=None, arrays=None,
+                deadline=None, signature_error=None):
+        """Check a request and start it. Inputs are TensorProtos or decoded arrays."""
+        try:
+            return self._predict(model_spec, output_filter, request_inputs, arrays, deadline,
+                                 signature_error)
+        except SchedulerClosed:
+            # The version went away between lookup and submit: its successor serves it.
+            return self._predict(model_spec, output_filter, request_inputs, arrays, deadline,
+                                 signature_error)
+
+    def _predict(self, model_spec, output_filter, request_inputs, arrays, deadline,
+                 signature_error):
+        servable = self.servable(model_spec)
+        name = model_spec.signature_name or DEFAULT_SIGNATURE
+        if signature_error and name not in servable.signatures:
+            raise signature_error(name)
+        signature = servable.signature(name)
+        output_names = signature.resolve_outputs(list(output_filter))
+        if request_inputs is not None:
+            inputs = signature.decode_request_inputs(request_inputs, self.limits)
+        else:
+            inputs = signature.check_arrays(arrays, self.limits)
+        future = self._dispatch(servable, signature, inputs, deadline)
+        return PredictCall(servable, signature, output_names, future)
+
+    def _dispatch(self, servable, signature, inputs, deadline):
+        if self.batching is not None and signature.batched:
+            return self._scheduler(servable, signature).submit(inputs, deadline)
+        return self.executor.submit(self._run, servable, signature, inputs, deadline)
+
+    def _run(self, servable, signature, inputs, deadline):
+        if deadline is not None and time.monotonic() > deadline:
+            raise deadline_exceeded()
+        start = time.monotonic()
+        outputs = signature.run(inputs)
+        if self.metrics:
+            self.metrics.runtime(servable.name, "Predict", time.monotonic() - start)
+        return outputs
+
+    def _scheduler(self, servable, signature):
+        key = ("batcher", signature.name)
+        scheduler = servable.extras.get(key)
+        if scheduler is None:
+            with self._lock:
+                scheduler = servable.extras.get(key)
+                if scheduler is None:
+                    scheduler = BatchScheduler(
+                        signature, self.batching, servable.name, self.metrics
+                    )
+                    servable.extras[key] = scheduler
+        return scheduler
+
+    def close(self):
+        self.executor.shutdown(wait=True)

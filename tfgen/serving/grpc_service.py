@@ -1,0 +1,242 @@
+"""gRPC `tensorflow.serving.PredictionService` and `ModelService` (grpc.aio).
+
+Thin servicers: protos in, `ServingCore` calls, protos out. Failures are `ServingError`s
+carrying TF Serving's status code and message, sent with `context.abort`.
+"""
+
+import asyncio
+import time
+
+import grpc
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_management_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    status_pb2,
+)
+
+from tfgen.serving import config as config_lib
+from tfgen.serving.errors import TF_ERROR_CODE, Code, ServingError, invalid_argument, unimplemented
+from tfgen.serving.signatures import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD
+from tfgen.serving.tensors import ndarray_to_proto
+
+
+def status_proto(error):
+    if error is None:
+        return status_pb2.StatusProto(error_code=0)
+    return status_pb2.StatusProto(error_code=TF_ERROR_CODE[error.code], error_message=error.message)
+
+
+def set_model_spec(spec, name, version, signature_name=None):
+    spec.name = name
+    spec.version.value = version
+    if signature_name is not None:
+        spec.signature_name = signature_name
+
+
+class _Calls:
+    """Shared wrapper: deadline, metrics, ServingError -> gRPC status."""
+
+    def __init__(self, core, metrics):
+        self.core = core
+        self.metrics = metrics
+
+    async def handle(self, api, model_name, context, body):
+        start = time.monotonic()
+        status = "OK"
+        try:
+            return await body()
+        except ServingError as e:
+            status = e.code.name
+            await context.abort(e.code, e.message)
+        except asyncio.CancelledError:
+            status = "CANCELLED"
+            raise
+        finally:
+            if self.metrics:
+                self.metrics.request(model_name, api, "GRPC", status, time.monotonic() - start)
+
+    @staticmethod
+    def deadline(context):
+        remaining = context.time_remaining()
+        return None if remaining is None else time.monotonic() + remaining
+
+
+def _check_method(servable, model_spec, method, kind):
+    name = model_spec.signature_name or DEFAULT_SIGNATURE
+    if name not in servable.signature_defs:
+        raise invalid_argument(f"No signature was found with the name: {name}")
+    actual = servable.signature_defs[name].method_name
+    if actual != method:
+        raise invalid_argument(
+            f"Expected {kind} signature method_name to be {method}. Was: {actual}"
+        )
+    return name
+
+
+class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, core, metrics=None):
+        self.calls = _Calls(core, metrics)
+        self.core = core
+
+    async def Predict(self, request, context):
+        async def body():
+            call = self.core.predict(
+                request.model_spec,
+                output_filter=request.output_filter,
+                request_inputs=request.inputs,
+                deadline=self.calls.deadline(context),
+            )
+            outputs = await asyncio.wrap_future(call.future)
+            response = predict_pb2.PredictResponse()
+            set_model_spec(response.model_spec, call.servable.name, call.servable.version,
+                           call.signature_name)
+            for alias in call.output_names:
+                response.outputs[alias].CopyFrom(ndarray_to_proto(outputs[alias]))
+            return response
+
+        return await self.calls.handle("Predict", request.model_spec.name, context, body)
+
+    async def GetModelMetadata(self, request, context):
+        async def body():
+            if not request.HasField("model_spec"):
+                raise invalid_argument("Missing ModelSpec")
+            if not request.metadata_field:
+                raise invalid_argument(
+                    "GetModelMetadataRequest must specify at least one metadata_field"
+                )
+            for field in request.metadata_field:
+                if field != "signature_def":
+                    raise invalid_argument(f"Metadata field {field} is not supported")
+            servable = self.core.servable(request.model_spec)
+            response = get_model_metadata_pb2.GetModelMetadataResponse()
+            set_model_spec(response.model_spec, servable.name, servable.version)
+            signature_map = get_model_metadata_pb2.SignatureDefMap()
+            for key, signature_def in servable.signature_defs.items():
+                signature_map.signature_def[key].CopyFrom(signature_def)
+            response.metadata["signature_def"].Pack(signature_map)
+            return response
+
+        return await self.calls.handle("GetModelMetadata", request.model_spec.name, context, body)
+
+    async def Classify(self, request, context):
+        async def body():
+            servable = self.core.servable(request.model_spec)
+            _check_method(servable, request.model_spec, CLASSIFY_METHOD, "classification")
+            raise unimplemented(
+                "Classify on tensorflow/serving/classify signatures is not supported by "
+                "tfgen's server; serve this model with tensorflow_model_server"
+            )
+
+        return await self.calls.handle("Classify", request.model_spec.name, context, body)
+
+    async def Regress(self, request, context):
+        async def body():
+            servable = self.core.servable(request.model_spec)
+            _check_method(servable, request.model_spec, REGRESS_METHOD, "regression")
+            raise unimplemented(
+                "Regress on tensorflow/serving/regress signatures is not supported by "
+                "tfgen's server; serve this model with tensorflow_model_server"
+            )
+
+        return await self.calls.handle("Regress", request.model_spec.name, context, body)
+
+    async def MultiInference(self, request, context):
+        async def body():
+            model_name, seen = "", set()
+            for task in request.tasks:
+                if not task.model_spec.name:
+                    raise invalid_argument("Found ModelSpec with an empty model name.")
+                if model_name and task.model_spec.name != model_name:
+                    raise invalid_argument(
+                        "All ModelSpecs in a MultiInferenceRequest must access the same "
+                        "model name."
+                    )
+                model_name = task.model_spec.name
+            if not request.tasks:
+                raise invalid_argument("MultiInferenceRequest must have at least one task")
+            servable = self.core.servable(request.tasks[0].model_spec)
+            for task in request.tasks:
+                name = task.model_spec.signature_name or DEFAULT_SIGNATURE
+                if name in seen:
+                    raise invalid_argument(f"Duplicate evaluation of signature: {name}")
+                seen.add(name)
+                if name not in servable.signature_defs:
+                    raise invalid_argument(f"Requested signature not found in model graph: {name}")
+                if task.method_name == CLASSIFY_METHOD:
+                    _check_method(servable, task.model_spec, CLASSIFY_METHOD, "classification")
+                elif task.method_name == REGRESS_METHOD:
+                    _check_method(servable, task.model_spec, REGRESS_METHOD, "regression")
+                else:
+                    raise unimplemented(f"Unsupported signature method_name: {task.method_name}")
+            raise unimplemented(
+                "MultiInference on classify/regress signatures is not supported by tfgen's "
+                "server; serve this model with tensorflow_model_server"
+            )
+
+        name = request.tasks[0].model_spec.name if request.tasks else ""
+        return await self.calls.handle("MultiInference", name, context, body)
+
+
+class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(self, core, metrics=None):
+        self.calls = _Calls(core, metrics)
+        self.core = core
+
+    async def GetModelStatus(self, request, context):
+        async def body():
+            return model_status_response(self.core, request)
+
+        return await self.calls.handle("GetModelStatus", request.model_spec.name, context, body)
+
+    async def HandleReloadConfigRequest(self, request, context):
+        response = model_management_pb2.ReloadConfigResponse()
+        try:
+            if request.config.WhichOneof("config") != "model_config_list":
+                raise invalid_argument(
+                    "ServerModelConfig type not supported by HandleReloadConfigRequest. Only "
+                    "ModelConfigList is currently supported"
+                )
+            configs = config_lib.model_configs_from_proto(request.config)
+            loop = asyncio.get_running_loop()
+            # Blocks until the new models load, as TF Serving's reload does.
+            await loop.run_in_executor(None, self.core.manager.set_configs, configs)
+        except ValueError as e:
+            error = invalid_argument(str(e))
+        except ServingError as e:
+            error = e
+        else:
+            response.status.CopyFrom(status_proto(None))
+            return response
+        response.status.CopyFrom(status_proto(error))
+        await context.abort(error.code, error.message)
+
+
+def model_status_response(core, request):
+    """GetModelStatusResponse for a request (shared with the REST status endpoint)."""
+    if not request.HasField("model_spec"):
+        raise invalid_argument("Missing ModelSpec")
+    spec = request.model_spec
+    if not spec.name:
+        raise invalid_argument("Missing model name in request.")
+    version = spec.version.value if spec.HasField("version") else None
+    if spec.version_label:
+        version = core.servable(spec).version
+    response = get_model_status_pb2.GetModelStatusResponse()
+    for v, state, error in core.manager.version_status(spec.name, version):
+        status = response.model_version_status.add(version=v, state=state)
+        status.status.CopyFrom(status_proto(error))
+    return response
+
+
+def add_services(server, core, metrics=None):
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionService(core, metrics), server
+    )
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core, metrics), server)
+
+
+__all__ = ["PredictionService", "ModelService", "add_services", "Code"]

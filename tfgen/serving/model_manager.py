@@ -1,0 +1,419 @@
+"""Models, their version directories, and the load/unload lifecycle TF Serving follows.
+
+Each model has a base path whose integer-named subdirectories are versions. A directory
+counts only once it holds `saved_model.pb` (or `.pbtxt`), so a version being copied in
+under a temporary name, or a half-written integer directory, is never picked up. Every
+`poll_wait_seconds` the manager lists the base paths and, per model:
+
+- loads each aspired version it has not loaded yet (version policy: latest N, all, or
+  specific), replaying `assets.extra/tf_serving_warmup_requests` before the version is
+  marked AVAILABLE, so its first real request is not slow;
+- only then unloads the versions no longer aspired (availability preserving: an old
+  version stays while no newer aspired version is AVAILABLE);
+- reports a version that fails to load as END with its error, and keeps serving the
+  previous one; a failed version is retried when its directory changes.
+"""
+
+import dataclasses
+import logging
+import os
+import re
+import threading
+import time
+
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis import get_model_status_pb2, prediction_log_pb2
+
+from tfgen.serving.errors import Code, ServingError, invalid_argument, not_found
+from tfgen.serving.signatures import InputLimits, Signature, find_signature
+
+log = logging.getLogger("tfgen.serving")
+
+State = get_model_status_pb2.ModelVersionStatus.State
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
+UNLOAD_GRACE_SECONDS = 0.5
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+
+
+def check_model_name(name):
+    """Model names become URL segments and metric labels: no paths, no surprises."""
+    if not _MODEL_NAME.match(name or "") or ".." in name:
+        raise ValueError(
+            f"invalid model name {name!r}: use letters, digits, '_', '-', '.', not '..'"
+        )
+    return name
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """One model to serve, as a ModelServerConfig `config { ... }` entry."""
+
+    name: str
+    base_path: str
+    policy: str = "latest"  # latest | all | specific
+    num_versions: int = 1
+    versions: tuple = ()
+    labels: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        check_model_name(self.name)
+        if self.policy not in ("latest", "all", "specific"):
+            raise ValueError(f"model {self.name}: unknown version policy {self.policy!r}")
+        if self.policy == "latest" and self.num_versions < 1:
+            raise ValueError(f"model {self.name}: latest num_versions must be >= 1")
+        if self.policy == "specific" and not self.versions:
+            raise ValueError(f"model {self.name}: specific policy lists no versions")
+
+    def aspired(self, on_disk):
+        """The versions this policy wants loaded, from the complete ones on disk."""
+        on_disk = sorted(on_disk)
+        if self.policy == "all":
+            return on_disk
+        if self.policy == "specific":
+            return [v for v in on_disk if v in set(self.versions)]
+        return on_disk[-self.num_versions :]
+
+
+def version_dirs(base_path):
+    """{version: path} of complete integer version directories under base_path."""
+    found = {}
+    try:
+        entries = list(os.scandir(base_path))
+    except FileNotFoundError:
+        return None
+    for entry in entries:
+        if not entry.name.isdigit() or not entry.is_dir():
+            continue
+        if any(
+            os.path.isfile(os.path.join(entry.path, f))
+            for f in ("saved_model.pb", "saved_model.pbtxt")
+        ):
+            found[int(entry.name)] = entry.path
+    return found
+
+
+def _fingerprint(path):
+    try:
+        names = sorted(os.listdir(path))
+        stats = [os.stat(os.path.join(path, n)).st_mtime_ns for n in names]
+        return (tuple(names), tuple(stats))
+    except OSError:
+        return None
+
+
+def read_meta_graph(path, tags=("serve",)):
+    """The MetaGraphDef with the given tags from saved_model.pb/.pbtxt."""
+    saved_model = saved_model_pb2.SavedModel()
+    pb = os.path.join(path, "saved_model.pb")
+    if os.path.isfile(pb):
+        with open(pb, "rb") as f:
+            saved_model.ParseFromString(f.read())
+    else:
+        from google.protobuf import text_format
+
+        with open(os.path.join(path, "saved_model.pbtxt")) as f:
+            text_format.Parse(f.read(), saved_model)
+    for meta_graph in saved_model.meta_graphs:
+        if set(meta_graph.meta_info_def.tags) == set(tags):
+            return meta_graph
+    raise ValueError(f"no MetaGraphDef with tags {list(tags)} in {path}")
+
+
+class Servable:
+    """One loaded version: its signatures, ready to run from any thread."""
+
+    def __init__(self, name, version, path, limits):
+        self.name = name
+        self.version = version
+        self.path = path
+        self.meta_graph = read_meta_graph(path)
+        self.loaded = tf.saved_model.load(path, tags=["serve"])
+        self.signatures = {}
+        for key, signature_def in self.meta_graph.signature_def.items():
+            if key in self.loaded.signatures:
+                self.signatures[key] = Signature(key, signature_def, self.loaded.signatures[key])
+        self.limits = limits
+        self.extras = {}  # per-servable state owned by the server (e.g. batch schedulers)
+
+    @property
+    def signature_defs(self):
+        return self.meta_graph.signature_def
+
+    def signature(self, name):
+        return find_signature(self.signatures, name)
+
+    def predict(self, request, limits=None):
+        """Run a PredictRequest directly (no batching): returns alias -> numpy array."""
+        signature = self.signature(request.model_spec.signature_name)
+        outputs = signature.resolve_outputs(list(request.output_filter))
+        inputs = signature.decode_request_inputs(request.inputs, limits or self.limits)
+        return signature.run(inputs, outputs)
+
+    def warmup(self):
+        """Replay assets.extra/tf_serving_warmup_requests; any failure fails the load."""
+        path = os.path.join(self.path, WARMUP_FILE)
+        if not os.path.isfile(path):
+            return 0
+        count = 0
+        for record in tf.data.TFRecordDataset(path):
+            count += 1
+            if count > MAX_WARMUP_RECORDS:
+                raise ValueError(
+                    f"Number of warmup records exceeds the maximum ({MAX_WARMUP_RECORDS}) at "
+                    f"{path}"
+                )
+            entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+            kind = entry.WhichOneof("log_type")
+            if kind != "predict_log":
+                raise ValueError(f"Unsupported log_type for warmup: {kind} in {path}")
+            try:
+                self.predict(entry.predict_log.request)
+            except ServingError as e:
+                raise ValueError(f"warmup request {count} failed: {e.message}") from None
+        return count
+
+    def close(self):
+        for extra in self.extras.values():
+            close = getattr(extra, "close", None)
+            if close:
+                close()
+        self.extras.clear()
+
+
+@dataclasses.dataclass
+class VersionStatus:
+    version: int
+    state: int = State.START
+    error: ServingError = None
+    servable: Servable = None
+    fingerprint: object = None
+
+
+class ModelManager:
+    """Keeps the configured models' aspired versions loaded; answers lookups."""
+
+    def __init__(self, configs, limits=InputLimits(), poll_wait_seconds=1.0,
+                 on_unload=None, warmup=True, on_load_attempt=None):
+        self._lock = threading.RLock()
+        self._poll_lock = threading.Lock()
+        self._configs = {}
+        self._versions = {}  # name -> {version: VersionStatus}
+        self.limits = limits
+        self.poll_wait_seconds = poll_wait_seconds
+        self.on_unload = on_unload
+        self.on_load_attempt = on_load_attempt
+        self.do_warmup = warmup
+        self._stop = threading.Event()
+        self._thread = None
+        self.set_configs(configs, poll=False)
+
+    # --- configuration and polling ---------------------------------------------------------
+
+    def set_configs(self, configs, poll=True):
+        """Replace the model list (HandleReloadConfigRequest); removed models unload."""
+        configs = list(configs)
+        names = [c.name for c in configs]
+        if len(set(names)) != len(names):
+            raise invalid_argument(f"duplicate model names in config: {sorted(names)}")
+        with self._lock:
+            removed = set(self._configs) - set(names)
+            self._configs = {c.name: c for c in configs}
+            for name in names:
+                self._versions.setdefault(name, {})
+        for name in removed:
+            self._unload_model(name)
+        if poll:
+            self.poll_once()
+            for config in configs:
+                for label, version in config.labels.items():
+                    if version not in self._available_versions(config.name):
+                        raise ServingError(
+                            Code.FAILED_PRECONDITION,
+                            f"Request to assign label to version {version} of model "
+                            f"{config.name}, which is not currently available for inference",
+                        )
+
+    @property
+    def configs(self):
+        with self._lock:
+            return list(self._configs.values())
+
+    def start(self):
+        """Load every model once (blocking), then keep polling in a thread."""
+        for config in self.configs:
+            if version_dirs(config.base_path) is None:
+                raise FileNotFoundError(
+                    f"model {config.name}: base path {config.base_path} does not exist"
+                )
+        self.poll_once()
+        if self.poll_wait_seconds and self.poll_wait_seconds > 0:
+            self._thread = threading.Thread(target=self._poll_loop, name="model-poll", daemon=True)
+            self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=30)
+        for name in list(self._versions):
+            self._unload_model(name)
+
+    def _poll_loop(self):
+        while not self._stop.wait(self.poll_wait_seconds):
+            try:
+                self.poll_once()
+            except Exception:  # keep polling whatever one pass hit
+                log.exception("polling model base paths failed")
+
+    def poll_once(self):
+        with self._poll_lock:
+            for config in self.configs:
+                self._poll_model(config)
+
+    def _poll_model(self, config):
+        on_disk = version_dirs(config.base_path)
+        if on_disk is None:
+            log.warning("model %s: base path %s not found; keeping loaded versions",
+                        config.name, config.base_path)
+            return
+        aspired = config.aspired(on_disk)
+        if not aspired:
+            log.warning("No versions of servable %s found under base path %s",
+                        config.name, config.base_path)
+        statuses = self._versions.setdefault(config.name, {})
+        # Load newest first, so a latest-N policy serves the newest version soonest.
+        for version in sorted(aspired, reverse=True):
+            current = statuses.get(version)
+            fingerprint = _fingerprint(on_disk[version])
+            if current and current.state == State.AVAILABLE:
+                continue
+            if current and current.state == State.END and current.fingerprint == fingerprint:
+                continue  # failed (or unloaded) before and unchanged on disk
+            self._load(config.name, version, on_disk[version], fingerprint)
+        # Unload what is no longer aspired, but never the last AVAILABLE version unless
+        # an aspired one is AVAILABLE to take over.
+        available_aspired = [
+            v for v in aspired if statuses.get(v) and statuses[v].state == State.AVAILABLE
+        ]
+        for version, status in list(statuses.items()):
+            if version in aspired or status.state != State.AVAILABLE:
+                continue
+            if available_aspired:
+                self._unload(config.name, version)
+
+    def _load(self, name, version, path, fingerprint):
+        status = VersionStatus(version, State.LOADING, fingerprint=fingerprint)
+        with self._lock:
+            self._versions.setdefault(name, {})[version] = status
+        log.info("Loading servable: {name: %s version: %d} from %s", name, version, path)
+        start = time.monotonic()
+        try:
+            servable = Servable(name, version, path, self.limits)
+            if self.do_warmup:
+                n = servable.warmup()
+                if n:
+                    log.info("Finished reading warmup data for model %s version %d: %d "
+                             "warmup records", name, version, n)
+        except Exception as e:  # any failure: report it, keep serving the old version
+            message = f"Loading servable: {{name: {name} version: {version}}} failed: {e}"
+            log.error(message)
+            if self.on_load_attempt:
+                self.on_load_attempt(path, False)
+            code = e.code if isinstance(e, ServingError) else Code.UNKNOWN
+            with self._lock:
+                status.state = State.END
+                status.error = ServingError(code, message)
+            return
+        if self.on_load_attempt:
+            self.on_load_attempt(path, True)
+        with self._lock:
+            status.servable = servable
+            status.state = State.AVAILABLE
+        log.info("Successfully loaded servable version {name: %s version: %d} in %.1fs",
+                 name, version, time.monotonic() - start)
+
+    def _unload(self, name, version):
+        with self._lock:
+            status = self._versions.get(name, {}).get(version)
+            if status is None or status.servable is None:
+                return
+            servable = status.servable
+            status.state = State.UNLOADING
+        log.info("Unloading servable version {name: %s version: %d}", name, version)
+        # Requests already holding the servable finish; its queues drain in close().
+        threading.Thread(target=self._finish_unload, args=(status, servable), daemon=True).start()
+
+    def _finish_unload(self, status, servable):
+        try:
+            # Requests that looked the version up just before UNLOADING still submit.
+            time.sleep(UNLOAD_GRACE_SECONDS)
+            servable.close()
+            if self.on_unload:
+                self.on_unload(servable)
+        finally:
+            with self._lock:
+                status.servable = None
+                status.state = State.END
+
+    def _unload_model(self, name):
+        for version in list(self._versions.get(name, {})):
+            self._unload(name, version)
+
+    # --- lookups -----------------------------------------------------------------------
+
+    def _available_versions(self, name):
+        with self._lock:
+            statuses = self._versions.get(name)
+            if statuses is None:
+                return None
+            return sorted(v for v, s in statuses.items() if s.state == State.AVAILABLE)
+
+    def servable(self, name, version=None, label=None):
+        """The Servable for a ModelSpec, or TF Serving's NOT_FOUND/INVALID_ARGUMENT."""
+        with self._lock:
+            config = self._configs.get(name)
+            statuses = self._versions.get(name, {}) if config else {}
+            if label:
+                if version is not None:
+                    raise invalid_argument(
+                        f"Both model version ({version}) and model version label ({label}) "
+                        "cannot be supplied."
+                    )
+                if config is None or label not in config.labels:
+                    raise invalid_argument(f"Unrecognized servable version label: {label}")
+                version = config.labels[label]
+            if version is not None:
+                status = statuses.get(version)
+                if status is None or status.state != State.AVAILABLE:
+                    raise not_found(f"Servable not found for request: Specific({name}, {version})")
+                return status.servable
+            available = [v for v, s in statuses.items() if s.state == State.AVAILABLE]
+            if not available:
+                raise not_found(f"Servable not found for request: Latest({name})")
+            return statuses[max(available)].servable
+
+    def version_status(self, name, version=None):
+        """[(version, state, error)] as GetModelStatus reports them."""
+        with self._lock:
+            statuses = self._versions.get(name) if name in self._configs else None
+            if version is not None:
+                status = (statuses or {}).get(version)
+                if status is None:
+                    raise not_found(f"Could not find version {version} of model {name}")
+                return [(version, status.state, status.error)]
+            if not statuses:
+                raise not_found(f"Could not find any versions of model {name}")
+            return [(v, s.state, s.error) for v, s in sorted(statuses.items())]
+
+    def ready(self):
+        """True when every configured model has an AVAILABLE version."""
+        with self._lock:
+            return all(
+                any(s.state == State.AVAILABLE for s in self._versions.get(name, {}).values())
+                for name in self._configs
+            )
+
+    def model_names(self):
+        with self._lock:
+            return sorted(self._configs)

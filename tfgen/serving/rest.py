@@ -1,0 +1,343 @@
+"""TF Serving's REST API on aiohttp, plus metrics and health endpoints.
+
+- `GET  /v1/models/{m}[/versions/{n}|/labels/{l}]`            model status
+- `GET  /v1/models/{m}[/versions/{n}|/labels/{l}]/metadata`   signature defs
+- `POST /v1/models/{m}[/versions/{n}|/labels/{l}]:predict`    row (`instances` ->
+  `predictions`) or columnar (`inputs` -> `outputs`) format, `{"b64": ...}` strings
+- `POST ...:classify|:regress`                                 TF Serving's errors for
+  models without such signatures
+- `GET  /monitoring/prometheus/metrics`, `/healthz` (alive), `/readyz` (models loaded,
+  not draining)
+
+Errors are `{"error": "<message>"}` with TF Serving's HTTP status for the gRPC code.
+"""
+
+import asyncio
+import json
+import re
+import time
+import urllib.parse
+
+from aiohttp import web
+from google.protobuf import json_format
+from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2
+
+from tfgen.serving import tensors
+from tfgen.serving.errors import ServingError, invalid_argument, unimplemented
+from tfgen.serving.grpc_service import model_status_response
+from tfgen.serving.signatures import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD
+
+PREDICTION_PATH = re.compile(
+    r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
+    re.IGNORECASE,
+)
+STATUS_PATH = re.compile(
+    r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
+    re.IGNORECASE,
+)
+INT64_MAX = 2**63 - 1
+
+
+def _json_response(body, status=200):
+    text = json.dumps(body, indent=4, allow_nan=True)
+    return web.Response(text=text, status=status, content_type="application/json")
+
+
+def error_response(error):
+    return _json_response({"error": error.message}, status=error.http_status)
+
+
+def _model_spec(name, version, label):
+    spec = model_pb2.ModelSpec(name=urllib.parse.unquote(name))
+    if version:
+        value = int(version)
+        if value > INT64_MAX:
+            raise invalid_argument(f"Failed to convert version: {version} to numeric.")
+        if label:
+            raise invalid_argument(
+                f"Both model version ({version}) and model version label ({label}) cannot be "
+                "supplied."
+            )
+        spec.version.value = value
+    if label:
+        spec.version_label = urllib.parse.unquote(label)
+    return spec
+
+
+def _proto_json(message):
+    return json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+class RestApi:
+    def __init__(self, core, metrics=None, prometheus_path=None, is_draining=lambda: False):
+        self.core = core
+        self.metrics = metrics
+        self.prometheus_path = prometheus_path
+        self.is_draining = is_draining
+
+    def app(self, max_body_bytes):
+        app = web.Application(client_max_size=max_body_bytes)
+        app.router.add_route("*", "/v1/{tail:.*}", self.handle_v1)
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
+        if self.prometheus_path:
+            app.router.add_get(self.prometheus_path, self.prometheus)
+        return app
+
+    async def healthz(self, request):
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, request):
+        if self.is_draining():
+            return web.json_response({"status": "draining"}, status=503)
+        if not self.core.manager.ready():
+            return web.json_response({"status": "models loading"}, status=503)
+        return web.json_response({"status": "ready", "models": self.core.manager.model_names()})
+
+    async def prometheus(self, request):
+        from tfgen.serving.metrics import CONTENT_TYPE
+
+        return web.Response(body=self.metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def handle_v1(self, request):
+        path = request.raw_path.split("?", 1)[0]
+        method = request.method
+        start = time.monotonic()
+        model_name, api, status = "", "", "OK"
+        try:
+            match = PREDICTION_PATH.fullmatch(path) if method == "POST" else None
+            if match:
+                model_name = urllib.parse.unquote(match.group(1))
+                api = match.group(4).lower()
+                spec = _model_spec(match.group(1), match.group(2), match.group(3))
+                try:
+                    body = await request.read()
+                except web.HTTPRequestEntityTooLarge as e:
+                    raise ServingError(
+                        invalid_argument("").code,
+                        f"Request body too large: {e.text}; the limit is --max_request_bytes",
+                    ) from None
+                if api == "predict":
+                    return _json_response(await self.predict(spec, body))
+                return self.classify_or_regress(spec, body, api)
+            match = STATUS_PATH.fullmatch(path) if method == "GET" else None
+            if match:
+                model_name = urllib.parse.unquote(match.group(1) or "")
+                api = "metadata" if match.group(4) else "status"
+                if not match.group(1):
+                    raise invalid_argument("Missing model name in request.")
+                spec = _model_spec(match.group(1), match.group(2), match.group(3))
+                if match.group(4):
+                    return _json_response(self.metadata(spec))
+                request_proto = get_model_status_pb2.GetModelStatusRequest(model_spec=spec)
+                return _json_response(_proto_json(model_status_response(self.core, request_proto)))
+            raise invalid_argument(f"Malformed request: {method} {path}")
+        except ServingError as e:
+            status = e.code.name
+            return error_response(e)
+        finally:
+            if self.metrics and model_name:
+                self.metrics.request(model_name, api, "REST", status, time.monotonic() - start)
+
+    # --- predict -----------------------------------------------------------------------------
+
+    async def predict(self, spec, body):
+        doc = parse_json(body)
+        if "signature_name" in doc:
+            if not isinstance(doc["signature_name"], str):
+                raise invalid_argument(
+                    f"JSON Value: {_short(doc)} not formatted correctly. 'signature_name' key "
+                    "must be a string value."
+                )
+            spec.signature_name = doc["signature_name"]
+        servable = self.core.servable(spec)
+        name = spec.signature_name or DEFAULT_SIGNATURE
+        if name not in servable.signatures:
+            raise invalid_argument(f'Serving signature name: "{name}" not found in signature def')
+        signature = servable.signatures[name]
+        arrays, row_format = request_arrays(doc, signature, self.core.limits.max_tensor_elements)
+        call = self.core.predict(spec, arrays=arrays)
+        outputs = await asyncio.wrap_future(call.future)
+        outputs = {alias: outputs[alias] for alias in call.output_names}
+        return make_json_outputs(outputs, row_format)
+
+    def metadata(self, spec):
+        servable = self.core.servable(spec)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for key, signature_def in servable.signature_defs.items():
+            signature_map.signature_def[key].CopyFrom(signature_def)
+        model_spec = model_pb2.ModelSpec(name=servable.name)
+        model_spec.version.value = servable.version
+        return {
+            "model_spec": _proto_json(model_spec),
+            "metadata": {"signature_def": _proto_json(signature_map)},
+        }
+
+    def classify_or_regress(self, spec, body, api):
+        doc = parse_json(body)
+        if isinstance(doc.get("signature_name"), str):
+            spec.signature_name = doc["signature_name"]
+        servable = self.core.servable(spec)
+        name = spec.signature_name or DEFAULT_SIGNATURE
+        if name not in servable.signature_defs:
+            raise invalid_argument(f"No signature was found with the name: {name}")
+        method, kind = (CLASSIFY_METHOD, "classification") if api == "classify" else (
+            REGRESS_METHOD, "regression")
+        actual = servable.signature_defs[name].method_name
+        if actual != method:
+            raise invalid_argument(
+                f"Expected {kind} signature method_name to be {method}. Was: {actual}"
+            )
+        raise unimplemented(
+            f"{api} on {method} signatures is not supported by tfgen's server; serve this "
+            "model with tensorflow_model_server"
+        )
+
+
+def _short(value):
+    text = json.dumps(value, allow_nan=True)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def parse_json(body):
+    if not body:
+        raise invalid_argument("JSON Parse error: The document is empty")
+    try:
+        doc = json.loads(body)
+    except json.JSONDecodeError as e:
+        raise invalid_argument(f"JSON Parse error: {e.msg} at offset: {e.pos}") from None
+    except (UnicodeDecodeError, RecursionError) as e:
+        raise invalid_argument(f"JSON Parse error: {type(e).__name__}") from None
+    if not isinstance(doc, dict):
+        raise invalid_argument(f"JSON Value: {_short(doc)} Is not object")
+    return doc
+
+
+def request_arrays(doc, signature, max_elements):
+    """The `instances` or `inputs` of a predict body -> (alias -> array, row format?).
+
+    As TF Serving's json_tensor.cc, except that inputs with a SignatureDef default may
+    be left out of row-format objects (they are filled like gRPC requests).
+    """
+    infos = signature.inputs
+    if "instances" in doc and "inputs" in doc:
+        raise invalid_argument(
+            f"JSON Value: {_short(doc)} Not formatted correctly expecting only one of "
+            "'inputs' or 'instances' keys to exist "
+        )
+    if "instances" in doc:
+        instances = doc["instances"]
+        if not isinstance(instances, list):
+            raise invalid_argument(
+                f"JSON Value: {_short(doc)} Excepting 'instances' to be an list/array"
+            )
+        if not instances:
+            raise invalid_argument(f"JSON Value: {_short(doc)} No values in 'instances' array")
+        return _from_instances(instances, signature, max_elements), True
+    if "inputs" in doc:
+        return _from_inputs(doc["inputs"], signature, max_elements), False
+    raise invalid_argument("Missing 'inputs' or 'instances' key")
+
+
+def _is_object(value):
+    return isinstance(value, dict) and not tensors.is_b64_object(value)
+
+
+def _from_instances(instances, signature, max_elements):
+    infos = signature.inputs
+    required = set(infos) - set(signature.defaults)
+    if not _is_object(instances[0]):
+        if len(required) > 1 or (len(infos) > 1 and not required):
+            raise invalid_argument(
+                "instances is a plain list, but expecting list of objects as multiple input "
+                "tensors required as per tensorinfo_map"
+            )
+        alias = next(iter(required)) if required else next(iter(infos))
+        for i, item in enumerate(instances):
+            if _is_object(item):
+                raise invalid_argument(
+                    f"Expecting value/list but got object at item {i} of input list"
+                )
+        return {alias: _convert(instances, alias, infos[alias].dtype, max_elements, "instances")}
+    columns = {}
+    for i, item in enumerate(instances):
+        if not _is_object(item):
+            raise invalid_argument(f"Expecting object but got list at item {i} of input list")
+        for key in item:
+            if key not in infos:
+                raise invalid_argument(
+                    f"Failed to process element: {i} key: {key} of 'instances' list. Error: "
+                    f"INVALID_ARGUMENT: JSON object: does not have named input: {key}"
+                )
+        keys = set(item)
+        if not required <= keys or (i and keys != set(columns)):
+            raise invalid_argument(
+                f"Failed to process element: {i} of 'instances' list. JSON object: "
+                f"{_short(item)} must only have keys: {','.join(sorted(infos))}"
+            )
+        for key, value in item.items():
+            columns.setdefault(key, []).append(value)
+    return {
+        alias: _convert(values, alias, infos[alias].dtype, max_elements, "instances")
+        for alias, values in columns.items()
+    }
+
+
+def _from_inputs(value, signature, max_elements):
+    infos = signature.inputs
+    if not _is_object(value):
+        required = set(infos) - set(signature.defaults)
+        if len(infos) > 1 and len(required) != 1:
+            raise invalid_argument(
+                "inputs is a plain value/list, but expecting an object as multiple input "
+                "tensors required as per tensorinfo_map"
+            )
+        alias = next(iter(required)) if required else next(iter(infos))
+        return {alias: _convert(value, alias, infos[alias].dtype, max_elements, "inputs")}
+    arrays = {}
+    for key, item in value.items():
+        if key not in infos:
+            raise invalid_argument(
+                f"Inputs contains invalid name. Used request inputs: "
+                f"{','.join(sorted(set(value) & set(infos)))}, request input: "
+                f"{','.join(sorted(value))}"
+            )
+        arrays[key] = _convert(item, key, infos[key].dtype, max_elements, "inputs")
+    for alias in infos:
+        if alias not in arrays and alias not in signature.defaults:
+            raise invalid_argument(f"Missing named input: {alias} in 'inputs' object.")
+    return arrays
+
+
+def _convert(value, alias, dtype, max_elements, where):
+    try:
+        return tensors.json_to_ndarray(value, dtype, max_elements)
+    except ServingError as e:
+        raise invalid_argument(f"{e.message} (input '{alias}' in '{where}')") from None
+
+
+def make_json_outputs(outputs, row_format):
+    """Output arrays -> TF Serving's `predictions` (rows) or `outputs` (columns)."""
+    if not row_format:
+        if len(outputs) == 1:
+            (alias, value), = outputs.items()
+            return {"outputs": tensors.ndarray_to_json(value, alias)}
+        return {"outputs": {a: tensors.ndarray_to_json(v, a) for a, v in outputs.items()}}
+    batch = None
+    for alias, value in outputs.items():
+        size = value.shape[0] if value.ndim else None
+        if size is None or (batch is not None and size != batch[1]):
+            raise invalid_argument(
+                f"Tensor name: {alias} has inconsistent batch size: {size} expecting: "
+                f"{batch[1] if batch else 'a batched output'}"
+            )
+        batch = batch or (alias, size)
+    if len(outputs) == 1:
+        (alias, value), = outputs.items()
+        return {"predictions": tensors.ndarray_to_json(value, alias)}
+    columns = {a: tensors.ndarray_to_json(v, a) for a, v in outputs.items()}
+    return {
+        "predictions": [{a: columns[a][i] for a in columns} for i in range(batch[1])]
+    }

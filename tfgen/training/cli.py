@@ -52,9 +52,12 @@ def run_train(args):
     except TrainingDiverged as e:
         print(f"tfgen train: diverged: {e}", file=sys.stderr)
         return 1
-    held_out = result.metrics.get("held_out", {})
-    summary = ", ".join(f"{k} {v:.4f}" for k, v in held_out.items())
-    print(f"tfgen train: {result.status} after {result.epochs_completed} epochs; held-out {summary or 'n/a'}; "
+    held_out = result.metrics.get("held_out") or {}
+    summary = "n/a"
+    if held_out:
+        summary = (f"{result.metrics['held_out_split']} bits/dim {held_out['bits_per_dim']:.4f} "
+                   f"(+- {held_out['bits_per_dim_stderr']:.4f}), log_prob {held_out['log_prob']:.4f} nats")
+    print(f"tfgen train: {result.status} after {result.epochs_completed} epochs; held-out {summary}; "
           f"run dir {result.run_dir}" + (f"; exported {result.export_dir}" if result.export_dir else ""))
     return 0
 

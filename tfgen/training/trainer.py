@@ -25,7 +25,7 @@ from tfgen.models.base import model_from_config
 from tfgen.training import callbacks as callbacks_lib
 from tfgen.training import strategy as strategy_lib
 from tfgen.training.config import load_config
-from tfgen.training.optimizers import build_optimizer
+from tfgen.training.optimizers import build_optimizer, build_schedule
 
 
 class TrainingDiverged(RuntimeError):
@@ -100,7 +100,7 @@ def clone_unreplicated(model, class_name):
 
 # === Data ===
 def _datasets(dataset, config, num_workers):
-    """(train, val, test, steps_per_epoch) tf.data pipelines of GLOBAL batches.
+    """(train, validation, steps_per_epoch): tf.data pipelines of GLOBAL batches.
 
     Keras splits each global batch across replicas (and, with the DATA auto-shard
     policy, across workers). Multi-worker runs drop partial batches so every worker
@@ -127,17 +127,25 @@ def _datasets(dataset, config, num_workers):
         )
         return ds.with_options(options)
 
-    return pipeline("train", True), pipeline("validation", False), pipeline("test", False), steps
+    return pipeline("train", True), pipeline("validation", False), steps
 
 
-def evaluate_held_out(model, ds, draws):
-    """Held-out loss (nats/example) and bits/dim, averaged over `draws` noise draws.
+def evaluate_held_out(model, dataset, training):
+    """(split name, metrics) of the test split (else validation; else None, {}).
 
-    `test_step` scores `training_log_prob`, which redraws the dequantization noise of
-    discrete data on every pass, so averaging passes averages the bound over draws.
+    Metrics are `tfgen.metrics.bits.evaluate_bits_per_dim`'s: bits/dim (and its
+    standard error) and mean log-likelihood in nats, averaged over
+    `training.eval_noise_draws` dequantization draws.
     """
-    runs = [model.evaluate(ds, verbose=0, return_dict=True) for _ in range(draws)]
-    return {k: float(sum(r[k] for r in runs) / draws) for k in runs[0]}
+    from tfgen.metrics.bits import evaluate_bits_per_dim
+
+    for name in ("test", "validation"):
+        if name in dataset.splits:
+            return name, evaluate_bits_per_dim(
+                model, dataset.splits[name], dataset.spec, batch_size=training.batch_size,
+                num_noise_samples=training.eval_noise_draws, seed=training.seed,
+            )
+    return None, {}
 
 
 # === Run directory ===
@@ -231,7 +239,7 @@ def train(config, resume=False):
     keras.utils.set_random_seed(t.seed)
     dataset = load_dataset(config.data.to_load_dict())
     spec = dataset.spec
-    train_ds, val_ds, test_ds, steps = _datasets(dataset, config, workers)
+    train_ds, val_ds, steps = _datasets(dataset, config, workers)
     if t.early_stopping_patience is not None and val_ds is None:
         raise ValueError(f"training.early_stopping_patience needs a 'validation' split; dataset {config.data.name!r} has none")
     model_config = _model_config(config, spec)
@@ -251,12 +259,16 @@ def train(config, resume=False):
     initial_epoch = store.restore_latest_good(log=log) if resume else 0
     if resume and not initial_epoch:
         log(f"--resume: no good checkpoint in {config.checkpoint_dir}; starting from scratch")
+    learning_rate = build_schedule(t, steps * t.epochs)
+    if initial_epoch and not callable(learning_rate):
+        # A constant learning rate is an optimizer variable, restored with it: the
+        # config of the resumed run wins (a schedule is code, not restored).
+        model.optimizer.learning_rate = learning_rate
 
     metrics = {"num_replicas": strategy.num_replicas_in_sync, "num_workers": workers,
                "global_batch_size": t.batch_size, "steps_per_epoch": steps, "initial_epoch": initial_epoch}
-    held_out = test_ds if test_ds is not None else val_ds
-    if t.evaluate_initial and held_out is not None and not initial_epoch:
-        metrics["initial_held_out"] = evaluate_held_out(model, held_out, t.eval_noise_draws)
+    if t.evaluate_initial and not initial_epoch:
+        metrics["initial_held_out"] = evaluate_held_out(model, dataset, t)[1]
         log(f"held-out before training: {metrics['initial_held_out']}")
 
     cbs, guard, checkpoint_cb = _callbacks(config, model, store, spec, resume, initial_epoch)
@@ -280,10 +292,8 @@ def train(config, resume=False):
         )
     status = "early_stopped" if epochs_completed < t.epochs else "completed"
     metrics["status"] = status
-    if held_out is not None:
-        metrics["held_out"] = evaluate_held_out(model, held_out, t.eval_noise_draws)
-        metrics["held_out_split"] = "test" if test_ds is not None else "validation"
-        log(f"held-out {metrics['held_out_split']}: {metrics['held_out']}")
+    metrics["held_out_split"], metrics["held_out"] = evaluate_held_out(model, dataset, t)
+    log(f"held-out {metrics['held_out_split']}: {metrics['held_out']}")
 
     export_dir = None
     if config.export.enabled and chief:
@@ -291,7 +301,7 @@ def train(config, resume=False):
 
         exportable = model if strategy is tf.distribute.get_strategy() else clone_unreplicated(model, config.model.class_name)
         metadata = {"training_data": _training_metadata(config, dataset, epochs_completed),
-                    "held_out_metrics": metrics.get("held_out", {})}
+                    "metrics": {"split": metrics["held_out_split"], **metrics["held_out"]}}
         export_dir = export_model(exportable, config.export.base_path, version=config.export.version, metadata=metadata)
         metrics["export_dir"] = export_dir
         log(f"exported {export_dir}")
@@ -331,6 +341,7 @@ def export_run(run_dir, base_path, version=None):
     metadata = {
         "training_data": {"data": config.data.to_load_dict(), "epochs": epoch,
                           "global_batch_size": config.training.batch_size},
-        "held_out_metrics": metrics.get("held_out", {}) if metrics.get("epochs_completed") == epoch else {},
+        "metrics": ({"split": metrics.get("held_out_split"), **metrics.get("held_out", {})}
+                    if metrics.get("epochs_completed") == epoch else {}),
     }
     return export_model(model, base_path, version=version, metadata=metadata)

@@ -1,0 +1,111 @@
+"""The YAML training config: every mistake is one clear error naming the key."""
+
+import pytest
+import yaml
+
+from tfgen.training import config as config_lib
+from training_fixtures import BASE_CONFIG, make_config
+
+
+def write_yaml(path, data):
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return str(path)
+
+
+def test_valid_config_fills_defaults_from_the_file_name(tmp_path):
+    data = make_config(tmp_path)
+    del data["run_dir"], data["export"]
+    config = config_lib.load_config(write_yaml(tmp_path / "moons_affine.yaml", data))
+    assert config.run_dir == "runs/moons_affine"
+    assert config.export.base_path == "saved_models/moons_affine"
+    assert config.checkpoint_dir == "runs/moons_affine/checkpoints"
+    assert config.training.batch_size == 64 and config.training.optimizer == "adam"
+    assert config.data.to_load_dict() == {"name": "two_moons", "num_samples": 800, "seed": 0}
+
+
+def test_resolved_yaml_round_trips(tmp_path):
+    config = config_lib.parse_config(make_config(tmp_path, training={"schedule": {"name": "cosine"}}))
+    again = config_lib.load_config(write_yaml(tmp_path / "c.yaml", config.to_yaml()))
+    assert again == config
+
+
+@pytest.mark.parametrize("section, key, path", [
+    ("training", "lerning_rate", "training.lerning_rate"),
+    ("checkpoint", "kep", "checkpoint.kep"),
+    (None, "modle", "modle"),
+])
+def test_unknown_key_names_the_full_key_path(tmp_path, section, key, path):
+    data = make_config(tmp_path)
+    (data[section] if section else data)[key] = 1
+    with pytest.raises(ValueError, match=f"unknown key '{path}'"):
+        config_lib.parse_config(data)
+
+
+def test_unknown_nested_key(tmp_path):
+    data = make_config(tmp_path, training={"schedule": {"nmae": "cosine"}})
+    with pytest.raises(ValueError, match="unknown key 'training.schedule.nmae'"):
+        config_lib.parse_config(data)
+
+
+@pytest.mark.parametrize("section, key, value, expected", [
+    ("training", "batch_size", "64", "training.batch_size' must be an integer"),
+    ("training", "epochs", True, "training.epochs' must be an integer"),
+    ("training", "learning_rate", "1e-3", "training.learning_rate' must be a number"),
+    ("training", "jit_compile", "yes", "training.jit_compile' must be true/false"),
+    ("training", "schedule", "cosine", "training.schedule' must be a mapping"),
+    ("model", "config", [1], "model.config' must be a mapping"),
+    ("training", "optimizer", "adamm", "training.optimizer' must be one of"),
+    ("strategy", "name", "parameter_server", "strategy.name' must be one of"),
+    ("checkpoint", "keep", 1, "checkpoint.keep' must be >= 2"),
+])
+def test_wrong_type_or_value_names_key_and_expectation(tmp_path, section, key, value, expected):
+    data = make_config(tmp_path)
+    data.setdefault(section, {})[key] = value
+    with pytest.raises(ValueError, match=expected):
+        config_lib.parse_config(data)
+
+
+def test_integers_are_accepted_as_numbers(tmp_path):
+    config = config_lib.parse_config(make_config(tmp_path, training={"learning_rate": 1}))
+    assert config.training.learning_rate == 1.0 and isinstance(config.training.learning_rate, float)
+
+
+def test_unknown_model_class_lists_known_ones(tmp_path):
+    data = make_config(tmp_path, model={"class_name": "NoSuchFlow"})
+    with pytest.raises(ValueError, match="unknown model class 'NoSuchFlow'.*DiagonalAffineFlow"):
+        config_lib.parse_config(data)
+
+
+def test_required_sections(tmp_path):
+    with pytest.raises(ValueError, match="'model.class_name' is required"):
+        config_lib.parse_config({"data": BASE_CONFIG["data"]})
+    with pytest.raises(ValueError, match="'data.name' is required"):
+        config_lib.parse_config({"model": BASE_CONFIG["model"]})
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="training config not found"):
+        config_lib.load_config(str(tmp_path / "nope.yaml"))
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "just a string\n", ""])
+def test_not_a_mapping(tmp_path, text):
+    with pytest.raises(ValueError, match="must be a mapping of sections"):
+        config_lib.load_config(write_yaml(tmp_path / "c.yaml", text))
+
+
+def test_invalid_yaml_and_unsafe_tags_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="not valid YAML"):
+        config_lib.load_config(write_yaml(tmp_path / "bad.yaml", "model: [unclosed\n"))
+    with pytest.raises(ValueError, match="not valid YAML"):
+        config_lib.load_config(write_yaml(tmp_path / "evil.yaml", "model: !!python/object/apply:os.system ['true']\n"))
+
+
+def test_overrides(tmp_path):
+    config = config_lib.parse_config(make_config(tmp_path))
+    changed = config_lib.override(config, run_dir=str(tmp_path / "other"), epochs=7, export=False)
+    assert changed.run_dir == str(tmp_path / "other") and changed.checkpoint_dir == str(tmp_path / "other" / "checkpoints")
+    assert changed.training.epochs == 7 and not changed.export.enabled
+    assert config.training.epochs == 2  # the original is untouched
+    with pytest.raises(ValueError, match="--epochs must be >= 1"):
+        config_lib.override(config, epochs=0)

@@ -8,6 +8,7 @@ tfgen.models, as the server is: a standard normal "flow" on 2-D points.
   condition int32 [B] if conditional -> samples [B,2] (stateless normal keyed by the
   seed, times temperature, plus condition), log_prob
 - `encode`/`decode`: identity; `serving_default` = `sample`
+- `describe`: text string [B] -> length int32, echo_bytes string (binary data tests)
 """
 
 import math
@@ -60,6 +61,10 @@ class ToyFlow(tf.Module):
             z = z + 0.0 * tf.reduce_sum(tf.random.stateless_normal([self.delay_ms * 4000], seed=[1, 2]))
         lp, _ = self._log_prob(z)
         return {"samples": z, "log_prob": lp}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def describe(self, text):
+        return {"length": tf.strings.length(text), "echo_bytes": tf.identity(text)}
 
     @tf.function(input_signature=[tf.TensorSpec([None, D], tf.float32, name="x")])
     def encode(self, x):
@@ -135,6 +140,7 @@ def write_model(base_path, version, conditional=False, warmup=True, delay_ms=0,
             "log_prob": module.log_prob,
             "encode": module.encode,
             "decode": module.decode,
+            "describe": module.describe,
         },
     )
     if warmup:

@@ -11,7 +11,8 @@ under a temporary name, or a half-written integer directory, is never picked up.
 - only then unloads the versions no longer aspired (availability preserving: an old
   version stays while no newer aspired version is AVAILABLE);
 - reports a version that fails to load as END with its error, and keeps serving the
-  previous one; a failed version is retried when its directory changes.
+  previous one (under a latest policy, the newest version that loads serves, even at
+  startup); a failed version is retried when its directory changes.
 """
 
 import dataclasses
@@ -277,20 +278,25 @@ class ModelManager:
             log.warning("model %s: base path %s not found; keeping loaded versions",
                         config.name, config.base_path)
             return
-        aspired = config.aspired(on_disk)
+        statuses = self._versions.setdefault(config.name, {})
+        # Under a latest policy a version that failed to load (and is unchanged since)
+        # does not count: the newest version that loads serves, and a failed new
+        # version never displaces the one already serving. Each failure recomputes.
+        for _ in range(len(on_disk) + 1):
+            failed = {
+                v for v, s in statuses.items()
+                if s.error is not None and v in on_disk
+                and s.fingerprint == _fingerprint(on_disk[v])
+            }
+            if config.policy == "latest":
+                aspired = config.aspired([v for v in on_disk if v not in failed])
+            else:
+                aspired = config.aspired(on_disk)
+            if not self._load_aspired(config, on_disk, aspired, statuses):
+                break
         if not aspired:
             log.warning("No versions of servable %s found under base path %s",
                         config.name, config.base_path)
-        statuses = self._versions.setdefault(config.name, {})
-        # Load newest first, so a latest-N policy serves the newest version soonest.
-        for version in sorted(aspired, reverse=True):
-            current = statuses.get(version)
-            fingerprint = _fingerprint(on_disk[version])
-            if current and current.state == State.AVAILABLE:
-                continue
-            if current and current.state == State.END and current.fingerprint == fingerprint:
-                continue  # failed (or unloaded) before and unchanged on disk
-            self._load(config.name, version, on_disk[version], fingerprint)
         # Unload what is no longer aspired, but never the last AVAILABLE version unless
         # an aspired one is AVAILABLE to take over.
         available_aspired = [
@@ -301,6 +307,21 @@ class ModelManager:
                 continue
             if available_aspired:
                 self._unload(config.name, version)
+
+    def _load_aspired(self, config, on_disk, aspired, statuses):
+        """Load the aspired versions not loaded yet; True if one of them failed."""
+        any_failed = False
+        # Newest first, so a latest-N policy serves the newest version soonest.
+        for version in sorted(aspired, reverse=True):
+            current = statuses.get(version)
+            fingerprint = _fingerprint(on_disk[version])
+            if current and current.state in (State.AVAILABLE, State.LOADING, State.UNLOADING):
+                continue  # an UNLOADING version aspired again loads on a later poll
+            if current and current.error is not None and current.fingerprint == fingerprint:
+                continue  # failed before and unchanged on disk
+            if not self._load(config.name, version, on_disk[version], fingerprint):
+                any_failed = True
+        return any_failed
 
     def _load(self, name, version, path, fingerprint):
         status = VersionStatus(version, State.LOADING, fingerprint=fingerprint)
@@ -324,7 +345,7 @@ class ModelManager:
             with self._lock:
                 status.state = State.END
                 status.error = ServingError(code, message)
-            return
+            return False
         if self.on_load_attempt:
             self.on_load_attempt(path, True)
         with self._lock:
@@ -332,6 +353,7 @@ class ModelManager:
             status.state = State.AVAILABLE
         log.info("Successfully loaded servable version {name: %s version: %d} in %.1fs",
                  name, version, time.monotonic() - start)
+        return True
 
     def _unload(self, name, version):
         with self._lock:

@@ -154,3 +154,9 @@ def test_conditional_spec_needs_labels():
     split = Split(np.zeros((4, 2), np.float32))
     with pytest.raises(ValueError, match="no labels"):
         to_tf_dataset(split, DataSpec((2,), num_classes=3), 2, shuffle=False)
+
+
+@pytest.mark.parametrize("option, value", [("patch_size", 0), ("patch_size", 200), ("num_patches", 0)])
+def test_photo_patches_rejects_bad_sizes(option, value):
+    with pytest.raises(ValueError, match=f"{option} must be"):
+        load_dataset({"name": "photo_patches", option: value})

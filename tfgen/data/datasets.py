@@ -379,10 +379,10 @@ def _photo_patches(patch_size, num_patches, seed, validation_fraction, test_frac
     from sklearn.datasets import load_sample_images
 
     images = np.stack(load_sample_images().images)  # [2, 427, 640, 3] uint8
+    if not 1 <= patch_size <= min(images.shape[1:3]) // 4:
+        raise ValueError(f"photo_patches: patch_size must be in [1, {min(images.shape[1:3]) // 4}], got {patch_size}")
     block = 4 * patch_size
     rows, cols = images.shape[1] // block, images.shape[2] // block
-    if patch_size < 1 or rows == 0 or cols == 0:
-        raise ValueError(f"photo_patches: patch_size must be in [1, {min(images.shape[1:3]) // 4}], got {patch_size}")
     if num_patches < 1:
         raise ValueError(f"photo_patches: num_patches must be >= 1, got {num_patches}")
     rng = np.random.default_rng(seed)

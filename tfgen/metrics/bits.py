@@ -50,7 +50,7 @@ def evaluate_bits_per_dim(model, split, spec, batch_size=256, num_noise_samples=
     @tf.function(reduce_retracing=True)
     def mean_log_prob(x, condition):
         total = tf.zeros(tf.shape(x)[:1])
-        for _ in range(num_noise_samples):
+        for _ in tf.range(num_noise_samples):  # a graph loop: the model is traced once
             total += model.training_log_prob(x, condition, training=False)
         return total / num_noise_samples
 

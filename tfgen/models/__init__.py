@@ -1,3 +1,5 @@
 """Model families. Importing this package registers every model class."""
 
 from tfgen.models.base import GenerativeModel, get_model_class, register, registered_models  # noqa: F401
+
+import tfgen.models.flows  # noqa: F401,E402  (registers the flows)

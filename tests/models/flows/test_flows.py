@@ -1,0 +1,181 @@
+"""One harness over every flow in the zoo (after zuko's tests/test_flows.py)."""
+
+import json
+
+import numpy as np
+import pytest
+import zoo
+
+from tfgen.backend import keras, tf
+from tfgen.models.base import get_model_class
+
+NAMES = sorted(zoo.TINY_FLOWS)
+CONDITIONAL = [n for n in NAMES if n.endswith("_conditional")]
+_CACHE = {}
+
+
+def cached(name):
+    """A built zoo model shared by the tests that do not change it."""
+    if name not in _CACHE:
+        _CACHE[name] = zoo.build(name)
+    return _CACHE[name]
+
+
+def model_space(model, x):
+    """x in the space the bijector maps to (unit cube, bin centres, for discrete data)."""
+    return model._to_model_space(tf.constant(x))
+
+
+def perturb_weights(model, seed=0):
+    """Random non-zero weights, so identity-initialized flows are tested as non-trivial."""
+    rng = np.random.default_rng(seed)
+    for variable in model.trainable_variables:
+        variable.assign(variable + 0.1 * rng.normal(size=variable.shape).astype(np.float32))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_log_prob_shape_and_finite(name):
+    model = cached(name)
+    x, condition = zoo.example_batch(name, batch_size=5)
+    log_prob = model.log_prob(x, condition)
+    assert log_prob.shape == (5,)
+    assert np.all(np.isfinite(log_prob.numpy()))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_traces_with_unknown_batch_size(name):
+    model = cached(name)
+    x, condition = zoo.example_batch(name, batch_size=3)
+    spec = model.data_spec
+    x_signature = tf.TensorSpec([None] + list(spec.event_shape), tf.float32)
+    if spec.conditional:
+        log_prob = tf.function(model.log_prob, input_signature=[x_signature, tf.TensorSpec([None], tf.int32)])
+        sample = tf.function(
+            lambda seed, c: model.sample(seed, 1.0, c),
+            input_signature=[tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int32)],
+        )
+        samples = sample(tf.constant([1, 2, 3], tf.int64), condition[:3])
+    else:
+        log_prob = tf.function(lambda x: model.log_prob(x), input_signature=[x_signature])
+        sample = tf.function(lambda seed: model.sample(seed), input_signature=[tf.TensorSpec([None], tf.int64)])
+        samples = sample(tf.constant([1, 2, 3], tf.int64))
+    args = (x, condition) if spec.conditional else (x,)
+    np.testing.assert_allclose(log_prob(*args).numpy(), model.log_prob(x, condition).numpy(), rtol=1e-4, atol=1e-4)
+    assert samples.shape == (3,) + spec.event_shape
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_encode_decode_invert(name):
+    model = zoo.build(name)
+    perturb_weights(model)
+    x, condition = zoo.example_batch(name)
+    bijector = model._bijector(condition)
+    u = model_space(model, x)
+    np.testing.assert_allclose(bijector.forward(bijector.inverse(u)).numpy(), u.numpy(), atol=1e-4)
+    z = model.encode(x, condition)
+    assert z.shape == x.shape and np.all(np.isfinite(z.numpy()))
+    decoded = model.decode(z, condition).numpy()
+    if model.data_spec.is_discrete:
+        np.testing.assert_array_equal(decoded, x)
+    else:
+        np.testing.assert_allclose(decoded, x, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_log_det_matches_autodiff_jacobian(name):
+    model = zoo.build(name)
+    perturb_weights(model, seed=1)
+    x, condition = zoo.example_batch(name, batch_size=2)
+    shape = model.data_spec.event_shape
+    bijector = model._bijector(condition)
+    u = tf.reshape(model_space(model, x), [2, -1])
+    with tf.GradientTape() as tape:
+        tape.watch(u)
+        z = tf.reshape(bijector.inverse(tf.reshape(u, [2, *shape])), [2, -1])
+    jacobian = tape.batch_jacobian(z, u)
+    _, expected = np.linalg.slogdet(jacobian.numpy().astype(np.float64))
+    actual = bijector.inverse_log_det_jacobian(tf.reshape(u, [2, *shape]), event_ndims=len(shape))
+    np.testing.assert_allclose(actual.numpy(), expected, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_round_trip(name):
+    model = zoo.build(name)
+    perturb_weights(model)
+    class_name, _ = zoo.TINY_FLOWS[name]
+    config = json.loads(json.dumps(model.get_config()))
+    rebuilt = get_model_class(class_name).from_config(config)
+    x, condition = zoo.example_batch(name)
+    rebuilt(x if condition is None else (x, condition))
+    assert rebuilt.get_config() == model.get_config()
+    rebuilt.set_weights(model.get_weights())
+    np.testing.assert_allclose(rebuilt.log_prob(x, condition).numpy(), model.log_prob(x, condition).numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_fit_step_changes_weights(name):
+    model = zoo.build(name)
+    x, condition = zoo.example_batch(name, batch_size=8)
+    before = [w.copy() for w in model.get_weights()]
+    model.compile(keras.optimizers.Adam(1e-2))
+    data = tf.data.Dataset.from_tensor_slices(x if condition is None else (x, condition)).batch(8)
+    history = model.fit(data, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert np.isfinite(history.history["bits_per_dim"][0])
+    assert any(not np.array_equal(b, a) for b, a in zip(before, model.get_weights()))
+    assert np.all(np.isfinite(model.log_prob(x, condition).numpy()))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_checkpoint_restores_identical_log_prob(name, tmp_path):
+    model = zoo.build(name)
+    perturb_weights(model)
+    x, condition = zoo.example_batch(name)
+    path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+    restored = zoo.build(name)
+    tf.train.Checkpoint(model=restored).read(path).assert_consumed()
+    np.testing.assert_array_equal(restored.log_prob(x, condition).numpy(), model.log_prob(x, condition).numpy())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sample_is_keyed_by_row_seed(name):
+    model = cached(name)
+    spec = model.data_spec
+    seeds = tf.constant([3, 7, 11], tf.int64)
+    condition = np.array([0, 1, 2], np.int32) if spec.conditional else None
+    samples = model.sample(seeds, 1.0, condition).numpy()
+    assert samples.shape == (3,) + spec.event_shape
+    np.testing.assert_array_equal(model.sample(seeds, 1.0, condition).numpy(), samples)
+    row = model.sample(seeds[1:2], 1.0, None if condition is None else condition[1:2]).numpy()
+    np.testing.assert_allclose(row[0], samples[1], atol=1e-5)
+    log_prob = model.log_prob(samples, condition)
+    assert np.all(np.isfinite(log_prob.numpy()))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_temperature_zero_gives_the_latent_mode(name):
+    model = cached(name)
+    spec = model.data_spec
+    condition = np.zeros([2], np.int32) if spec.conditional else None
+    samples = model.sample(tf.constant([1, 2], tf.int64), 0.0, condition).numpy()
+    mode = model.decode(tf.zeros((1,) + spec.event_shape), None if condition is None else condition[:1]).numpy()
+    np.testing.assert_allclose(samples, np.concatenate([mode, mode]), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", CONDITIONAL)
+def test_condition_changes_log_prob(name):
+    model = zoo.build(name)
+    perturb_weights(model)
+    x, _ = zoo.example_batch(name)
+    first = model.log_prob(x, np.zeros([len(x)], np.int32)).numpy()
+    second = model.log_prob(x, np.ones([len(x)], np.int32)).numpy()
+    assert np.all(np.abs(first - second) > 1e-6)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n.startswith(("real_nvp", "maf"))][:4] or NAMES[:1])
+def test_nan_input_is_rejected_with_a_clear_error(name):
+    model = cached(name)
+    x, condition = zoo.example_batch(name)
+    x[0].flat[0] = np.nan
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN"):
+        model.log_prob(x, condition)

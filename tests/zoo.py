@@ -1,0 +1,78 @@
+"""Tiny configurations of every tfgen model, for tests that parametrize over models.
+
+`TINY_FLOWS[name] = (class_name, constructor kwargs)`; the kwargs include the data spec
+as a plain dict, so an entry is JSON and can be fed to `tfgen.models.base.model_from_config`.
+`build(name)` constructs the model and calls it once, so its variables exist (e.g. before
+an export or a checkpoint restore). `example_batch(name)` gives matching inputs.
+"""
+
+import numpy as np
+
+from tfgen.models.base import get_model_class, registered_models
+
+VECTOR = {"event_shape": [4], "kind": "vector"}
+IMAGE = {"event_shape": [4, 4, 1], "kind": "image", "levels": 17}
+NUM_CLASSES = 3
+
+# Per-class tiny hyperparameters; images get two levels where the class squeezes.
+_TINY = {
+    "NICE": ({"steps_per_level": 2, "hidden_units": 16}, {"num_levels": 2}),
+    "RealNVP": ({"steps_per_level": 2, "hidden_units": 16}, {"num_levels": 2}),
+    "Glow": ({"steps_per_level": 2, "hidden_units": 16}, {"num_levels": 2}),
+    "NeuralSplineFlow": ({"steps_per_level": 2, "hidden_units": 16, "num_bins": 4}, {"num_levels": 1}),
+    "MAF": ({"num_steps": 2, "hidden_units": 16}, {}),
+    "IAF": ({"num_steps": 2, "hidden_units": 16}, {}),
+    "AutoregressiveNeuralSplineFlow": ({"num_steps": 2, "hidden_units": 16, "num_bins": 4}, {}),
+}
+
+
+def _snake(class_name):
+    special = {"NICE": "nice", "RealNVP": "real_nvp", "MAF": "maf", "IAF": "iaf"}
+    if class_name in special:
+        return special[class_name]
+    return "".join("_" + c.lower() if c.isupper() else c for c in class_name).lstrip("_")
+
+
+def _entries():
+    entries = {}
+    available = registered_models()
+    for class_name, (common, image_only) in _TINY.items():
+        if class_name not in available:
+            continue
+        for kind, spec in (("vector", VECTOR), ("image", IMAGE)):
+            for conditional in (False, True):
+                data_spec = dict(spec, num_classes=NUM_CLASSES) if conditional else dict(spec)
+                kwargs = dict(common, data_spec=data_spec, condition_dim=4)
+                if kind == "image":
+                    kwargs.update(image_only)
+                name = f"{_snake(class_name)}_{kind}" + ("_conditional" if conditional else "")
+                entries[name] = (class_name, kwargs)
+    return entries
+
+
+TINY_FLOWS = _entries()
+
+
+def example_batch(name, batch_size=4, seed=0):
+    """`(x, condition)` for zoo entry `name`; `condition` is None if unconditional."""
+    _, kwargs = TINY_FLOWS[name]
+    spec = kwargs["data_spec"]
+    rng = np.random.default_rng(seed)
+    shape = [batch_size] + list(spec["event_shape"])
+    if spec.get("levels"):
+        x = rng.integers(0, spec["levels"], size=shape).astype(np.float32)
+    else:
+        x = rng.normal(size=shape).astype(np.float32)
+    condition = None
+    if spec.get("num_classes"):
+        condition = (np.arange(batch_size) % spec["num_classes"]).astype(np.int32)
+    return x, condition
+
+
+def build(name):
+    """The zoo model `name`, called once on an example batch so its variables exist."""
+    class_name, kwargs = TINY_FLOWS[name]
+    model = get_model_class(class_name)(**kwargs)
+    x, condition = example_batch(name)
+    model(x if condition is None else (x, condition))
+    return model

@@ -108,26 +108,47 @@ def build_options(args):
     )
 
 
+def _example_instance(signature):
+    """One row for the signature's required inputs, if each is a scalar per row."""
+    from tensorflow.core.framework import types_pb2
+
+    row = {}
+    for alias, info in signature.inputs.items():
+        if alias in signature.defaults:
+            continue
+        dims = [d.size for d in info.tensor_shape.dim]
+        if dims != [-1]:
+            return None
+        if info.dtype in (types_pb2.DT_INT32, types_pb2.DT_INT64):
+            row[alias] = 0
+        elif info.dtype in (types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE):
+            row[alias] = 0.0
+        else:
+            return None
+    return row
+
+
 def ready_line(server):
     """One line saying where the server listens, with a request to try."""
+    import json
+
     o = server.options
     names = server.manager.model_names()
-    example = names[0]
     line = (
         f"tfgen serve: ready: {len(names)} model(s) {', '.join(names)}; "
         f"gRPC {o.host}:{server.grpc_port}"
     )
-    if server.rest_port:
-        line += (
-            f"; REST http://{o.host}:{server.rest_port} -- try: curl "
-            f"http://{o.host}:{server.rest_port}/v1/models/{example}/metadata"
-        )
-        signatures = server.manager.servable(example).signatures
-        if "sample" in signatures and "seed" in signatures["sample"].inputs:
-            line += (
-                f" ; curl -d '{{\"signature_name\": \"sample\", \"instances\": [{{\"seed\": 0}}]}}' "
-                f"http://{o.host}:{server.rest_port}/v1/models/{example}:predict"
-            )
+    if not server.rest_port:
+        return line
+    base = f"http://{o.host}:{server.rest_port}"
+    line += f"; REST {base} -- try: curl {base}/v1/models/{names[0]}/metadata"
+    for name in names:
+        signature = server.manager.servable(name).signatures.get("sample")
+        row = _example_instance(signature) if signature else None
+        if row is not None:
+            body = json.dumps({"signature_name": "sample", "instances": [row]})
+            line += f" ; curl -d '{body}' {base}/v1/models/{name}:predict"
+            break
     return line
 
 

@@ -23,23 +23,14 @@ import shutil
 
 import tfgen
 from tfgen.backend import tf, tfp
+from tfgen.export.reader import list_versions
 from tfgen.export.signatures import SignatureModule, build_model
-from tfgen.export.standalone import METADATA, WARMUP
+from tfgen.export.standalone import METADATA, WARMUP, read_signature_defs
 from tfgen.export.warmup import WARMUP_ROWS, write_warmup
 
 #: Keys `export_model(metadata=...)` accepts, each copied into tfgen.json.
 METADATA_KEYS = ("training_data", "metrics")
 FORMAT_VERSION = 1
-
-
-def list_versions(base_path):
-    """The integer version directories under `base_path`, ascending ([] if none)."""
-    if not os.path.isdir(base_path):
-        return []
-    return sorted(
-        int(name) for name in os.listdir(base_path)
-        if name.isdigit() and int(name) > 0 and os.path.isdir(os.path.join(base_path, name))
-    )
 
 
 def export_model(model, base_path, version=None, metadata=None, warmup_rows=WARMUP_ROWS):
@@ -78,7 +69,7 @@ def export_model(model, base_path, version=None, metadata=None, warmup_rows=WARM
         extra = os.path.join(tmp, "assets.extra")
         os.makedirs(extra)
         with open(os.path.join(tmp, METADATA), "w") as f:
-            json.dump(describe(model, module, metadata), f, indent=2, sort_keys=True)
+            json.dump(describe(model, read_signature_defs(tmp)[1], metadata), f, indent=2, sort_keys=True)
         write_warmup(model, os.path.join(tmp, WARMUP), warmup_rows)
         _refuse_existing(final)  # another writer may have taken the version meanwhile
         os.rename(tmp, final)
@@ -94,8 +85,14 @@ def _refuse_existing(path):
                               "pass another version (or version=None for the next one)")
 
 
-def describe(model, module, metadata=None):
-    """The tfgen.json document of `model`: what a reader needs without tfgen's code."""
+def describe(model, signature_defs, metadata=None):
+    """The tfgen.json document of `model`: what a reader needs without tfgen's code.
+
+    Args:
+      model: the exported model.
+      signature_defs: `{name: SignatureDef}` as saved (see `standalone.read_signature_defs`).
+      metadata: the `export_model` metadata dict.
+    """
     metadata = metadata or {}
     return {
         "format_version": FORMAT_VERSION,
@@ -105,7 +102,8 @@ def describe(model, module, metadata=None):
         "data_spec": model.data_spec.to_dict(),
         "log_prob_kind": model.log_prob_kind,
         "has_latent": model.has_latent,
-        "signatures": module.io_names(),
+        "signatures": {name: {"inputs": sorted(s.inputs), "outputs": sorted(s.outputs)}
+                       for name, s in signature_defs.items() if not name.startswith("__")},
         "training_data": metadata.get("training_data"),
         "metrics": metadata.get("metrics"),
         "versions": {"tfgen": tfgen.__version__, "tensorflow": tf.__version__,

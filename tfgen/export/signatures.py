@@ -61,23 +61,12 @@ class SignatureModule(tf.Module):
     def __init__(self, model):
         super().__init__(name="tfgen_signatures")
         self._signatures = _signature_functions(model)
-        concrete = [f.get_concrete_function() for f in self._signatures.values()]
-        # Deduplicate by reference: variables do not hash by identity.
-        unique = {v.ref(): v for c in concrete for v in c.variables}
-        self.model_variables = list(unique.values())
+        # The variables the signatures capture must be reachable from this module;
+        # metric accumulators are left out, serving never reads them.
+        metric_variables = {v.ref() for metric in model.metrics for v in metric.variables}
+        self.model_variables = [v for v in model.variables if v.ref() not in metric_variables]
         for name, function in self._signatures.items():
             setattr(self, name, function)
-
-    def io_names(self):
-        """`{signature: {"inputs": [...], "outputs": [...]}}`, serving_default included."""
-        names = {}
-        for name, function in self.signatures().items():
-            concrete = function.get_concrete_function()
-            names[name] = {
-                "inputs": [spec.name for spec in function.input_signature],
-                "outputs": sorted(concrete.structured_outputs),
-            }
-        return names
 
     def signatures(self):
         """The dict `tf.saved_model.save(..., signatures=...)` takes."""

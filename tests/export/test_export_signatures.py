@@ -1,0 +1,117 @@
+"""The exported signatures of every zoo flow behave like the model (DESIGN.md section 4)."""
+
+import numpy as np
+import pytest
+from export_fixtures import flow_params
+
+from tfgen.backend import tf
+from tfgen.export.standalone import read_signature_defs, read_warmup
+
+pytestmark = pytest.mark.parametrize("name", flow_params())
+
+ROWS = 4
+
+
+def _call(loaded, signature, **inputs):
+    outputs = loaded.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()})
+    return {k: v.numpy() for k, v in outputs.items()}
+
+
+def _sample_inputs(model, seeds, temperature=1.0):
+    inputs = {"seed": np.asarray(seeds, np.int64), "temperature": np.full([len(seeds)], temperature, np.float32)}
+    if model.data_spec.conditional:
+        inputs["condition"] = (inputs["seed"] % model.data_spec.num_classes).astype(np.int32)
+    return inputs
+
+
+def test_signature_names_dtypes_and_batching(exports, name):
+    model = exports.model(name)
+    _, signature_defs = read_signature_defs(exports.path(name))
+    event = list(model.data_spec.event_shape)
+    condition = {"condition": (tf.int32, [-1])} if model.data_spec.conditional else {}
+    expected = {
+        "sample": ({"seed": (tf.int64, [-1]), "temperature": (tf.float32, [-1]), **condition},
+                   {"samples": (tf.float32, [-1, *event]), "log_prob": (tf.float32, [-1])}),
+        "log_prob": ({"x": (tf.float32, [-1, *event]), **condition},
+                     {"log_prob": (tf.float32, [-1]), "bits_per_dim": (tf.float32, [-1])}),
+        "encode": ({"x": (tf.float32, [-1, *event]), **condition}, {"z": (tf.float32, [-1, *event])}),
+        "decode": ({"z": (tf.float32, [-1, *event]), **condition}, {"x": (tf.float32, [-1, *event])}),
+    }
+    expected["serving_default"] = expected["sample"]
+
+    def described(infos):
+        return {k: (tf.as_dtype(v.dtype), [d.size for d in v.tensor_shape.dim]) for k, v in infos.items()}
+
+    actual = {k: (described(v.inputs), described(v.outputs))
+              for k, v in signature_defs.items() if not k.startswith("__")}
+    assert actual == expected
+
+
+def test_temperature_defaults_to_one(exports, name):
+    """SignatureDef.defaults holds [1.0]; the restored function uses it when omitted."""
+    model, loaded = exports.model(name), exports.loaded(name)
+    _, signature_defs = read_signature_defs(exports.path(name))
+    default = tf.make_ndarray(signature_defs["sample"].defaults["temperature"])
+    np.testing.assert_array_equal(default, [1.0])
+    inputs = _sample_inputs(model, [3, 4, 5])
+    explicit = _call(loaded, "sample", **inputs)
+    del inputs["temperature"]
+    implicit = loaded.sample(**{k: tf.constant(v) for k, v in inputs.items()})
+    np.testing.assert_array_equal(implicit["samples"].numpy(), explicit["samples"])
+
+
+def test_exported_outputs_equal_the_model(exports, name):
+    model, loaded = exports.model(name), exports.loaded(name)
+    inputs = _sample_inputs(model, range(ROWS), temperature=0.8)
+    condition = inputs.get("condition")
+    exported = _call(loaded, "sample", **inputs)
+    x = model.sample(inputs["seed"], inputs["temperature"], condition).numpy()
+    np.testing.assert_allclose(exported["samples"], x, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(exported["log_prob"], model.log_prob(x, condition).numpy(), rtol=1e-4, atol=1e-3)
+    common = {} if condition is None else {"condition": condition}
+    log_prob = _call(loaded, "log_prob", x=x, **common)
+    np.testing.assert_allclose(log_prob["log_prob"], model.log_prob(x, condition).numpy(), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(log_prob["bits_per_dim"],
+                               -log_prob["log_prob"] / (model.data_spec.num_dims * np.log(2.0)), rtol=1e-5)
+    z = _call(loaded, "encode", x=x, **common)["z"]
+    np.testing.assert_allclose(z, model.encode(x, condition).numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(_call(loaded, "decode", z=z, **common)["x"], x, rtol=1e-4, atol=1e-4)
+
+
+def test_samples_round_trip_to_finite_log_prob(exports, name):
+    model, loaded = exports.model(name), exports.loaded(name)
+    inputs = _sample_inputs(model, range(100, 100 + ROWS))
+    samples = _call(loaded, "sample", **inputs)
+    common = {k: v for k, v in inputs.items() if k == "condition"}
+    log_prob = _call(loaded, "log_prob", x=samples["samples"], **common)["log_prob"]
+    assert np.all(np.isfinite(log_prob)) and np.all(np.isfinite(samples["log_prob"]))
+    np.testing.assert_allclose(samples["log_prob"], log_prob, rtol=1e-5, atol=1e-4)
+
+
+def test_seeds_key_samples_row_by_row(exports, name):
+    """Same seed, same sample; other seeds, other samples; a row ignores its batch."""
+    model, loaded = exports.model(name), exports.loaded(name)
+    batch = _call(loaded, "sample", **_sample_inputs(model, [10, 11, 12, 13]))["samples"]
+    again = _call(loaded, "sample", **_sample_inputs(model, [10, 11, 12, 13]))["samples"]
+    np.testing.assert_array_equal(batch, again)
+    alone = _call(loaded, "sample", **_sample_inputs(model, [12]))["samples"]
+    np.testing.assert_allclose(alone[0], batch[2], rtol=1e-5, atol=1e-5)
+    flat = batch.reshape(len(batch), -1)
+    assert all(not np.array_equal(flat[i], flat[j]) for i in range(4) for j in range(i))
+
+
+def test_warmup_requests_replay_through_the_loaded_model(exports, name):
+    model, loaded = exports.model(name), exports.loaded(name)
+    requests = read_warmup(exports.path(name))
+    assert {signature for signature, _ in requests} == {"sample", "log_prob", "encode", "decode"}
+    assert {len(inputs["seed"]) for signature, inputs in requests if signature == "sample"} == {1, 4}
+    for signature, inputs in requests:
+        # The restored attribute functions accept omitted inputs that have defaults.
+        outputs = getattr(loaded, signature)(**{k: tf.constant(v) for k, v in inputs.items()})
+        rows = len(next(iter(inputs.values())))
+        assert all(v.shape[0] == rows and np.all(np.isfinite(v.numpy())) for v in outputs.values())
+    # The inputs are the model's own: log_prob gets the samples of the sample request.
+    first = dict(requests[:4])  # the single-row batch: one request per signature
+    condition = first["sample"].get("condition")
+    x = model.sample(first["sample"]["seed"], 1.0, condition).numpy()
+    np.testing.assert_allclose(first["log_prob"]["x"], x, rtol=1e-5, atol=1e-5)

@@ -1,0 +1,88 @@
+"""Reading exports back: versions, tfgen.json, and calling `sample` in this process.
+
+Like TF Serving, a reader needs only TensorFlow and the files: nothing here imports the
+model code.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from tfgen.export.standalone import METADATA
+
+
+def list_versions(base_path):
+    """The integer version directories under `base_path`, ascending ([] if none)."""
+    if not os.path.isdir(base_path):
+        return []
+    return sorted(
+        int(name) for name in os.listdir(base_path)
+        if name.isdigit() and int(name) > 0 and os.path.isdir(os.path.join(base_path, name))
+    )
+
+
+def resolve_version(path):
+    """`saved_models/NAME/VERSION` as given, or the newest version under `saved_models/NAME`.
+
+    Raises:
+      FileNotFoundError: `path` does not exist or holds no version.
+    """
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"no model directory {path}")
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = list_versions(path)
+    if not versions:
+        raise FileNotFoundError(f"{path} holds no SavedModel and no integer version directory")
+    return os.path.join(path, str(versions[-1]))
+
+
+def read_metadata(version_dir):
+    """The tfgen.json document of an export (see `saved_model.describe`)."""
+    path = os.path.join(version_dir, METADATA)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{version_dir} has no {METADATA}: not a tfgen export")
+    with open(path) as f:
+        return json.load(f)
+
+
+def sample_rows(num_samples, first_seed=0, temperature=1.0, condition=None, num_classes=None):
+    """The `sample` signature inputs for seeds `first_seed .. first_seed + n - 1`.
+
+    Args:
+      num_samples: rows, >= 1.
+      first_seed: the first int64 seed.
+      temperature: >= 0, the same for every row.
+      condition: class id for every row of a conditional model; None cycles through
+        the classes 0, 1, ..., num_classes - 1.
+      num_classes: the model's number of classes, None if unconditional.
+    """
+    if num_samples < 1:
+        raise ValueError(f"the number of samples (-n) must be >= 1, got {num_samples}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    seed = np.arange(first_seed, first_seed + num_samples, dtype=np.int64)
+    inputs = {"seed": seed, "temperature": np.full([num_samples], temperature, np.float32)}
+    if num_classes is None:
+        if condition is not None:
+            raise ValueError("this model is unconditional: drop the condition")
+        return inputs
+    if condition is None:
+        inputs["condition"] = (np.arange(num_samples) % num_classes).astype(np.int32)
+    elif not 0 <= condition < num_classes:
+        raise ValueError(f"condition must be in 0 .. {num_classes - 1}, got {condition}")
+    else:
+        inputs["condition"] = np.full([num_samples], condition, np.int32)
+    return inputs
+
+
+def call_signature(version_dir, name, inputs):
+    """Loads the export and calls signature `name` on `{input: array}`; numpy outputs."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(version_dir)
+    if name not in loaded.signatures:
+        raise ValueError(f"{version_dir} has no signature {name!r}; it has {sorted(loaded.signatures)}")
+    outputs = loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
+    return {k: v.numpy() for k, v in outputs.items()}

@@ -57,6 +57,21 @@ def register(subparsers):
 def build_options(args):
     """argparse namespace -> ServerOptions (reads the config files)."""
     from tfgen.cli import UserError
+
+    # Paths first: a typo answers at once, before TensorFlow is imported.
+    for flag in ("model_config_file", "batching_parameters_file", "monitoring_config_file",
+                 "ssl_config_file"):
+        path = getattr(args, flag)
+        if path and not os.path.isfile(path):
+            raise FileNotFoundError(f"--{flag} {path} does not exist")
+    if args.model_base_path and not os.path.isdir(args.model_base_path):
+        raise FileNotFoundError(f"--model_base_path {args.model_base_path} does not exist")
+    if not (args.model_config_file or args.model_base_path) and not os.path.isdir(args.model_dir):
+        raise FileNotFoundError(
+            f"model directory {args.model_dir} does not exist (serve a model with "
+            "--model_name/--model_base_path or --model_config_file)"
+        )
+
     from tfgen.serving import config as config_lib
     from tfgen.serving.batching import BatchingParameters
     from tfgen.serving.model_manager import ModelConfig

@@ -171,3 +171,24 @@ def test_cli_bad_dataset_option_writes_nothing(tmp_path, capsys, tfgen_main):
 def test_cli_export_needs_a_run_dir(tmp_path, capsys, tfgen_main):
     assert tfgen_main(["export", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     assert "model.json not found" in capsys.readouterr().err
+
+
+def test_cli_train_exports_and_export_rebuilds_the_same_model(tmp_path, capsys, tfgen_main):
+    import tensorflow as tf
+
+    base = tmp_path / "saved_models" / "moons"
+    data = make_config(tmp_path, training={"epochs": 1}, tensorboard={"enabled": False},
+                       export={"enabled": True, "base_path": str(base)})
+    path = tmp_path / "moons.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert tfgen_main(["train", str(path)]) == 0
+    assert "completed after 1 epochs" in capsys.readouterr().out
+    assert tfgen_main(["export", data["run_dir"], "--out", str(base), "--version", "5"]) == 0
+    assert sorted(os.listdir(base)) == ["1", "5"]
+    meta = json.load(open(base / "1" / "assets.extra" / "tfgen.json"))
+    assert meta["training_data"]["data"]["name"] == "two_moons" and meta["metrics"]["split"] == "test"
+    x = tf.constant([[0.0, 0.5], [1.0, -0.5]])
+    log_probs = [tf.saved_model.load(str(base / v)).signatures["log_prob"](x=x)["log_prob"].numpy() for v in ("1", "5")]
+    np.testing.assert_allclose(log_probs[0], log_probs[1], rtol=1e-6)
+    untrained = build_model("DiagonalAffineFlow", json.load(open(os.path.join(data["run_dir"], "model.json")))["config"])
+    assert not np.allclose(untrained.log_prob(x).numpy(), log_probs[0])  # trained weights, not the init

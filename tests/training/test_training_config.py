@@ -109,3 +109,14 @@ def test_overrides(tmp_path):
     assert config.training.epochs == 2  # the original is untouched
     with pytest.raises(ValueError, match="--epochs must be >= 1"):
         config_lib.override(config, epochs=0)
+
+
+def test_shipped_configs_are_valid():
+    import glob
+    import os
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "tf_configs")
+    paths = sorted(glob.glob(os.path.join(root, "*.yaml")))
+    assert paths
+    for path in paths:
+        config_lib.load_config(path)

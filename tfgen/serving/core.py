@@ -24,6 +24,7 @@ class PredictCall:
     signature: object
     output_names: list
     future: concurrent.futures.Future
+    row_format: bool = False  # REST: answer `predictions` (rows) or `outputs` (columns)
 
     @property
     def signature_name(self):

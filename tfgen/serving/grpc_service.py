@@ -5,6 +5,7 @@ carrying TF Serving's status code and message, sent with `context.abort`.
 """
 
 import asyncio
+import functools
 import time
 
 import grpc
@@ -22,6 +23,26 @@ from tfgen.serving import config as config_lib
 from tfgen.serving.errors import TF_ERROR_CODE, Code, ServingError, invalid_argument, unimplemented
 from tfgen.serving.signatures import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD
 from tfgen.serving.tensors import ndarray_to_proto
+
+
+# Requests or responses above this size are converted on a worker thread, so the event
+# loop keeps answering (health checks included) while a large tensor is decoded.
+OFFLOAD_BYTES = 1 << 20
+
+
+async def offload(size, fn, *args):
+    if size < OFFLOAD_BYTES:
+        return fn(*args)
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+def predict_response(call, outputs):
+    response = predict_pb2.PredictResponse()
+    set_model_spec(response.model_spec, call.servable.name, call.servable.version,
+                   call.signature_name)
+    for alias in call.output_names:
+        response.outputs[alias].CopyFrom(ndarray_to_proto(outputs[alias]))
+    return response
 
 
 def status_proto(error):
@@ -84,19 +105,19 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     async def Predict(self, request, context):
         async def body():
-            call = self.core.predict(
-                request.model_spec,
-                output_filter=request.output_filter,
-                request_inputs=request.inputs,
-                deadline=self.calls.deadline(context),
+            call = await offload(
+                request.ByteSize(),
+                functools.partial(
+                    self.core.predict,
+                    request.model_spec,
+                    output_filter=request.output_filter,
+                    request_inputs=request.inputs,
+                    deadline=self.calls.deadline(context),
+                ),
             )
             outputs = await asyncio.wrap_future(call.future)
-            response = predict_pb2.PredictResponse()
-            set_model_spec(response.model_spec, call.servable.name, call.servable.version,
-                           call.signature_name)
-            for alias in call.output_names:
-                response.outputs[alias].CopyFrom(ndarray_to_proto(outputs[alias]))
-            return response
+            size = sum(outputs[alias].nbytes for alias in call.output_names)
+            return await offload(size, predict_response, call, outputs)
 
         return await self.calls.handle("Predict", request.model_spec.name, context, body)
 

@@ -24,7 +24,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
 from tfgen.serving import tensors
 from tfgen.serving.errors import ServingError, invalid_argument, unimplemented
-from tfgen.serving.grpc_service import model_status_response
+from tfgen.serving.grpc_service import model_status_response, offload
 from tfgen.serving.signatures import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD
 
 PREDICTION_PATH = re.compile(
@@ -105,12 +105,13 @@ class RestApi:
         path = request.raw_path.split("?", 1)[0]
         method = request.method
         start = time.monotonic()
-        model_name, api, status = "", "", "OK"
+        model_name, api_label, status = "", "", "OK"
         try:
             match = PREDICTION_PATH.fullmatch(path) if method == "POST" else None
             if match:
                 model_name = urllib.parse.unquote(match.group(1))
                 api = match.group(4).lower()
+                api_label = {"predict": "Predict", "classify": "Classify", "regress": "Regress"}[api]
                 spec = _model_spec(match.group(1), match.group(2), match.group(3))
                 try:
                     body = await request.read()
@@ -125,7 +126,7 @@ class RestApi:
             match = STATUS_PATH.fullmatch(path) if method == "GET" else None
             if match:
                 model_name = urllib.parse.unquote(match.group(1) or "")
-                api = "metadata" if match.group(4) else "status"
+                api_label = "GetModelMetadata" if match.group(4) else "GetModelStatus"
                 if not match.group(1):
                     raise invalid_argument("Missing model name in request.")
                 spec = _model_spec(match.group(1), match.group(2), match.group(3))
@@ -139,11 +140,18 @@ class RestApi:
             return error_response(e)
         finally:
             if self.metrics and model_name:
-                self.metrics.request(model_name, api, "REST", status, time.monotonic() - start)
+                self.metrics.request(model_name, api_label, "REST", status, time.monotonic() - start)
 
     # --- predict -----------------------------------------------------------------------------
 
     async def predict(self, spec, body):
+        call = await offload(len(body), self._start_predict, spec, body)
+        outputs = await asyncio.wrap_future(call.future)
+        outputs = {alias: outputs[alias] for alias in call.output_names}
+        return await offload(sum(v.nbytes for v in outputs.values()), make_json_outputs, outputs,
+                             call.row_format)
+
+    def _start_predict(self, spec, body):
         doc = parse_json(body)
         if "signature_name" in doc:
             if not isinstance(doc["signature_name"], str):
@@ -159,9 +167,8 @@ class RestApi:
         signature = servable.signatures[name]
         arrays, row_format = request_arrays(doc, signature, self.core.limits.max_tensor_elements)
         call = self.core.predict(spec, arrays=arrays)
-        outputs = await asyncio.wrap_future(call.future)
-        outputs = {alias: outputs[alias] for alias in call.output_names}
-        return make_json_outputs(outputs, row_format)
+        call.row_format = row_format
+        return call
 
     def metadata(self, spec):
         servable = self.core.servable(spec)

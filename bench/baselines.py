@@ -3,8 +3,12 @@
 Same splits and dequantization as tfgen's flows (see `tfgen.metrics.baselines`), so the
 numbers sit next to theirs. Usage:
 
-    python bench/baselines.py                      # digits
-    python bench/baselines.py --datasets digits photo_patches
+    python bench/baselines.py                      # digits, under a minute
+    python bench/baselines.py --datasets photo_patches
+
+Measured (seed 0, test bits/dim): digits GMM 2.759 (5 components), KDE 3.201 (bandwidth
+0.1); photo_patches 8x8x3 GMM 3.402 (10 components). photo_patches is not in the
+default run: its GMM took ~12 min and its KDE is slower still on a loaded 2-core machine.
 """
 
 import argparse

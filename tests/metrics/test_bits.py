@@ -61,7 +61,7 @@ def test_noise_averaging_converges_to_the_analytic_bound_and_is_seeded():
     one = evaluate_bits_per_dim(model, SPLIT, SPEC, batch_size=128, num_noise_samples=1, seed=3)
     many = evaluate_bits_per_dim(model, SPLIT, SPEC, batch_size=128, num_noise_samples=32, seed=3)
     again = evaluate_bits_per_dim(model, SPLIT, SPEC, batch_size=128, num_noise_samples=32, seed=3)
-    assert many["bits_per_dim"] == again["bits_per_dim"]
+    assert many["bits_per_dim"] == pytest.approx(again["bits_per_dim"], abs=1e-6)  # float32 sums may reorder
     assert abs(many["bits_per_dim"] - expected) < 0.01
     assert many["bits_per_dim_stderr"] < one["bits_per_dim_stderr"]
 

@@ -173,3 +173,14 @@ def test_batching_serves_more_requests_per_second_at_64_clients(tmp_path):
                                  max_enqueued_batches=100))
     print(f"64 clients: batching off {off:.0f} req/s, on {on:.0f} req/s, ratio {on / off:.1f}")
     assert on >= 3 * off
+
+
+def test_rest_requests_time_out_with_504(toy_base):
+    params = BatchingParameters(max_batch_size=64, batch_timeout_micros=1_000_000, num_batch_threads=1)
+    srv = make_server([ModelConfig("toy", str(toy_base))], batching=params, rest_api_timeout_seconds=0.2)
+    try:
+        status, body = Rest(srv.rest_url).post(
+            "/v1/models/toy:predict", {"signature_name": "log_prob", "instances": [[0.0, 0.0]]})
+        assert status == 504 and "timed out" in body["error"]
+    finally:
+        srv.stop()

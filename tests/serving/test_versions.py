@@ -215,3 +215,25 @@ def _not_found(c, model):
     except grpc.RpcError as e:
         return e.code() == grpc.StatusCode.NOT_FOUND
     return False
+
+
+def test_label_on_a_version_that_never_loads_fails_startup(exported, tmp_path):
+    sm.copy_version(exported["toy"], str(tmp_path / "toy"), 1)
+    config = ModelConfig("toy", str(tmp_path / "toy"), labels={"stable": 2})
+    with pytest.raises(ValueError, match="Request to assign label to version 2 of model toy"):
+        make_server([config])
+
+
+def test_reload_with_a_new_base_path_serves_the_new_directory(exported, tmp_path):
+    sm.copy_version(exported["toy"], str(tmp_path / "a"), 1)
+    sm.copy_version(exported["cond"], str(tmp_path / "b"), 1)
+    srv = make_server([ModelConfig("m", str(tmp_path / "a"))])
+    try:
+        with Client(srv.grpc_address) as c:
+            assert "condition" not in c.metadata("m")["signature_def"]["sample"]["inputs"]
+            request = model_management_pb2.ReloadConfigRequest()
+            request.config.model_config_list.config.add(name="m", base_path=str(tmp_path / "b"))
+            c.models.HandleReloadConfigRequest(request, timeout=60)
+            assert "condition" in c.metadata("m")["signature_def"]["sample"]["inputs"]
+    finally:
+        srv.stop()

@@ -48,6 +48,8 @@ def register(subparsers):
                    help="on SIGTERM, how long in-flight requests may take to finish")
     p.add_argument("--drain_delay_seconds", type=float, default=0.0,
                    help="on SIGTERM, report unhealthy this long before closing the ports")
+    p.add_argument("--rest_api_timeout_in_ms", type=int, default=30000,
+                   help="deadline of a REST request (default 30000, as TF Serving)")
     p.add_argument("--no_warmup", action="store_true",
                    help="skip replaying assets.extra/tf_serving_warmup_requests")
     p.set_defaults(func=run)
@@ -120,6 +122,7 @@ def build_options(args):
         grace_seconds=args.grace_seconds,
         drain_delay_seconds=args.drain_delay_seconds,
         warmup=not args.no_warmup,
+        rest_api_timeout_seconds=args.rest_api_timeout_in_ms / 1000,
     )
 
 

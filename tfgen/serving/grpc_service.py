@@ -241,8 +241,6 @@ def model_status_response(core, request):
     if not request.HasField("model_spec"):
         raise invalid_argument("Missing ModelSpec")
     spec = request.model_spec
-    if not spec.name:
-        raise invalid_argument("Missing model name in request.")
     version = spec.version.value if spec.HasField("version") else None
     if spec.version_label:
         version = core.servable(spec).version

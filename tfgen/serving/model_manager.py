@@ -219,22 +219,33 @@ class ModelManager:
         if len(set(names)) != len(names):
             raise invalid_argument(f"duplicate model names in config: {sorted(names)}")
         with self._lock:
-            removed = set(self._configs) - set(names)
+            old = self._configs
+            removed = set(old) - set(names)
+            # A model whose base path changed is a different model under the same name.
+            moved = {c.name for c in configs if c.name in old and old[c.name].base_path != c.base_path}
             self._configs = {c.name: c for c in configs}
             for name in names:
                 self._versions.setdefault(name, {})
-        for name in removed:
+        for name in removed | moved:
             self._unload_model(name)
+        with self._lock:
+            for name in moved:
+                self._versions[name] = {}
         if poll:
             self.poll_once()
-            for config in configs:
-                for label, version in config.labels.items():
-                    if version not in self._available_versions(config.name):
-                        raise ServingError(
-                            Code.FAILED_PRECONDITION,
-                            f"Request to assign label to version {version} of model "
-                            f"{config.name}, which is not currently available for inference",
-                        )
+            self.check_labels()
+
+    def check_labels(self):
+        """TF Serving's rule: a label may only name a version that is AVAILABLE."""
+        for config in self.configs:
+            available = self._available_versions(config.name) or []
+            for label, version in sorted(config.labels.items()):
+                if version not in available:
+                    raise ServingError(
+                        Code.FAILED_PRECONDITION,
+                        f"Request to assign label to version {version} of model "
+                        f"{config.name}, which is not currently available for inference",
+                    )
 
     @property
     def configs(self):
@@ -249,6 +260,10 @@ class ModelManager:
                     f"model {config.name}: base path {config.base_path} does not exist"
                 )
         self.poll_once()
+        try:
+            self.check_labels()
+        except ServingError as e:
+            raise ValueError(e.message) from None
         if self.poll_wait_seconds and self.poll_wait_seconds > 0:
             self._thread = threading.Thread(target=self._poll_loop, name="model-poll", daemon=True)
             self._thread.start()

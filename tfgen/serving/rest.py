@@ -23,7 +23,7 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2
 
 from tfgen.serving import tensors
-from tfgen.serving.errors import ServingError, invalid_argument, unimplemented
+from tfgen.serving.errors import ServingError, deadline_exceeded, invalid_argument, unimplemented
 from tfgen.serving.grpc_service import model_status_response, offload
 from tfgen.serving.signatures import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD
 
@@ -71,8 +71,10 @@ def _proto_json(message):
 
 
 class RestApi:
-    def __init__(self, core, metrics=None, prometheus_path=None, is_draining=lambda: False):
+    def __init__(self, core, metrics=None, prometheus_path=None, is_draining=lambda: False,
+                 timeout_seconds=30.0):
         self.core = core
+        self.timeout_seconds = timeout_seconds
         self.metrics = metrics
         self.prometheus_path = prometheus_path
         self.is_draining = is_draining
@@ -145,13 +147,20 @@ class RestApi:
     # --- predict -----------------------------------------------------------------------------
 
     async def predict(self, spec, body):
-        call = await offload(len(body), self._start_predict, spec, body)
-        outputs = await asyncio.wrap_future(call.future)
+        deadline = time.monotonic() + self.timeout_seconds if self.timeout_seconds else None
+        call = await offload(len(body), self._start_predict, spec, body, deadline)
+        try:
+            outputs = await asyncio.wait_for(asyncio.wrap_future(call.future), self.timeout_seconds)
+        except asyncio.TimeoutError:
+            call.future.cancel()
+            raise deadline_exceeded(
+                f"Request timed out after {self.timeout_seconds:g} s (--rest_api_timeout_in_ms)"
+            ) from None
         outputs = {alias: outputs[alias] for alias in call.output_names}
         return await offload(sum(v.nbytes for v in outputs.values()), make_json_outputs, outputs,
                              call.row_format)
 
-    def _start_predict(self, spec, body):
+    def _start_predict(self, spec, body, deadline):
         doc = parse_json(body)
         if "signature_name" in doc:
             if not isinstance(doc["signature_name"], str):
@@ -166,7 +175,7 @@ class RestApi:
             raise invalid_argument(f'Serving signature name: "{name}" not found in signature def')
         signature = servable.signatures[name]
         arrays, row_format = request_arrays(doc, signature, self.core.limits.max_tensor_elements)
-        call = self.core.predict(spec, arrays=arrays)
+        call = self.core.predict(spec, arrays=arrays, deadline=deadline)
         call.row_format = row_format
         return call
 

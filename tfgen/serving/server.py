@@ -50,6 +50,7 @@ class ServerOptions:
     grace_seconds: float = 30.0
     drain_delay_seconds: float = 0.0
     warmup: bool = True
+    rest_api_timeout_seconds: float = 30.0
 
 
 class ModelServer:
@@ -104,6 +105,7 @@ class ModelServer:
                 self.metrics,
                 prometheus_path=o.prometheus_path,
                 is_draining=lambda: self.draining,
+                timeout_seconds=o.rest_api_timeout_seconds,
             )
             self._runner = web.AppRunner(
                 api.app(o.max_message_bytes), shutdown_timeout=o.grace_seconds,

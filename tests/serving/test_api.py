@@ -4,10 +4,9 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2
+from tensorflow_serving.apis import predict_pb2
 
 import serving_models as sm
-from tfgen.serving.tensors import ndarray_to_proto
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import grpc
 import numpy as np
 import pytest
 from tensorflow_serving.apis import model_management_pb2
-from tensorflow_serving.config import model_server_config_pb2
 
 import serving_models as sm
 from conftest import Rest, make_server

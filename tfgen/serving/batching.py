@@ -19,7 +19,14 @@ import time
 
 import numpy as np
 
-from tfgen.serving.errors import ServingError, deadline_exceeded, internal, invalid_argument, unavailable
+from tfgen.serving.errors import (
+    Code,
+    ServingError,
+    deadline_exceeded,
+    internal,
+    invalid_argument,
+    unavailable,
+)
 
 log = logging.getLogger("tfgen.serving")
 
@@ -30,7 +37,7 @@ class SchedulerClosed(ServingError):
     """The version was unloaded between lookup and submit; the caller looks up again."""
 
     def __init__(self):
-        super().__init__(unavailable("").code, "The batch scheduler is shutting down")
+        super().__init__(Code.UNAVAILABLE, "The batch scheduler is shutting down")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -42,6 +42,10 @@ class ServingCore:
         )
         self._lock = threading.Lock()
 
+    def metric_label(self, model_name):
+        """Configured names only: a client cannot grow the metrics with made-up names."""
+        return model_name if model_name in self.manager.model_names() else "<unknown>"
+
     def servable(self, model_spec):
         """The loaded version a ModelSpec proto asks for."""
         version = model_spec.version.value if model_spec.HasField("version") else None

@@ -8,7 +8,6 @@ import asyncio
 import functools
 import time
 
-import grpc
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -20,7 +19,7 @@ from tensorflow_serving.apis import (
 )
 
 from tfgen.serving import config as config_lib
-from tfgen.serving.errors import TF_ERROR_CODE, Code, ServingError, invalid_argument, unimplemented
+from tfgen.serving.errors import TF_ERROR_CODE, ServingError, invalid_argument, unimplemented
 from tfgen.serving.signatures import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD
 from tfgen.serving.tensors import ndarray_to_proto
 
@@ -78,7 +77,8 @@ class _Calls:
             raise
         finally:
             if self.metrics:
-                self.metrics.request(model_name, api, "GRPC", status, time.monotonic() - start)
+                self.metrics.request(self.core.metric_label(model_name), api, "GRPC", status,
+                                     time.monotonic() - start)
 
     @staticmethod
     def deadline(context):
@@ -257,5 +257,3 @@ def add_services(server, core, metrics=None):
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core, metrics), server)
 
-
-__all__ = ["PredictionService", "ModelService", "add_services", "Code"]

@@ -25,6 +25,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 from tfgen.serving import tensors
 from tfgen.serving.errors import ServingError, deadline_exceeded, invalid_argument, unimplemented
 from tfgen.serving.grpc_service import model_status_response, offload
+from tfgen.serving.metrics import CONTENT_TYPE
 from tfgen.serving.signatures import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD
 
 PREDICTION_PATH = re.compile(
@@ -99,8 +100,6 @@ class RestApi:
         return web.json_response({"status": "ready", "models": self.core.manager.model_names()})
 
     async def prometheus(self, request):
-        from tfgen.serving.metrics import CONTENT_TYPE
-
         return web.Response(body=self.metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE})
 
     async def handle_v1(self, request):
@@ -118,9 +117,8 @@ class RestApi:
                 try:
                     body = await request.read()
                 except web.HTTPRequestEntityTooLarge as e:
-                    raise ServingError(
-                        invalid_argument("").code,
-                        f"Request body too large: {e.text}; the limit is --max_request_bytes",
+                    raise invalid_argument(
+                        f"Request body too large: {e.text}; the limit is --max_request_bytes"
                     ) from None
                 if api == "predict":
                     return _json_response(await self.predict(spec, body))
@@ -141,8 +139,9 @@ class RestApi:
             status = e.code.name
             return error_response(e)
         finally:
-            if self.metrics and model_name:
-                self.metrics.request(model_name, api_label, "REST", status, time.monotonic() - start)
+            if self.metrics and api_label:
+                self.metrics.request(self.core.metric_label(model_name), api_label, "REST", status,
+                                     time.monotonic() - start)
 
     # --- predict -----------------------------------------------------------------------------
 

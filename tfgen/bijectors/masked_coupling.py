@@ -27,16 +27,15 @@ class MaskedCoupling(tfb.Bijector):
     """
 
     def __init__(self, mask, parameters_fn, transformer, validate_args=False, name="masked_coupling"):
-        parameters = dict(locals())
         mask = np.asarray(mask, dtype=np.float32)
         self._mask = tf.constant(mask)
         self._keep = tf.constant(mask > 0.5)
         self._parameters_fn = parameters_fn
         self._transformer = transformer
+        self._memo = {}
         super().__init__(
             forward_min_event_ndims=mask.ndim,
             validate_args=validate_args,
-            parameters=parameters,
             name=name,
         )
 
@@ -44,18 +43,39 @@ class MaskedCoupling(tfb.Bijector):
     def _parameter_properties(cls, dtype):
         return {}
 
-    def _elementwise(self, unchanged):
-        return self._transformer.bijector(self._parameters_fn(unchanged * self._mask))
+    # Rebuilt on every call and closing over networks: identity is equality (see Chain).
+    __hash__ = object.__hash__
+
+    def __eq__(self, other):
+        return self is other
+
+    def _elementwise(self, tensor, result=None):
+        """The transformer for `tensor`, remembered for `tensor` and its image `result`.
+
+        Both directions need the conditioner network once for the values and once for
+        the log-det; remembering it per input tensor (this bijector lives for one call)
+        halves the network evaluations.
+        """
+        key = tensor.ref()
+        if key not in self._memo:
+            self._memo[key] = self._transformer.bijector(self._parameters_fn(tensor * self._mask))
+        if result is not None:
+            self._memo[result.ref()] = self._memo[key]
+        return self._memo[key]
 
     def _reduce(self, elementwise_log_det):
         transformed = tf.where(self._keep, tf.zeros_like(elementwise_log_det), elementwise_log_det)
         return tf.reduce_sum(transformed, axis=list(range(-self._mask.shape.rank, 0)))
 
     def _forward(self, x):
-        return tf.where(self._keep, x, self._elementwise(x).forward(x))
+        y = tf.where(self._keep, x, self._elementwise(x).forward(x))
+        self._elementwise(x, result=y)
+        return y
 
     def _inverse(self, y):
-        return tf.where(self._keep, y, self._elementwise(y).inverse(y))
+        x = tf.where(self._keep, y, self._elementwise(y).inverse(y))
+        self._elementwise(y, result=x)
+        return x
 
     def _forward_log_det_jacobian(self, x):
         return self._reduce(self._elementwise(x).forward_log_det_jacobian(x, event_ndims=0))

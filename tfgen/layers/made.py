@@ -46,8 +46,8 @@ class MaskedDense(keras.layers.Layer):
 class MADE(keras.layers.Layer):
     """Autoregressive parameters: `[B, D] -> [B, D, params_per_dim]`, row i from x_{<i}.
 
-    A class condition `[B, K]` enters every hidden layer through an unmasked dense
-    projection, so it may influence every output without breaking the ordering.
+    A class condition `[B, K]` enters every hidden layer and the output through unmasked
+    dense projections, so it influences every output without breaking the ordering.
 
     Args:
       num_inputs: D.
@@ -79,6 +79,11 @@ class MADE(keras.layers.Layer):
             keras.layers.Dense(self.hidden_units, use_bias=False, name=f"condition_{i}")
             for i in range(self.num_hidden_layers)
         ]
+        # The first dimension sees no input, so the condition also feeds the outputs
+        # directly (zero-initialized, like the masked output layer).
+        self.condition_output = keras.layers.Dense(
+            len(output_degrees), use_bias=False, kernel_initializer="zeros", name="condition_output"
+        )
 
     def call(self, inputs, condition=None):
         hidden = inputs
@@ -88,6 +93,8 @@ class MADE(keras.layers.Layer):
                 hidden = hidden + self.condition_layers[i](tf.cast(condition, hidden.dtype))
             hidden = tf.nn.relu(hidden)
         params = self.output_layer(hidden)
+        if condition is not None:
+            params = params + self.condition_output(tf.cast(condition, params.dtype))
         return tf.reshape(params, tf.concat([tf.shape(inputs), [self.params_per_dim]], 0))
 
     def get_config(self):

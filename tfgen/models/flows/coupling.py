@@ -23,7 +23,7 @@ affine, rational-quadratic spline).
 import numpy as np
 
 from tfgen.backend import keras, tf, tfb
-from tfgen.bijectors import ActNorm, FactorOut, MaskedCoupling, squeeze
+from tfgen.bijectors import ActNorm, Chain, FactorOut, MaskedCoupling, squeeze
 from tfgen.layers import ActNormParameters, LUParameters, coupling_network
 from tfgen.models.flows.base import FlowModel
 
@@ -92,7 +92,7 @@ class MixingCouplingStep(keras.layers.Layer):
 
     def bijector(self, condition_features, initialize=False):
         # Listed in data -> latent order (a Chain inverts its first element first).
-        return tfb.Chain(
+        return Chain(
             [
                 ActNorm(self.actnorm, initialize=initialize),
                 tfb.ScaleMatvecLU(self.mixing.lower_upper, self.mixing.permutation),
@@ -200,14 +200,14 @@ class CouplingFlow(FlowModel):
             chain.append(FactorOut(inner, plan["kept_channels"]))
         if plan["squeezed"]:
             chain.append(squeeze(plan["shape"]))
-        return tfb.Chain(chain, name=f"level_{level}")
+        return Chain(chain, name=f"level_{level}")
 
     def _flow_bijector(self, condition_features):
         initialize = self._actnorm_data_init
         flow = self._level_bijector(0, condition_features, initialize)
         if not self.final_scale:
             return flow
-        return tfb.Chain([flow, ActNorm(self.latent_scale)])
+        return Chain([flow, ActNorm(self.latent_scale)])
 
     def training_log_prob(self, x, condition=None, training=True):
         """As `FlowModel`, and in training the first batch initializes every ActNorm."""

@@ -20,7 +20,13 @@ from tensorflow_serving.apis import (
 
 from tfgen.serving import config as config_lib
 from tfgen.serving.errors import TF_ERROR_CODE, ServingError, invalid_argument, unimplemented
-from tfgen.serving.signatures import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD
+from tfgen.serving.signatures import (
+    CLASSIFY_METHOD,
+    DEFAULT_SIGNATURE,
+    REGRESS_METHOD,
+    check_example_method,
+    example_api_unsupported,
+)
 from tfgen.serving.tensors import ndarray_to_proto
 
 
@@ -86,18 +92,6 @@ class _Calls:
         return None if remaining is None else time.monotonic() + remaining
 
 
-def _check_method(servable, model_spec, method, kind):
-    name = model_spec.signature_name or DEFAULT_SIGNATURE
-    if name not in servable.signature_defs:
-        raise invalid_argument(f"No signature was found with the name: {name}")
-    actual = servable.signature_defs[name].method_name
-    if actual != method:
-        raise invalid_argument(
-            f"Expected {kind} signature method_name to be {method}. Was: {actual}"
-        )
-    return name
-
-
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, core, metrics=None):
         self.calls = _Calls(core, metrics)
@@ -135,35 +129,24 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             servable = self.core.servable(request.model_spec)
             response = get_model_metadata_pb2.GetModelMetadataResponse()
             set_model_spec(response.model_spec, servable.name, servable.version)
-            signature_map = get_model_metadata_pb2.SignatureDefMap()
-            for key, signature_def in servable.signature_defs.items():
-                signature_map.signature_def[key].CopyFrom(signature_def)
-            response.metadata["signature_def"].Pack(signature_map)
+            response.metadata["signature_def"].Pack(servable.signature_def_map())
             return response
 
         return await self.calls.handle("GetModelMetadata", request.model_spec.name, context, body)
 
-    async def Classify(self, request, context):
+    async def _example_api(self, api, request, context):
         async def body():
             servable = self.core.servable(request.model_spec)
-            _check_method(servable, request.model_spec, CLASSIFY_METHOD, "classification")
-            raise unimplemented(
-                "Classify on tensorflow/serving/classify signatures is not supported by "
-                "tfgen's server; serve this model with tensorflow_model_server"
-            )
+            check_example_method(servable.signature_defs, request.model_spec.signature_name, api)
+            raise example_api_unsupported(api)
 
-        return await self.calls.handle("Classify", request.model_spec.name, context, body)
+        return await self.calls.handle(api, request.model_spec.name, context, body)
+
+    async def Classify(self, request, context):
+        return await self._example_api("Classify", request, context)
 
     async def Regress(self, request, context):
-        async def body():
-            servable = self.core.servable(request.model_spec)
-            _check_method(servable, request.model_spec, REGRESS_METHOD, "regression")
-            raise unimplemented(
-                "Regress on tensorflow/serving/regress signatures is not supported by "
-                "tfgen's server; serve this model with tensorflow_model_server"
-            )
-
-        return await self.calls.handle("Regress", request.model_spec.name, context, body)
+        return await self._example_api("Regress", request, context)
 
     async def MultiInference(self, request, context):
         async def body():
@@ -187,12 +170,10 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 seen.add(name)
                 if name not in servable.signature_defs:
                     raise invalid_argument(f"Requested signature not found in model graph: {name}")
-                if task.method_name == CLASSIFY_METHOD:
-                    _check_method(servable, task.model_spec, CLASSIFY_METHOD, "classification")
-                elif task.method_name == REGRESS_METHOD:
-                    _check_method(servable, task.model_spec, REGRESS_METHOD, "regression")
-                else:
+                api = {CLASSIFY_METHOD: "Classify", REGRESS_METHOD: "Regress"}.get(task.method_name)
+                if api is None:
                     raise unimplemented(f"Unsupported signature method_name: {task.method_name}")
+                check_example_method(servable.signature_defs, name, api)
             raise unimplemented(
                 "MultiInference on classify/regress signatures is not supported by tfgen's "
                 "server; serve this model with tensorflow_model_server"

@@ -24,7 +24,7 @@ import time
 
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
-from tensorflow_serving.apis import get_model_status_pb2, prediction_log_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, prediction_log_pb2
 
 from tfgen.serving.errors import Code, ServingError, invalid_argument, not_found
 from tfgen.serving.signatures import InputLimits, Signature, find_signature
@@ -141,6 +141,13 @@ class Servable:
     @property
     def signature_defs(self):
         return self.meta_graph.signature_def
+
+    def signature_def_map(self):
+        """All SignatureDefs (as GetModelMetadata reports them, init op included)."""
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for key, signature_def in self.signature_defs.items():
+            signature_map.signature_def[key].CopyFrom(signature_def)
+        return signature_map
 
     def signature(self, name):
         return find_signature(self.signatures, name)

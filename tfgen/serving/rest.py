@@ -20,13 +20,13 @@ import urllib.parse
 
 from aiohttp import web
 from google.protobuf import json_format
-from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2
+from tensorflow_serving.apis import get_model_status_pb2, model_pb2
 
 from tfgen.serving import tensors
-from tfgen.serving.errors import ServingError, deadline_exceeded, invalid_argument, unimplemented
+from tfgen.serving.errors import ServingError, deadline_exceeded, invalid_argument
 from tfgen.serving.grpc_service import model_status_response, offload
 from tfgen.serving.metrics import CONTENT_TYPE
-from tfgen.serving.signatures import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD
+from tfgen.serving.signatures import DEFAULT_SIGNATURE, check_example_method, example_api_unsupported
 
 PREDICTION_PATH = re.compile(
     r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
@@ -122,7 +122,7 @@ class RestApi:
                     ) from None
                 if api == "predict":
                     return _json_response(await self.predict(spec, body))
-                return self.classify_or_regress(spec, body, api)
+                return self.classify_or_regress(spec, body, api_label)
             match = STATUS_PATH.fullmatch(path) if method == "GET" else None
             if match:
                 model_name = urllib.parse.unquote(match.group(1) or "")
@@ -180,14 +180,11 @@ class RestApi:
 
     def metadata(self, spec):
         servable = self.core.servable(spec)
-        signature_map = get_model_metadata_pb2.SignatureDefMap()
-        for key, signature_def in servable.signature_defs.items():
-            signature_map.signature_def[key].CopyFrom(signature_def)
         model_spec = model_pb2.ModelSpec(name=servable.name)
         model_spec.version.value = servable.version
         return {
             "model_spec": _proto_json(model_spec),
-            "metadata": {"signature_def": _proto_json(signature_map)},
+            "metadata": {"signature_def": _proto_json(servable.signature_def_map())},
         }
 
     def classify_or_regress(self, spec, body, api):
@@ -195,20 +192,8 @@ class RestApi:
         if isinstance(doc.get("signature_name"), str):
             spec.signature_name = doc["signature_name"]
         servable = self.core.servable(spec)
-        name = spec.signature_name or DEFAULT_SIGNATURE
-        if name not in servable.signature_defs:
-            raise invalid_argument(f"No signature was found with the name: {name}")
-        method, kind = (CLASSIFY_METHOD, "classification") if api == "classify" else (
-            REGRESS_METHOD, "regression")
-        actual = servable.signature_defs[name].method_name
-        if actual != method:
-            raise invalid_argument(
-                f"Expected {kind} signature method_name to be {method}. Was: {actual}"
-            )
-        raise unimplemented(
-            f"{api} on {method} signatures is not supported by tfgen's server; serve this "
-            "model with tensorflow_model_server"
-        )
+        check_example_method(servable.signature_defs, spec.signature_name, api)
+        raise example_api_unsupported(api)
 
 
 def _short(value):

@@ -17,12 +17,17 @@ import numpy as np
 import tensorflow as tf
 
 from tfgen.serving import tensors
-from tfgen.serving.errors import Code, ServingError, invalid_argument
+from tfgen.serving.errors import Code, ServingError, invalid_argument, unimplemented
 
 DEFAULT_SIGNATURE = "serving_default"
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
+# API -> (method_name its signature must have, TF Serving's word for it in messages)
+EXAMPLE_METHODS = {
+    "Classify": (CLASSIFY_METHOD, "classification"),
+    "Regress": (REGRESS_METHOD, "regression"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,3 +235,26 @@ def find_signature(signatures, name):
     if key not in signatures:
         raise ServingError(Code.FAILED_PRECONDITION, f'Serving signature key "{key}" not found.')
     return signatures[key]
+
+
+def check_example_method(signature_defs, signature_name, api):
+    """TF Serving's checks before Classify/Regress, with its messages; returns the name.
+
+    tfgen's server runs neither API (generative models have no such signatures), so a
+    request that passes these checks is answered with `example_api_unsupported`.
+    """
+    name = signature_name or DEFAULT_SIGNATURE
+    if name not in signature_defs:
+        raise invalid_argument(f"No signature was found with the name: {name}")
+    method, kind = EXAMPLE_METHODS[api]
+    actual = signature_defs[name].method_name
+    if actual != method:
+        raise invalid_argument(f"Expected {kind} signature method_name to be {method}. Was: {actual}")
+    return name
+
+
+def example_api_unsupported(api):
+    return unimplemented(
+        f"{api} on {EXAMPLE_METHODS[api][0]} signatures is not supported by tfgen's server; "
+        "serve this model with tensorflow_model_server"
+    )

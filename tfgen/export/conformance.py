@@ -77,9 +77,15 @@ def check_export(path):
         metadata = json.load(f)
     processes = {kind: _start_child(kind, path) for kind in standalone.KINDS}
     processes["cli"] = _start_cli(path, metadata)
-    checks = list(static_checks(path, metadata))
-    for kind, process in processes.items():
-        checks += _finish(kind, process)
+    try:
+        checks = list(static_checks(path, metadata))
+        for kind, process in processes.items():
+            checks += _finish(kind, process)
+    finally:
+        for process in processes.values():  # on an interrupt, leave no orphan behind
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     return Report(path=path, checks=tuple(checks))
 
 

@@ -48,11 +48,12 @@ def _batched(event_shape, dtype, name):
 class SignatureModule(tf.Module):
     """A `tf.Module` with one `tf.function` per signature of `model`.
 
-    It tracks the variables the signatures read, not the Keras model: a SavedModel of a
-    module holding a Keras model serializes Keras' own traced functions too, which can
-    load with `tf.saved_model.load` yet fail in the TF1 Session loader (DESIGN.md
-    section 8). The model must be built (see `build_model`) before this is created, so
-    tracing never creates variables.
+    It tracks the model's variables, not the Keras model, so the SavedModel holds no
+    Keras objects at all: DESIGN.md section 8 measured a module holding a Keras model
+    that loaded with `tf.saved_model.load` yet failed in the TF1 Session loader. (With
+    the zoo flows of today, attaching the model as well still passes the conformance
+    checks, with "Skipping full serialization of TF-Keras layer" warnings.) The model
+    must be built (see `build_model`) before tracing, so tracing never creates variables.
 
     Args:
       model: a built tfgen `GenerativeModel`.

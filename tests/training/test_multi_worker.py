@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import yaml
 
 from tfgen.data.datasets import load_dataset
@@ -32,12 +33,14 @@ def free_ports(n):
     return ports
 
 
+@pytest.mark.slow  # ~40 s of CPU; 90-110 s wall on a busy 2-core machine
 def test_two_workers_train_and_learn(tmp_path):
     data = make_config(
         tmp_path,
         strategy={"name": "multi_worker"},
         training={"epochs": 3, "batch_size": 64, "learning_rate": 0.05},
         tensorboard={"enabled": True, "sample_every": 3},
+        export={"enabled": True, "base_path": str(tmp_path / "saved")},
     )
     config_path = tmp_path / "mw.yaml"
     config_path.write_text(yaml.safe_dump(data))
@@ -54,7 +57,8 @@ def test_two_workers_train_and_learn(tmp_path):
     outputs = []
     try:
         # Meanwhile, the same run in this process on one device, and the model at init.
-        single = parse_config({**data, "strategy": {"name": "default"}, "run_dir": str(tmp_path / "single")})
+        single = parse_config({**data, "strategy": {"name": "default"}, "run_dir": str(tmp_path / "single"),
+                               "export": {"enabled": False}})
         single_losses = train(single).metrics["history"]["loss"]
         dataset = load_dataset(single.data.to_load_dict())
         init_model = build_model(single.model.class_name, {**single.model.config, "data_spec": dataset.spec.to_dict()})
@@ -82,3 +86,5 @@ def test_two_workers_train_and_learn(tmp_path):
         "checkpoint", *sorted(f"ckpt-{e}.{ext}" for e in (1, 2, 3) for ext in ("data-00000-of-00001", "index"))
     ]
     assert not (tmp_path / "run1").exists()  # the non-chief wrote nothing of its own
+    assert os.listdir(tmp_path / "saved") == ["1"]  # one export, by the chief
+    assert metrics["export_dir"] == str(tmp_path / "saved" / "1")

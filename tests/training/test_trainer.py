@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from tfgen import cli
+from tfgen.backend import tf
 from tfgen.training import callbacks, summaries
 from tfgen.training.config import parse_config
-from tfgen.training.trainer import TrainingDiverged, build_model, train
+from tfgen.training.trainer import TrainingDiverged, build_model, example_inputs, train
 from training_fixtures import make_config
 
 
@@ -81,7 +82,7 @@ def test_resume_continues_from_the_last_epoch(tmp_path):
     assert history_rows(config.run_dir) == ["0", "1", "2"]
     assert checkpoints(config.run_dir) == ["ckpt-1", "ckpt-2", "ckpt-3"]
     # The optimizer state came back too: its step counter continued, not restarted.
-    reader = __import__("tensorflow").train.load_checkpoint(os.path.join(config.run_dir, "checkpoints", "ckpt-3"))
+    reader = tf.train.load_checkpoint(os.path.join(config.run_dir, "checkpoints", "ckpt-3"))
     assert reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 3 * steps
 
 
@@ -96,6 +97,7 @@ def test_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     config.training.epochs = 3
     result = train(config, resume=True)
     assert result.initial_epoch == 1 and result.epochs_completed == 3
+    assert history_rows(config.run_dir) == ["0", "1", "2"]  # epoch index 1 redone, not repeated
     assert checkpoints(config.run_dir) == ["ckpt-1", "ckpt-2", "ckpt-3"]
     for name in checkpoints(config.run_dir):  # ckpt-2 was rewritten whole
         assert callbacks.checkpoint_problem(os.path.join(config.run_dir, "checkpoints", name)) is None
@@ -174,8 +176,6 @@ def test_cli_export_needs_a_run_dir(tmp_path, capsys, tfgen_main):
 
 
 def test_cli_train_exports_and_export_rebuilds_the_same_model(tmp_path, capsys, tfgen_main):
-    import tensorflow as tf
-
     base = tmp_path / "saved_models" / "moons"
     data = make_config(tmp_path, training={"epochs": 1}, tensorboard={"enabled": False},
                        export={"enabled": True, "base_path": str(base)})
@@ -192,3 +192,42 @@ def test_cli_train_exports_and_export_rebuilds_the_same_model(tmp_path, capsys, 
     np.testing.assert_allclose(log_probs[0], log_probs[1], rtol=1e-6)
     untrained = build_model("DiagonalAffineFlow", json.load(open(os.path.join(data["run_dir"], "model.json")))["config"])
     assert not np.allclose(untrained.log_prob(x).numpy(), log_probs[0])  # trained weights, not the init
+
+
+def test_mirrored_strategy_trains_and_exports_an_unreplicated_copy(tmp_path):
+    base = tmp_path / "saved"
+    config = parse_config(make_config(
+        tmp_path, strategy={"name": "mirrored"}, training={"epochs": 1}, tensorboard={"enabled": False},
+        export={"enabled": True, "base_path": str(base)},
+    ))
+    result = train(config)
+    assert result.metrics["num_replicas"] == 1 and result.export_dir == str(base / "1")
+    assert os.path.isfile(base / "1" / "saved_model.pb")
+
+
+def test_early_stopping_on_validation_loss(tmp_path):
+    config = parse_config(make_config(
+        tmp_path, training={"epochs": 6, "early_stopping_patience": 1, "early_stopping_min_delta": 100.0},
+        tensorboard={"enabled": False},
+    ))
+    result = train(config)
+    # Epoch 1 sets the best val loss; no later epoch beats it by 100 nats.
+    assert result.status == "early_stopped" and result.epochs_completed == 2
+
+
+def test_sample_summaries_write_an_image_grid(tmp_path):
+    from training_fixtures import DiagonalAffineFlow
+
+    from tfgen.data.spec import DataSpec
+
+    spec = DataSpec(event_shape=(4, 4, 1), kind="image", levels=17, num_classes=3)
+    model = DiagonalAffineFlow(spec)
+    model(example_inputs(spec), training=False)
+    callback = callbacks.SampleSummaries(str(tmp_path), spec, every=2, num_samples=9)
+    callback.set_model(model)
+    for epoch in range(4):
+        callback.on_epoch_end(epoch)
+    images = summaries.read_event_tags(str(tmp_path / "samples"))["samples"]
+    assert [step for step, _ in images] == [2, 4]
+    decoded = tf.io.decode_png(images[0][1][2]).numpy()
+    assert decoded.shape[0] >= 12 and decoded.shape[2] == 1  # a 3x3 grid of 4x4 digits

@@ -90,11 +90,15 @@ def build_model(class_name, config):
     return model
 
 
-def clone_unreplicated(model, class_name):
-    """A copy of a distributed model outside any strategy, for export (same weights)."""
+def clone_unreplicated(model, class_name, weights):
+    """A copy of a distributed model outside any strategy, for export.
+
+    `weights` is `model.get_weights()`, read by EVERY worker: reading sync-on-read
+    variables (e.g. metric totals) all-reduces across workers.
+    """
     with tf.distribute.get_strategy().scope():
         clone = build_model(class_name, model.get_config())
-    clone.set_weights(model.get_weights())
+    clone.set_weights(weights)
     return clone
 
 
@@ -164,6 +168,17 @@ def _check_run_dir(config, resume):
             raise ValueError(f"--resume: {config.run_dir} trained a {saved}, the config asks for a {config.model.class_name}")
 
 
+def _trim_history(path, initial_epoch):
+    """Drops rows of epochs >= `initial_epoch` from `history.csv` (they are redone when
+    a resume falls back past them), so appended rows continue it without repeats."""
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        lines = f.read().splitlines()
+    kept = lines[:1] + [line for line in lines[1:] if line and int(line.split(",")[0]) < initial_epoch]
+    write_atomic(path, "\n".join(kept) + "\n")
+
+
 def _model_config(config, spec):
     model_config = dict(config.model.config)
     model_config.setdefault("data_spec", spec.to_dict())
@@ -196,7 +211,9 @@ def _callbacks(config, model, store, spec, resume, initial_epoch):
                 log_dir, spec, every=tb.sample_every, num_samples=tb.num_samples, seed=config.training.seed
             ))
     if chief:
-        cbs.append(keras.callbacks.CSVLogger(os.path.join(config.run_dir, "history.csv"), append=initial_epoch > 0))
+        history_path = os.path.join(config.run_dir, "history.csv")
+        _trim_history(history_path, initial_epoch)
+        cbs.append(keras.callbacks.CSVLogger(history_path, append=initial_epoch > 0))
     if config.training.early_stopping_patience is not None:
         cbs.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=config.training.early_stopping_patience,
@@ -296,15 +313,19 @@ def train(config, resume=False):
     log(f"held-out {metrics['held_out_split']}: {metrics['held_out']}")
 
     export_dir = None
-    if config.export.enabled and chief:
+    if config.export.enabled:
         from tfgen.export.saved_model import export_model
 
-        exportable = model if strategy is tf.distribute.get_strategy() else clone_unreplicated(model, config.model.class_name)
-        metadata = {"training_data": _training_metadata(config, dataset, epochs_completed),
-                    "metrics": {"split": metrics["held_out_split"], **metrics["held_out"]}}
-        export_dir = export_model(exportable, config.export.base_path, version=config.export.version, metadata=metadata)
-        metrics["export_dir"] = export_dir
-        log(f"exported {export_dir}")
+        distributed = strategy is not tf.distribute.get_strategy()
+        weights = model.get_weights() if distributed else None  # on every worker (see clone_unreplicated)
+        if chief:
+            exportable = clone_unreplicated(model, config.model.class_name, weights) if distributed else model
+            metadata = {"training_data": _training_metadata(config, dataset, epochs_completed),
+                        "metrics": {"split": metrics["held_out_split"], **metrics["held_out"]}}
+            export_dir = export_model(exportable, config.export.base_path, version=config.export.version,
+                                      metadata=metadata)
+            metrics["export_dir"] = export_dir
+            log(f"exported {export_dir}")
     if chief:
         write_json(metrics_path, metrics)
     return TrainResult(config.run_dir, status, initial_epoch, epochs_completed, metrics, export_dir)

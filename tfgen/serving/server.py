@@ -92,12 +92,16 @@ class ModelServer:
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
         address = f"{o.host}:{o.port}"
-        if o.ssl_config is not None:
-            self.grpc_port = self._grpc.add_secure_port(address, _server_credentials(o.ssl_config))
-        else:
-            self.grpc_port = self._grpc.add_insecure_port(address)
+        try:
+            if o.ssl_config is not None:
+                credentials = _server_credentials(o.ssl_config)
+                self.grpc_port = self._grpc.add_secure_port(address, credentials)
+            else:
+                self.grpc_port = self._grpc.add_insecure_port(address)
+        except RuntimeError:
+            self.grpc_port = 0
         if not self.grpc_port:
-            raise OSError(f"could not bind gRPC to {address}")
+            raise ValueError(f"cannot listen for gRPC on {address} (port in use?); see --port")
         await self._grpc.start()
         if o.rest_api_port is not None:
             api = RestApi(
@@ -113,7 +117,14 @@ class ModelServer:
             )
             await self._runner.setup()
             site = web.TCPSite(self._runner, o.host, o.rest_api_port)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as e:
+                await self._grpc.stop(None)
+                raise ValueError(
+                    f"cannot listen for REST on {o.host}:{o.rest_api_port} ({e.strerror}); "
+                    "see --rest_api_port"
+                ) from None
             self.rest_port = self._runner.addresses[0][1]
         for service in ("", PREDICTION_SERVICE, MODEL_SERVICE):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)

@@ -205,14 +205,15 @@ def test_mirrored_strategy_trains_and_exports_an_unreplicated_copy(tmp_path):
     assert os.path.isfile(base / "1" / "saved_model.pb")
 
 
-def test_early_stopping_on_validation_loss(tmp_path):
+def test_early_stopping_on_validation_loss_still_checkpoints_the_last_epoch(tmp_path):
     config = parse_config(make_config(
         tmp_path, training={"epochs": 6, "early_stopping_patience": 1, "early_stopping_min_delta": 100.0},
-        tensorboard={"enabled": False},
+        tensorboard={"enabled": False}, checkpoint={"every": 4},
     ))
     result = train(config)
     # Epoch 1 sets the best val loss; no later epoch beats it by 100 nats.
     assert result.status == "early_stopped" and result.epochs_completed == 2
+    assert checkpoints(config.run_dir) == ["ckpt-2"]
 
 
 def test_sample_summaries_write_an_image_grid(tmp_path):

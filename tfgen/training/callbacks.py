@@ -138,19 +138,25 @@ class CheckpointCallback(keras.callbacks.Callback):
         self.store, self.every, self.total_epochs = store, every, total_epochs
         self.nan_guard, self.log = nan_guard, log
         self.last_saved = None
+        self._last_done = None
 
-    def on_epoch_end(self, epoch, logs=None):
-        done = epoch + 1
+    def _save(self, done):
         if self.nan_guard is not None and self.nan_guard.tripped:
-            return
-        if done % self.every and done != self.total_epochs and not self.model.stop_training:
             return
         if self.store.save(done) is None:
             self.log(f"epoch {done}: non-finite weights, checkpoint NOT written")
             return
         self.last_saved = done
 
+    def on_epoch_end(self, epoch, logs=None):
+        self._last_done = epoch + 1
+        if self._last_done % self.every == 0 or self._last_done == self.total_epochs:
+            self._save(self._last_done)
+
     def on_train_end(self, logs=None):
+        # A run stopped early between two `every` epochs still leaves its last epoch.
+        if self._last_done is not None and self.last_saved != self._last_done:
+            self._save(self._last_done)
         self.store.close()
 
 

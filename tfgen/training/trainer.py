@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import time
+from typing import Optional
 
 from tfgen.backend import keras, tf
 from tfgen.models.base import model_from_config
@@ -50,7 +51,7 @@ class TrainResult:
     initial_epoch: int
     epochs_completed: int
     metrics: dict
-    export_dir: str = None
+    export_dir: Optional[str] = None
 
 
 def log(message):
@@ -194,7 +195,7 @@ def _training_metadata(config, dataset, epochs_completed):
     }
 
 
-def _callbacks(config, model, store, spec, resume, initial_epoch):
+def _callbacks(config, model, store, spec, initial_epoch):
     guard = callbacks_lib.NaNGuard()
     cbs = [guard]
     checkpoint_cb = callbacks_lib.CheckpointCallback(
@@ -220,6 +221,33 @@ def _callbacks(config, model, store, spec, resume, initial_epoch):
             min_delta=config.training.early_stopping_min_delta, restore_best_weights=True,
         ))
     return cbs, guard, checkpoint_cb
+
+
+def _export(config, model, strategy, dataset, metrics):
+    """Exports the trained model (chief only); returns the version directory or None."""
+    from tfgen.export.saved_model import export_model
+
+    distributed = strategy is not tf.distribute.get_strategy()
+    weights = model.get_weights() if distributed else None  # on every worker (see clone_unreplicated)
+    if not strategy_lib.is_chief(strategy):
+        return None
+    exportable = clone_unreplicated(model, config.model.class_name, weights) if distributed else model
+    metadata = {
+        "training_data": _training_metadata(config, dataset, metrics["epochs_completed"]),
+        "metrics": {"split": metrics["held_out_split"], **metrics["held_out"]},
+    }
+    export_dir = export_model(exportable, config.export.base_path, version=config.export.version, metadata=metadata)
+    metrics["export_dir"] = export_dir
+    log(f"exported {export_dir}")
+    return export_dir
+
+
+def _write_run_files(config, model):
+    """RUN_DIR/config.yaml (resolved) and model.json (what `tfgen export` rebuilds)."""
+    os.makedirs(config.run_dir, exist_ok=True)
+    write_atomic(os.path.join(config.run_dir, "config.yaml"), config.to_yaml())
+    write_json(os.path.join(config.run_dir, "model.json"),
+               {"class_name": config.model.class_name, "config": model.get_config()})
 
 
 def train(config, resume=False):
@@ -268,10 +296,7 @@ def train(config, resume=False):
 
     # Input checked; from here on the run directory exists.
     if chief:
-        os.makedirs(config.run_dir, exist_ok=True)
-        write_atomic(os.path.join(config.run_dir, "config.yaml"), config.to_yaml())
-        write_json(os.path.join(config.run_dir, "model.json"),
-                   {"class_name": config.model.class_name, "config": model.get_config()})
+        _write_run_files(config, model)
     store = callbacks_lib.CheckpointStore(config.checkpoint_dir, model, keep=config.checkpoint.keep, strategy=strategy)
     initial_epoch = store.restore_latest_good(log=log) if resume else 0
     if resume and not initial_epoch:
@@ -288,7 +313,7 @@ def train(config, resume=False):
         metrics["initial_held_out"] = evaluate_held_out(model, dataset, t)[1]
         log(f"held-out before training: {metrics['initial_held_out']}")
 
-    cbs, guard, checkpoint_cb = _callbacks(config, model, store, spec, resume, initial_epoch)
+    cbs, guard, checkpoint_cb = _callbacks(config, model, store, spec, initial_epoch)
     start = time.time()
     history = model.fit(
         train_ds, epochs=t.epochs, steps_per_epoch=steps, initial_epoch=initial_epoch,
@@ -312,20 +337,7 @@ def train(config, resume=False):
     metrics["held_out_split"], metrics["held_out"] = evaluate_held_out(model, dataset, t)
     log(f"held-out {metrics['held_out_split']}: {metrics['held_out']}")
 
-    export_dir = None
-    if config.export.enabled:
-        from tfgen.export.saved_model import export_model
-
-        distributed = strategy is not tf.distribute.get_strategy()
-        weights = model.get_weights() if distributed else None  # on every worker (see clone_unreplicated)
-        if chief:
-            exportable = clone_unreplicated(model, config.model.class_name, weights) if distributed else model
-            metadata = {"training_data": _training_metadata(config, dataset, epochs_completed),
-                        "metrics": {"split": metrics["held_out_split"], **metrics["held_out"]}}
-            export_dir = export_model(exportable, config.export.base_path, version=config.export.version,
-                                      metadata=metadata)
-            metrics["export_dir"] = export_dir
-            log(f"exported {export_dir}")
+    export_dir = _export(config, model, strategy, dataset, metrics) if config.export.enabled else None
     if chief:
         write_json(metrics_path, metrics)
     return TrainResult(config.run_dir, status, initial_epoch, epochs_completed, metrics, export_dir)

@@ -56,11 +56,8 @@ def register(subparsers):
     return p
 
 
-def build_options(args):
-    """argparse namespace -> ServerOptions (reads the config files)."""
-    from tfgen.cli import UserError
-
-    # Paths first: a typo answers at once, before TensorFlow is imported.
+def check_paths(args):
+    """A mistyped path answers at once, before TensorFlow is imported."""
     for flag in ("model_config_file", "batching_parameters_file", "monitoring_config_file",
                  "ssl_config_file"):
         path = getattr(args, flag)
@@ -74,6 +71,12 @@ def build_options(args):
             "--model_name/--model_base_path or --model_config_file)"
         )
 
+
+def build_options(args):
+    """argparse namespace -> ServerOptions (reads the config files)."""
+    from tfgen.cli import UserError
+
+    check_paths(args)
     from tfgen.serving import config as config_lib
     from tfgen.serving.batching import BatchingParameters
     from tfgen.serving.model_manager import ModelConfig
@@ -173,6 +176,7 @@ def ready_line(server):
 def run(args):
     import logging
 
+    check_paths(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from tfgen.serving.server import ModelServer
 

@@ -236,3 +236,43 @@ def test_reload_with_a_new_base_path_serves_the_new_directory(exported, tmp_path
             assert "condition" in c.metadata("m")["signature_def"]["sample"]["inputs"]
     finally:
         srv.stop()
+
+
+@pytest.mark.slow
+def test_soak_repeated_swaps_under_load_never_fail_a_request(exported, tmp_path):
+    """32 clients for ~20 s while a new version lands every 3 s, batching on."""
+    base = tmp_path / "toy"
+    sm.copy_version(exported["toy"], str(base), 1)
+    params = BatchingParameters(max_batch_size=32, batch_timeout_micros=1000,
+                                max_enqueued_batches=1000, num_batch_threads=2)
+    srv = make_server([ModelConfig("toy", str(base))], batching=params)
+    stop = threading.Event()
+    seen, failures = [], []
+
+    def load(i):
+        with Client(srv.grpc_address) as c:
+            while not stop.is_set():
+                try:
+                    if i % 2:
+                        r = c.predict_response("toy", {"seed": np.array([i], np.int64)}, "sample")
+                    else:
+                        r = c.predict_response("toy", {"x": np.zeros([1, 2], np.float32)}, "log_prob")
+                    seen.append(r.model_spec.version.value)
+                except grpc.RpcError as e:
+                    failures.append((e.code(), e.details()))
+
+    threads = [threading.Thread(target=load, args=(i,)) for i in range(32)]
+    try:
+        for t in threads:
+            t.start()
+        for version in range(2, 8):
+            time.sleep(3)
+            sm.copy_version(exported["toy"], str(base), version)
+        wait_for(lambda: seen and seen[-1] == 7)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        srv.stop()
+    assert failures == []
+    assert len(set(seen)) >= 6 and len(seen) > 1000

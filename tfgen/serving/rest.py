@@ -221,7 +221,6 @@ def request_arrays(doc, signature, max_elements):
     As TF Serving's json_tensor.cc, except that inputs with a SignatureDef default may
     be left out of row-format objects (they are filled like gRPC requests).
     """
-    infos = signature.inputs
     if "instances" in doc and "inputs" in doc:
         raise invalid_argument(
             f"JSON Value: {_short(doc)} Not formatted correctly expecting only one of "

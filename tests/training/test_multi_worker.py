@@ -1,4 +1,4 @@
-"""MultiWorkerMirroredStrategy with 2 local worker processes actually learns.
+"""MultiWorkerMirroredStrategy with 2 local worker processes learns, and resumes.
 
 Each worker is its own process (collectives are configured at process start), talking
 over loopback ports picked free at test time, with its own TF_CONFIG, as a real cluster.
@@ -33,8 +33,31 @@ def free_ports(n):
     return ports
 
 
-@pytest.mark.slow  # ~40 s of CPU; 90-110 s wall on a busy 2-core machine
-def test_two_workers_train_and_learn(tmp_path):
+def run_workers(config_path, worker_args, meanwhile=None):
+    """Runs `tfgen train CONFIG` in one process per worker; returns their outputs."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(len(worker_args))]}
+    procs = []
+    for index, args in enumerate(worker_args):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        procs.append(subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "multi_worker_main.py"), str(config_path), *args],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        ))
+    try:
+        if meanwhile is not None:
+            meanwhile()
+        outputs = [proc.communicate(timeout=180)[0] for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    for proc, out in zip(procs, outputs):
+        assert proc.returncode == 0, out[-3000:]
+    return outputs
+
+
+@pytest.mark.slow  # two launches of 2 workers: ~70 s of CPU, 3-4 min wall on a busy 2-core machine
+def test_two_workers_train_resume_and_learn(tmp_path):
     data = make_config(
         tmp_path,
         strategy={"name": "multi_worker"},
@@ -44,33 +67,16 @@ def test_two_workers_train_and_learn(tmp_path):
     )
     config_path = tmp_path / "mw.yaml"
     config_path.write_text(yaml.safe_dump(data))
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
-    procs = []
-    for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        # Each worker gets its own --run-dir: only the chief's may hold anything.
-        run_dir = str(tmp_path / f"run{index}")
-        procs.append(subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "multi_worker_main.py"), str(config_path), "--run-dir", run_dir],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        ))
-    outputs = []
-    try:
-        # Meanwhile, the same run in this process on one device, and the model at init.
-        single = parse_config({**data, "strategy": {"name": "default"}, "run_dir": str(tmp_path / "single"),
-                               "export": {"enabled": False}})
-        single_losses = train(single).metrics["history"]["loss"]
-        dataset = load_dataset(single.data.to_load_dict())
-        init_model = build_model(single.model.class_name, {**single.model.config, "data_spec": dataset.spec.to_dict()})
-        init_log_prob = evaluate_bits_per_dim(init_model, dataset.splits["test"], dataset.spec)["log_prob"]
-        for proc in procs:
-            outputs.append(proc.communicate(timeout=150)[0])
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-    for proc, out in zip(procs, outputs):
-        assert proc.returncode == 0, out[-3000:]
+    # Meanwhile, the same run in this process on one device, and the model at init.
+    single = parse_config({**data, "strategy": {"name": "default"}, "run_dir": str(tmp_path / "single"),
+                           "export": {"enabled": False}})
+    # Each worker gets its own --run-dir: only the chief's may hold anything.
+    outputs = run_workers(config_path, [["--run-dir", str(tmp_path / f"run{i}")] for i in range(2)],
+                          meanwhile=lambda: train(single))
+    single_losses = json.load(open(tmp_path / "single" / "metrics.json"))["history"]["loss"]
+    dataset = load_dataset(single.data.to_load_dict())
+    init_model = build_model(single.model.class_name, {**single.model.config, "data_spec": dataset.spec.to_dict()})
+    init_log_prob = evaluate_bits_per_dim(init_model, dataset.splits["test"], dataset.spec)["log_prob"]
 
     metrics = json.load(open(tmp_path / "run0" / "metrics.json"))
     assert metrics["num_workers"] == 2 and metrics["num_replicas"] == 2
@@ -88,3 +94,9 @@ def test_two_workers_train_and_learn(tmp_path):
     assert not (tmp_path / "run1").exists()  # the non-chief wrote nothing of its own
     assert os.listdir(tmp_path / "saved") == ["1"]  # one export, by the chief
     assert metrics["export_dir"] == str(tmp_path / "saved" / "1")
+
+    # Resume after a "failure": every worker restarts with --resume on the shared run dir.
+    run_workers(config_path, [["--run-dir", str(tmp_path / "run0"), "--resume", "--epochs", "4", "--no-export"]] * 2)
+    resumed = json.load(open(tmp_path / "run0" / "metrics.json"))
+    assert resumed["initial_epoch"] == 3 and resumed["epochs_completed"] == 4
+    assert resumed["history"]["loss"][0] < losses[-1]

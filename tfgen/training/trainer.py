@@ -169,6 +169,21 @@ def _check_run_dir(config, resume):
             raise ValueError(f"--resume: {config.run_dir} trained a {saved}, the config asks for a {config.model.class_name}")
 
 
+def _check_workers_agree(strategy, epoch):
+    """Raises if the workers of a multi-worker run restored different epochs.
+
+    Every worker restores from the checkpoint directory it sees; without a shared
+    filesystem they would disagree and then wait on each other forever.
+    """
+    per_replica = strategy.run(lambda: tf.constant([float(epoch), float(epoch) ** 2]))
+    mean, mean_square = strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None).numpy()
+    if abs(mean_square - mean**2) > 1e-6:
+        raise ValueError(
+            f"workers resumed from different epochs (this one: {epoch}, mean: {mean:g}): the run's checkpoint "
+            "directory must be on a filesystem every worker sees"
+        )
+
+
 def _trim_history(path, initial_epoch):
     """Drops rows of epochs >= `initial_epoch` from `history.csv` (they are redone when
     a resume falls back past them), so appended rows continue it without repeats."""
@@ -301,6 +316,8 @@ def train(config, resume=False):
     initial_epoch = store.restore_latest_good(log=log) if resume else 0
     if resume and not initial_epoch:
         log(f"--resume: no good checkpoint in {config.checkpoint_dir}; starting from scratch")
+    if resume and workers > 1:
+        _check_workers_agree(strategy, initial_epoch)
     learning_rate = build_schedule(t, steps * t.epochs)
     if initial_epoch and not callable(learning_rate):
         # A constant learning rate is an optimizer variable, restored with it: the

@@ -50,7 +50,8 @@ def test_unknown_nested_key(tmp_path):
 @pytest.mark.parametrize("section, key, value, expected", [
     ("training", "batch_size", "64", "training.batch_size' must be an integer"),
     ("training", "epochs", True, "training.epochs' must be an integer"),
-    ("training", "learning_rate", "1e-3", "training.learning_rate' must be a number"),
+    ("training", "learning_rate", "fast", "training.learning_rate' must be a number"),
+    ("training", "learning_rate", "nan", "training.learning_rate' must be a number"),
     ("training", "jit_compile", "yes", "training.jit_compile' must be true/false"),
     ("training", "schedule", "cosine", "training.schedule' must be a mapping"),
     ("model", "config", [1], "model.config' must be a mapping"),
@@ -68,6 +69,12 @@ def test_wrong_type_or_value_names_key_and_expectation(tmp_path, section, key, v
 def test_integers_are_accepted_as_numbers(tmp_path):
     config = config_lib.parse_config(make_config(tmp_path, training={"learning_rate": 1}))
     assert config.training.learning_rate == 1.0 and isinstance(config.training.learning_rate, float)
+
+
+def test_exponent_without_a_dot_is_a_number(tmp_path):
+    text = yaml.safe_dump(make_config(tmp_path)).replace("learning_rate: 0.05", "learning_rate: 1e-3")
+    assert "1e-3" in text
+    assert config_lib.load_config(write_yaml(tmp_path / "c.yaml", text)).training.learning_rate == 0.001
 
 
 def test_unknown_model_class_lists_known_ones(tmp_path):

@@ -6,7 +6,7 @@ default; see the dataclasses below for each key's meaning):
 ```yaml
 model:                      # a registered tfgen model class and its constructor kwargs
   class_name: RealNVP
-  config: {num_coupling_layers: 4}   # data_spec comes from the dataset unless given
+  config: {steps_per_level: 6, hidden_units: 64}   # data_spec: from the dataset unless given
 data:                       # passed as a dict to tfgen.data.datasets.load_dataset
   name: digits
 training:
@@ -30,6 +30,7 @@ expected, so a typo never silently falls back to a default.
 """
 
 import dataclasses
+import math
 import os
 import typing
 from typing import Optional
@@ -262,6 +263,14 @@ def _check_value(value, annotation, path):
     ok = isinstance(value, annotation) and not (annotation in (int, float) and isinstance(value, bool))
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if annotation is float and isinstance(value, str):
+        # PyYAML (YAML 1.1) reads `1e-3` (no dot) as a string; take it as the number meant.
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if number is not None and math.isfinite(number):
+            return number
     if not ok:
         raise ValueError(
             f"config key '{path}' must be {_TYPE_NAMES[annotation]}, got {type(value).__name__} {value!r}"

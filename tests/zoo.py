@@ -14,12 +14,14 @@ VECTOR = {"event_shape": [4], "kind": "vector"}
 IMAGE = {"event_shape": [4, 4, 1], "kind": "image", "levels": 17}
 NUM_CLASSES = 3
 
-# Per-class tiny hyperparameters; images get two levels where the class squeezes.
+# Per-class tiny hyperparameters (all, image only); multi-scale classes get two levels on
+# images, with one step per resolution and one residual block per coupling network.
+_MULTISCALE = {"num_levels": 2, "steps_per_level": 1, "num_hidden_layers": 1}
 _TINY = {
-    "NICE": ({"steps_per_level": 2, "hidden_units": 16}, {"num_levels": 2}),
-    "RealNVP": ({"steps_per_level": 2, "hidden_units": 16}, {"num_levels": 2}),
-    "Glow": ({"steps_per_level": 2, "hidden_units": 16}, {"num_levels": 2}),
-    "NeuralSplineFlow": ({"steps_per_level": 2, "hidden_units": 16, "num_bins": 4}, {"num_levels": 1}),
+    "NICE": ({"steps_per_level": 2, "hidden_units": 16}, _MULTISCALE),
+    "RealNVP": ({"steps_per_level": 2, "hidden_units": 16}, _MULTISCALE),
+    "Glow": ({"steps_per_level": 2, "hidden_units": 16}, _MULTISCALE),
+    "NeuralSplineFlow": ({"steps_per_level": 2, "hidden_units": 16, "num_bins": 4}, _MULTISCALE),
     "MAF": ({"num_steps": 2, "hidden_units": 16}, {}),
     "IAF": ({"num_steps": 2, "hidden_units": 16}, {}),
     "AutoregressiveNeuralSplineFlow": ({"num_steps": 2, "hidden_units": 16, "num_bins": 4}, {}),

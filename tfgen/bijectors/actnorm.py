@@ -1,9 +1,10 @@
 """Activation normalization (Glow) as a TFP bijector over variables held by a Keras layer."""
 
-from tfgen.backend import tf, tfb
+from tfgen.backend import tf
+from tfgen.bijectors.base import CallScopedBijector
 
 
-class ActNorm(tfb.Bijector):
+class ActNorm(CallScopedBijector):
     """`y = x * exp(log_scale) + shift`, parameters broadcast over the leading event axes.
 
     Kingma & Dhariwal 2018, "Glow", arXiv:1807.03039, sec. 3.1. With parameters of shape
@@ -21,22 +22,7 @@ class ActNorm(tfb.Bijector):
     def __init__(self, parameters_layer, initialize=False, validate_args=False, name="actnorm"):
         self._layer = parameters_layer
         self._initialize = bool(initialize)
-        super().__init__(
-            forward_min_event_ndims=len(parameters_layer.parameter_shape),
-            is_constant_jacobian=True,
-            validate_args=validate_args,
-            name=name,
-        )
-
-    @classmethod
-    def _parameter_properties(cls, dtype):
-        return {}
-
-    # Rebuilt on every call and closing over networks: identity is equality (see Chain).
-    __hash__ = object.__hash__
-
-    def __eq__(self, other):
-        return self is other
+        super().__init__(len(parameters_layer.parameter_shape), name, is_constant_jacobian=True, validate_args=validate_args)
 
     def _forward(self, x):
         return x * tf.exp(self._layer.log_scale) + self._layer.shift

@@ -2,10 +2,11 @@
 
 import numpy as np
 
-from tfgen.backend import tf, tfb
+from tfgen.backend import tf
+from tfgen.bijectors.base import CallScopedBijector
 
 
-class MaskedCoupling(tfb.Bijector):
+class MaskedCoupling(CallScopedBijector):
     """Coupling bijector `y = b * x + (1 - b) * f(x; theta(b * x))` for a binary mask `b`.
 
     With `f` an elementwise transformer (additive, affine, spline), the Jacobian is
@@ -33,21 +34,7 @@ class MaskedCoupling(tfb.Bijector):
         self._parameters_fn = parameters_fn
         self._transformer = transformer
         self._memo = {}
-        super().__init__(
-            forward_min_event_ndims=mask.ndim,
-            validate_args=validate_args,
-            name=name,
-        )
-
-    @classmethod
-    def _parameter_properties(cls, dtype):
-        return {}
-
-    # Rebuilt on every call and closing over networks: identity is equality (see Chain).
-    __hash__ = object.__hash__
-
-    def __eq__(self, other):
-        return self is other
+        super().__init__(mask.ndim, name, validate_args=validate_args)
 
     def _elementwise(self, tensor, result=None):
         """The transformer for `tensor`, remembered for `tensor` and its image `result`.

@@ -1,6 +1,7 @@
 """Multi-scale pieces of image flows: squeezing space into channels and factoring out."""
 
 from tfgen.backend import tf, tfb
+from tfgen.bijectors.base import CallScopedBijector
 from tfgen.bijectors.chain import Chain
 
 
@@ -24,7 +25,7 @@ def squeeze(event_shape):
     )
 
 
-class FactorOut(tfb.Bijector):
+class FactorOut(CallScopedBijector):
     """Applies `inner` to the first `num_channels` channels and the identity to the rest.
 
     `y = concat(inner(x[..., :k]), x[..., k:])`, `log|det| = log|det inner'(x[..., :k])|`.
@@ -42,19 +43,7 @@ class FactorOut(tfb.Bijector):
         self._inner = inner
         self._num_channels = int(num_channels)
         self._event_ndims = int(event_ndims)
-        super().__init__(
-            forward_min_event_ndims=self._event_ndims, validate_args=validate_args, name=name
-        )
-
-    @classmethod
-    def _parameter_properties(cls, dtype):
-        return {}
-
-    # Rebuilt on every call and closing over networks: identity is equality (see Chain).
-    __hash__ = object.__hash__
-
-    def __eq__(self, other):
-        return self is other
+        super().__init__(self._event_ndims, name, validate_args=validate_args)
 
     def _split(self, x):
         return x[..., : self._num_channels], x[..., self._num_channels :]

@@ -8,6 +8,7 @@ the parameters start at zero and every coupling built on them starts at the iden
 """
 
 from tfgen.backend import keras, tf
+from tfgen.layers.config import attribute_config
 
 
 def broadcast_condition(inputs, condition):
@@ -51,13 +52,7 @@ class CouplingMLP(keras.layers.Layer):
         return self.output_layer(hidden)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            hidden_units=self.hidden_units,
-            num_hidden_layers=self.num_hidden_layers,
-            output_units=self.output_units,
-        )
-        return config
+        return {**super().get_config(), **attribute_config(self, ("hidden_units", "num_hidden_layers", "output_units"))}
 
 
 class CouplingResNet(keras.layers.Layer):
@@ -92,9 +87,7 @@ class CouplingResNet(keras.layers.Layer):
         return self.output_conv(tf.nn.relu(hidden))
 
     def get_config(self):
-        config = super().get_config()
-        config.update(filters=self.filters, num_blocks=self.num_blocks, output_channels=self.output_channels)
-        return config
+        return {**super().get_config(), **attribute_config(self, ("filters", "num_blocks", "output_channels"))}
 
 
 def coupling_network(event_shape, hidden_units, num_hidden_layers, params_per_dim, name):

@@ -11,6 +11,7 @@ constants computed once; each call multiplies the kernel by its mask (never assi
 import numpy as np
 
 from tfgen.backend import keras, tf
+from tfgen.layers.config import attribute_config
 
 
 def made_degrees(num_inputs, hidden_units, num_hidden_layers):
@@ -98,11 +99,5 @@ class MADE(keras.layers.Layer):
         return tf.reshape(params, tf.concat([tf.shape(inputs), [self.params_per_dim]], 0))
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            num_inputs=self.num_inputs,
-            hidden_units=self.hidden_units,
-            num_hidden_layers=self.num_hidden_layers,
-            params_per_dim=self.params_per_dim,
-        )
-        return config
+        names = ("num_inputs", "hidden_units", "num_hidden_layers", "params_per_dim")
+        return {**super().get_config(), **attribute_config(self, names)}

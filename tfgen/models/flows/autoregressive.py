@@ -3,6 +3,7 @@
 from tfgen.backend import tfb
 from tfgen.bijectors import AffineTransformer, Chain, RationalQuadraticTransformer
 from tfgen.layers import MADE
+from tfgen.layers.config import attribute_config
 from tfgen.models.base import register
 from tfgen.models.flows.base import FlowModel
 
@@ -60,14 +61,8 @@ class AutoregressiveFlow(FlowModel):
         return Chain(chain, name="autoregressive_flow")
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            num_steps=self.num_steps,
-            hidden_units=self.hidden_units,
-            num_hidden_layers=self.num_hidden_layers,
-            **self.transformer.get_config(),
-        )
-        return config
+        names = ("num_steps", "hidden_units", "num_hidden_layers")
+        return {**super().get_config(), **attribute_config(self, names), **self.transformer.get_config()}
 
 @register
 class MAF(AutoregressiveFlow):

@@ -25,6 +25,7 @@ import numpy as np
 from tfgen.backend import keras, tf, tfb
 from tfgen.bijectors import ActNorm, Chain, FactorOut, MaskedCoupling, squeeze
 from tfgen.layers import ActNormParameters, LUParameters, coupling_network
+from tfgen.layers.config import attribute_config
 from tfgen.models.flows.base import FlowModel
 
 
@@ -42,6 +43,14 @@ def checkerboard_mask(event_shape, parity):
     rows, columns = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
     keep = (rows + columns) % 2 == parity % 2
     return np.broadcast_to(keep[:, :, None], event_shape).astype(np.float32)
+
+
+def squeezed_shape(shape):
+    """`(H, W, C) -> (H/2, W/2, 4C)`, the shape after `tfgen.bijectors.squeeze`."""
+    height, width, channels = shape
+    if height % 2 or width % 2:
+        raise ValueError(f"cannot squeeze an image of odd size {height}x{width}: use fewer levels")
+    return (height // 2, width // 2, 4 * channels)
 
 
 class CouplingStep(keras.layers.Layer):
@@ -145,14 +154,14 @@ class CouplingFlow(FlowModel):
         for level in range(self.num_levels):
             last = level == self.num_levels - 1
             pre, squeezed, post = self._make_level(shape, level, last)
-            squeezed_shape = (shape[0] // 2, shape[1] // 2, 4 * shape[2]) if squeezed else shape
-            kept = None if last else squeezed_shape[-1] // 2
+            level_shape = squeezed_shape(shape) if squeezed else shape
+            kept = None if last else level_shape[-1] // 2
             self.levels.append([pre, post])
             self._level_plan.append({"shape": shape, "squeezed": squeezed, "kept_channels": kept})
             if not last:
                 if not squeezed:
                     raise ValueError("a level that factors out channels must squeeze first")
-                shape = squeezed_shape[:2] + (kept,)
+                shape = level_shape[:2] + (kept,)
         if self.final_scale:
             self.latent_scale = ActNormParameters(self.data_spec.event_shape, name="latent_scale")
         self._actnorm_data_init = False
@@ -220,19 +229,6 @@ class CouplingFlow(FlowModel):
 
     # === Config ===
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            num_levels=self.num_levels,
-            steps_per_level=self.steps_per_level,
-            hidden_units=self.hidden_units,
-            num_hidden_layers=self.num_hidden_layers,
-            **self.transformer.get_config(),
-        )
-        return config
+        names = ("num_levels", "steps_per_level", "hidden_units", "num_hidden_layers")
+        return {**super().get_config(), **attribute_config(self, names), **self.transformer.get_config()}
 
-
-def squeezed_shape(shape):
-    height, width, channels = shape
-    if height % 2 or width % 2:
-        raise ValueError(f"cannot squeeze an image of odd size {height}x{width}: use fewer levels")
-    return (height // 2, width // 2, 4 * channels)

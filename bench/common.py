@@ -1,0 +1,81 @@
+"""Helpers shared by the bench scripts: machine load, interleaved rounds, tables.
+
+The machine is shared and noisy (absolute times drift 3x between runs), so every bench
+script times the variants it compares in one process, interleaved round by round
+(A B A B ...), and reports medians and their ratio side by side. Only the ratios from
+one run are meant to be compared.
+"""
+
+import os
+import platform
+import statistics
+import time
+
+
+def loadavg():
+    """The 1/5/15-minute load averages as a string ("?" where /proc is missing)."""
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
+def machine_line():
+    """One line describing the machine and its load, printed before and after a run."""
+    from tfgen.backend import tf
+
+    return (f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}  cpus={os.cpu_count()}  "
+            f"loadavg={loadavg()}  python={platform.python_version()}  tensorflow={tf.__version__}")
+
+
+def interleave(variants, rounds):
+    """Runs `variants` (name -> callable returning one measurement) round-robin.
+
+    Returns name -> list of measurements, `rounds` each, taken A B A B ... so drifting
+    machine load hits every variant alike. A variant that raises is dropped from the
+    remaining rounds; its entry then holds the exception (see `short_reason`).
+    """
+    results = {name: [] for name in variants}
+    live = dict(variants)
+    for _ in range(rounds):
+        for name, run in list(live.items()):
+            try:
+                results[name].append(run())
+            except Exception as error:  # noqa: BLE001  (reported in the table, never hidden)
+                results[name] = error
+                del live[name]
+    return results
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def short_reason(error, width=70):
+    """A one-line reason for a failure table cell: the exception's first meaningful line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # TF errors often start with the op path; the line naming the problem is more useful.
+    for line in lines:
+        lowered = line.lower()
+        if any(key in lowered for key in ("not supported", "unsupported", "unimplemented", "cannot", "error")):
+            text = line
+            break
+    else:
+        text = lines[0] if lines else ""
+    text = f"{type(error).__name__}: {text}"
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def format_table(headers, rows, align=None):
+    """A Markdown table (readable as plain text too). `align` is "l"/"r" per column."""
+    align = align or ["l"] + ["r"] * (len(headers) - 1)
+    cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
+    def line(row):
+        padded = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align)]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join(("-" * (w + 1) + ":") if a == "r" else (":" + "-" * (w + 1)) for w, a in zip(widths, align)) + "|"
+    return "\n".join([line(cells[0]), rule] + [line(row) for row in cells[1:]])

@@ -214,6 +214,23 @@ def test_early_stopping_on_validation_loss_still_checkpoints_the_last_epoch(tmp_
     # Epoch 1 sets the best val loss; no later epoch beats it by 100 nats.
     assert result.status == "early_stopped" and result.epochs_completed == 2
     assert checkpoints(config.run_dir) == ["ckpt-2"]
+    assert result.metrics["best_epoch"] == 1
+
+
+def test_after_early_stopping_the_run_exports_the_best_weights_it_evaluated(tmp_path):
+    from tfgen.training.trainer import export_run
+
+    base = tmp_path / "saved"
+    config = parse_config(make_config(
+        tmp_path, training={"epochs": 6, "early_stopping_patience": 1, "early_stopping_min_delta": 100.0},
+        tensorboard={"enabled": False}, export={"enabled": True, "base_path": str(base)},
+    ))
+    result = train(config)  # exports the in-memory model: EarlyStopping's best weights
+    assert result.status == "early_stopped"
+    rebuilt = export_run(config.run_dir, str(base))  # from the newest checkpoint
+    x = tf.constant([[0.0, 0.5], [1.0, -0.5]])
+    log_probs = [tf.saved_model.load(d).signatures["log_prob"](x=x)["log_prob"].numpy() for d in (result.export_dir, rebuilt)]
+    np.testing.assert_allclose(log_probs[0], log_probs[1], rtol=1e-6)
 
 
 def test_sample_summaries_write_an_image_grid(tmp_path):

@@ -351,6 +351,13 @@ def train(config, resume=False):
         )
     status = "early_stopped" if epochs_completed < t.epochs else "completed"
     metrics["status"] = status
+    early_stopping = next((cb for cb in cbs if isinstance(cb, keras.callbacks.EarlyStopping)), None)
+    if early_stopping is not None and early_stopping.stopped_epoch > 0:
+        # EarlyStopping put the best epoch's weights back after the last checkpoint was
+        # written; save them as the newest checkpoint, so `tfgen export RUN_DIR` and
+        # `--resume` start from the weights the held-out figures below describe.
+        store.save(epochs_completed)
+        metrics["best_epoch"] = early_stopping.best_epoch + 1  # Keras counts from 0
     metrics["held_out_split"], metrics["held_out"] = evaluate_held_out(model, dataset, t)
     log(f"held-out {metrics['held_out_split']}: {metrics['held_out']}")
 

@@ -21,6 +21,12 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
+# Serves every model under saved_models/: gRPC 127.0.0.1:8500, REST 127.0.0.1:8501.
+serve: $(STAMP)
+	$(BIN)/tfgen serve --model_config_file serving/models.config \
+		--batching_parameters_file serving/batching.config --enable_batching \
+		--monitoring_config_file serving/monitoring.config
+
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 

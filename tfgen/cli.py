@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "tfgen.training.cli",  # train, export (from a training run)
     "tfgen.export.cli",  # sample (local), check
     "tfgen.serving.cli",  # serve
+    "tfgen.scoring.cli",  # score
 ]
 
 

@@ -102,9 +102,15 @@ class Client:
             ).copy()
         return self.predict(model, inputs, "sample", version, label)
 
-    def log_prob(self, model, x, version=None, label=None):
-        """Call the `log_prob` signature on a batch x: returns log_prob, bits_per_dim."""
-        return self.predict(model, {"x": np.asarray(x)}, "log_prob", version, label)
+    def log_prob(self, model, x, condition=None, version=None, label=None):
+        """Call the `log_prob` signature on a batch x (and its int32 condition, for
+        conditional models): returns log_prob, bits_per_dim."""
+        inputs = {"x": np.asarray(x)}
+        if condition is not None:
+            inputs["condition"] = np.broadcast_to(
+                np.asarray(condition, dtype=np.int32), inputs["x"].shape[:1]
+            ).copy()
+        return self.predict(model, inputs, "log_prob", version, label)
 
     def metadata(self, model, version=None, label=None):
         """The model's SignatureDefs, as a dict (JSON form of the protos)."""
@@ -121,6 +127,29 @@ class Client:
                 for k, v in signature_map.signature_def.items()
             },
         }
+
+    def signature(self, model, signature, version=None, label=None):
+        """What a client can know of a signature from GetModelMetadata:
+        {"inputs": {alias: (dtype name, shape)}, "outputs": {...}, "defaults": [alias]},
+        dtype names as numpy's ("float32", "int64", ...), unknown dims as -1."""
+        from tensorflow.core.framework import types_pb2
+        from tensorflow.python.framework import dtypes
+
+        defs = self.metadata(model, version, label)["signature_def"]
+        if signature not in defs:
+            raise ValueError(f"model {model!r} has no signature {signature!r}; it has {sorted(defs)}")
+        found = defs[signature]
+
+        def tensors(kind):
+            out = {}
+            for alias, info in found.get(kind, {}).items():
+                dtype = dtypes.as_dtype(types_pb2.DataType.Value(info["dtype"])).name
+                dims = info.get("tensor_shape", {}).get("dim", [])
+                out[alias] = (dtype, tuple(int(d.get("size", -1)) for d in dims))
+            return out
+
+        return {"inputs": tensors("inputs"), "outputs": tensors("outputs"),
+                "defaults": sorted(found.get("defaults", {}))}
 
     def status(self, model, version=None, label=None):
         """[{"version", "state", "error_code", "error_message"}] for the model's versions."""

@@ -123,7 +123,7 @@ def test_shipped_configs_are_valid():
     import os
 
     root = os.path.join(os.path.dirname(__file__), "..", "..", "tf_configs")
-    paths = sorted(glob.glob(os.path.join(root, "*.yaml")))
+    paths = sorted(glob.glob(os.path.join(root, "*.yaml")) + glob.glob(os.path.join(root, "cluster", "*.yaml")))
     assert paths
     for path in paths:
         config_lib.load_config(path)

@@ -30,8 +30,11 @@ import os
 def register(subparsers):
     sample = subparsers.add_parser(
         "sample", help="draw samples from an exported model and save a picture",
-        description="Calls the `sample` signature of an export with seeds S .. S+n-1 and writes "
-                    "an image grid or 2-D scatter PNG (or the raw array for --out *.npy).",
+        description="Calls the `sample` signature of an export (or, with --server, of a served "
+                    "model over gRPC) with seeds S .. S+n-1 and writes an image grid or 2-D "
+                    "scatter PNG, a WAV for audio, or the raw array for --out *.npy. The kind "
+                    "comes from the export's tfgen.json, or with --server from the `samples` "
+                    "shape: [B, H, W, C] image, [B, 2] scatter, [B, T] or [B, T, 1] audio.",
     )
     sample.add_argument("--model", required=True, metavar="saved_models/NAME[/VERSION] | NAME",
                         help="an export (without VERSION the newest version); with --server, "
@@ -47,10 +50,11 @@ def register(subparsers):
     sample.add_argument("--sample-rate", type=int, default=16000, metavar="HZ",
                         help="WAV sample rate for audio models (default 16000)")
     sample.add_argument("-n", "--num-samples", type=int, default=16, metavar="N", help="rows (default 16)")
-    sample.add_argument("--out", required=True, metavar="PATH", help="output .png (or .npy for raw samples)")
+    sample.add_argument("--out", required=True, metavar="PATH", help="output .png (.wav for audio; .npy for raw samples)")
     sample.add_argument("--temperature", type=float, default=1.0, metavar="T", help="latent scale (default 1.0)")
     sample.add_argument("--condition", type=int, metavar="C",
-                        help="class id of a conditional model (default: cycle through the classes)")
+                        help="class id of a conditional model (default: cycle through the classes; "
+                             "required with --server)")
     sample.add_argument("--seed", type=int, default=0, metavar="S", help="first seed (default 0)")
     sample.set_defaults(func=run_sample)
 

@@ -22,14 +22,27 @@ _CACHE = {}
 _REBUILT = {}
 
 
-def slow_for_conditional_images(names):
-    """Marks `*_image_conditional` entries slow: the costliest tests (tracing, a training
-    step, autodiff Jacobians) on conditional images add little over the unconditional
-    image and conditional vector entries, and keep the default run within budget."""
-    return [
-        pytest.param(n, marks=pytest.mark.slow) if n.endswith("_image_conditional") else n
-        for n in names
-    ]
+def slow_unless(keep, names):
+    """`names`, with those for which `keep(name)` is false marked slow.
+
+    The costliest checks (tracing, a training step, autodiff Jacobians) run by default
+    on the entries that exercise distinct code; the rest join in `make test-all`, so
+    the default run stays within its time budget.
+    """
+    return [n if keep(n) else pytest.param(n, marks=pytest.mark.slow) for n in names]
+
+
+def not_conditional_image(name):
+    return not name.endswith("_image_conditional")
+
+
+def not_conditional_spline(name):
+    return not ("spline" in name and name.endswith("_conditional"))
+
+
+def unconditional_or_representative(name):
+    """Unconditional entries, plus one coupling and one autoregressive conditional flow."""
+    return not name.endswith("_conditional") or name in ("real_nvp_vector_conditional", "maf_vector_conditional")
 
 
 def cached(name):
@@ -40,6 +53,15 @@ def cached(name):
     if name not in _CACHE:
         _CACHE[name] = perturb_weights(zoo.build(name))
     return _CACHE[name]
+
+
+def reference_log_prob(name):
+    """`cached(name).log_prob` of the example batch, computed once."""
+    key = ("log_prob", name)
+    if key not in _CACHE:
+        x, condition = zoo.example_batch(name)
+        _CACHE[key] = cached(name).log_prob(x, condition).numpy()
+    return _CACHE[key]
 
 
 def rebuilt(name):
@@ -70,16 +92,15 @@ def perturb_weights(model, seed=0):
 @pytest.mark.parametrize("name", NAMES)
 def test_log_prob_shape_and_finite(name):
     model = cached(name)
-    x, condition = zoo.example_batch(name, batch_size=5)
-    log_prob = model.log_prob(x, condition)
-    assert log_prob.shape == (5,)
-    assert np.all(np.isfinite(log_prob.numpy()))
+    log_prob = reference_log_prob(name)
+    assert log_prob.shape == (len(zoo.example_batch(name)[0]),)
+    assert np.all(np.isfinite(log_prob))
 
 
-@pytest.mark.parametrize("name", slow_for_conditional_images(NAMES))
+@pytest.mark.parametrize("name", slow_unless(unconditional_or_representative, NAMES))
 def test_traces_with_unknown_batch_size(name):
     model = cached(name)
-    x, condition = zoo.example_batch(name, batch_size=3)
+    x, condition = zoo.example_batch(name)
     spec = model.data_spec
     x_signature = tf.TensorSpec([None] + list(spec.event_shape), tf.float32)
     if spec.conditional:
@@ -94,7 +115,7 @@ def test_traces_with_unknown_batch_size(name):
         sample = tf.function(lambda seed: model.sample(seed), input_signature=[tf.TensorSpec([None], tf.int64)])
         samples = sample(tf.constant([1, 2, 3], tf.int64))
     args = (x, condition) if spec.conditional else (x,)
-    np.testing.assert_allclose(log_prob(*args).numpy(), model.log_prob(x, condition).numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(log_prob(*args).numpy(), reference_log_prob(name), rtol=1e-4, atol=1e-4)
     assert samples.shape == (3,) + spec.event_shape
 
 
@@ -102,19 +123,17 @@ def test_traces_with_unknown_batch_size(name):
 def test_encode_decode_invert(name):
     model = cached(name)
     x, condition = zoo.example_batch(name)
-    bijector = model._bijector(condition)
-    u = model_space(model, x)
-    np.testing.assert_allclose(bijector.forward(bijector.inverse(u)).numpy(), u.numpy(), atol=1e-4)
     z = model.encode(x, condition)
     assert z.shape == x.shape and np.all(np.isfinite(z.numpy()))
-    decoded = model.decode(z, condition).numpy()
+    # Compared in the continuous model space: for discrete data decode() then
+    # quantizes, which would hide small errors.
+    u = model._bijector(condition).forward(z)
+    np.testing.assert_allclose(u.numpy(), model_space(model, x).numpy(), atol=1e-4)
     if model.data_spec.is_discrete:
-        np.testing.assert_array_equal(decoded, x)
-    else:
-        np.testing.assert_allclose(decoded, x, atol=1e-4)
+        np.testing.assert_array_equal(model._to_raw(u).numpy(), x)
 
 
-@pytest.mark.parametrize("name", JACOBIAN_NAMES)
+@pytest.mark.parametrize("name", slow_unless(not_conditional_spline, JACOBIAN_NAMES))
 def test_log_det_matches_autodiff_jacobian(name):
     model = cached(name)
     x, condition = zoo.example_batch(name, batch_size=2)
@@ -136,10 +155,10 @@ def test_config_round_trip(name):
     assert copy.get_config() == model.get_config()
     copy.set_weights(model.get_weights())
     x, condition = zoo.example_batch(name)
-    np.testing.assert_allclose(copy.log_prob(x, condition).numpy(), model.log_prob(x, condition).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(copy.log_prob(x, condition).numpy(), reference_log_prob(name), rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", slow_for_conditional_images(NAMES))
+@pytest.mark.parametrize("name", slow_unless(not_conditional_image, NAMES))
 def test_one_fit_step_changes_weights(name):
     model = zoo.build(name)
     x, condition = zoo.example_batch(name, batch_size=8)
@@ -162,7 +181,7 @@ def test_checkpoint_restores_identical_log_prob(name, tmp_path):
     path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
     restored = perturb_weights(rebuilt(name), seed=5)
     tf.train.Checkpoint(model=restored).read(path).assert_consumed()
-    np.testing.assert_array_equal(restored.log_prob(x, condition).numpy(), model.log_prob(x, condition).numpy())
+    np.testing.assert_array_equal(restored.log_prob(x, condition).numpy(), reference_log_prob(name))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -173,11 +192,12 @@ def test_sample_is_keyed_by_row_seed(name):
     condition = np.array([0, 1, 2], np.int32) if spec.conditional else None
     samples = model.sample(seeds, 1.0, condition).numpy()
     assert samples.shape == (3,) + spec.event_shape
-    np.testing.assert_array_equal(model.sample(seeds, 1.0, condition).numpy(), samples)
+    assert np.all(np.isfinite(samples))
+    # Row 1 alone, in a batch of one, is the same sample: same seed -> same sample,
+    # whatever the batch.
     row = model.sample(seeds[1:2], 1.0, None if condition is None else condition[1:2]).numpy()
     np.testing.assert_allclose(row[0], samples[1], atol=1e-5)
-    log_prob = model.log_prob(samples, condition)
-    assert np.all(np.isfinite(log_prob.numpy()))
+    assert not np.allclose(samples[0], samples[2])
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -194,8 +214,8 @@ def test_temperature_zero_gives_the_latent_mode(name):
 def test_condition_changes_log_prob(name):
     model = cached(name)
     x, _ = zoo.example_batch(name)
-    first = model.log_prob(x, np.zeros([len(x)], np.int32)).numpy()
-    second = model.log_prob(x, np.ones([len(x)], np.int32)).numpy()
+    first = reference_log_prob(name)  # condition = row index mod the number of classes
+    second = model.log_prob(x, (np.arange(len(x)) + 1) % zoo.NUM_CLASSES).numpy()
     assert np.all(np.abs(first - second) > 1e-6)
 
 

@@ -6,7 +6,11 @@ imports TensorFlow only when a command runs, so `tfgen --help` answers at once.
 
 import argparse
 import importlib
+import os
 import sys
+
+# Before any command imports TensorFlow: keep its C++ start-up chatter out of the output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Modules that register subcommands, in the order `--help` lists them.
 COMMAND_MODULES = [

@@ -1,0 +1,440 @@
+"""Serving throughput: batch-1 `log_prob` and `sample` requests over gRPC, batching off vs on.
+
+For each signature and each number of concurrent clients (1, 8, 64 by default) this
+measures requests/s and p50/p99 latency of
+
+  in-process   the SavedModel's signature called in this process (tf.saved_model.load),
+               by as many Python threads as there are clients, same inputs;
+  off          `tfgen serve` without batching;
+  on           `tfgen serve --batching_parameters_file F`;
+
+and prints them side by side with the on/off ratio of requests/s. The server is a real
+subprocess (`python -m tfgen.cli serve ...`) on free loopback ports. The clients run in
+load-generator processes separate from the server (`--load-processes`, spawned, importing
+only grpcio): each runs a grpc.aio event loop with its share of the clients, every client
+sending its next request as soon as the previous one is answered. Requests are serialized
+once, up front, so the clients spend no time building protos. Each cell warms up for
+`--warmup` seconds, then counts the requests answered during `--duration` seconds and
+stops by itself.
+
+The model is the shipped saved_models/digits_realnvp (newest version) if present, else a
+RealNVP of the same configuration (tf_configs/digits_realnvp.yaml, untrained weights:
+same cost per call) exported into a temporary directory. Inputs: the first scikit-learn
+digit for `log_prob`; seed 0, temperature 1.0 for `sample`.
+
+    python bench/serving.py                         # the table in docs/benchmarks.md
+    python bench/serving.py --tune                  # + 64-client sweep of batching files
+    python bench/serving.py --duration 2 --clients 1,64 --signatures log_prob
+    python bench/serving.py --quick                 # smoke run (bench/run_all.py --quick)
+
+Target (issue 3): at 64 clients, batching on serves >= 3x the requests/s of batching off.
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODEL_NAME = "digits_realnvp"
+PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
+
+#: serving/batching.config, the shipped deployment file.
+SHIPPED_BATCHING = dict(max_batch_size=64, batch_timeout_micros=2000, max_enqueued_batches=100,
+                        num_batch_threads=2, allowed_batch_sizes=(1, 2, 4, 8, 16, 32, 64))
+_NOPAD = dict(SHIPPED_BATCHING, allowed_batch_sizes=())
+
+#: Batching files, by name; `--batching` picks the main table's, `--tune` runs them all
+#: at the largest client count.
+BATCHING = {
+    "max64-2ms-2thr-nopad": _NOPAD,
+    "shipped(max64-2ms-2thr-padded)": SHIPPED_BATCHING,
+    "max64-5ms-2thr-nopad": dict(_NOPAD, batch_timeout_micros=5000),
+    "max64-2ms-1thr-nopad": dict(_NOPAD, num_batch_threads=1),
+    "max32-2ms-2thr-nopad": dict(_NOPAD, max_batch_size=32),
+    "max16-2ms-2thr-padded": dict(SHIPPED_BATCHING, max_batch_size=16,
+                                  allowed_batch_sizes=(1, 2, 4, 8, 16)),
+    "max64-0ms-2thr-padded": dict(SHIPPED_BATCHING, batch_timeout_micros=0),
+}
+DEFAULT_BATCHING = "max64-2ms-2thr-nopad"
+
+
+# --- model and requests ------------------------------------------------------------------
+
+
+def resolve_model(workdir, base_path=None):
+    """(base_path, description): the shipped export, or a fresh one of the same config."""
+    if base_path:
+        return os.path.abspath(base_path), f"{base_path} (--model-base-path)"
+    shipped = os.path.join(REPO, "saved_models", MODEL_NAME)
+    versions = [d for d in os.listdir(shipped) if d.isdigit()] if os.path.isdir(shipped) else []
+    if versions:
+        return shipped, f"saved_models/{MODEL_NAME} (version {max(versions, key=int)})"
+    import yaml
+
+    from tfgen.export.saved_model import export_model
+    from tfgen.models.base import get_model_class
+
+    with open(os.path.join(REPO, "tf_configs", f"{MODEL_NAME}.yaml")) as f:
+        config = yaml.safe_load(f)["model"]
+    spec = {"event_shape": [8, 8, 1], "kind": "image", "levels": 17}
+    model = get_model_class(config["class_name"])(data_spec=spec, **config["config"])
+    base = os.path.join(workdir, MODEL_NAME)
+    export_model(model, base, version=1)
+    return base, (f"untrained {config['class_name']} {config['config']} exported to a temp dir "
+                  f"(saved_models/{MODEL_NAME} absent)")
+
+
+def signature_inputs(name):
+    """Batch-1 inputs of the benchmark, as numpy arrays."""
+    if name == "log_prob":
+        from sklearn.datasets import load_digits
+
+        return {"x": load_digits().images[:1, :, :, None].astype(np.float32)}
+    return {"seed": np.zeros([1], np.int64), "temperature": np.ones([1], np.float32)}
+
+
+def serialized_request(name, inputs):
+    from tensorflow_serving.apis import predict_pb2
+
+    from tfgen.serving.tensors import ndarray_to_proto
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = MODEL_NAME
+    request.model_spec.signature_name = name
+    for alias, value in inputs.items():
+        request.inputs[alias].CopyFrom(ndarray_to_proto(value))
+    return request.SerializeToString()
+
+
+# --- load generators (spawned processes: grpcio only) -------------------------------------
+
+
+def _load_process(address, request, clients, warmup, duration, ready, start_times, results):
+    import asyncio
+
+    import grpc
+
+    async def main():
+        async with grpc.aio.insecure_channel(address) as channel:
+            call = channel.unary_unary(PREDICT_METHOD)  # bytes in, bytes out
+            await call(request, timeout=60)  # connected and answering
+            ready.put(os.getpid())
+            start = start_times.get()
+            begin, end = start + warmup, start + warmup + duration
+            latencies, errors = [], []
+
+            async def client():
+                while time.time() < start:
+                    await asyncio.sleep(0.001)
+                while True:
+                    t0 = time.time()
+                    if t0 >= end:
+                        return
+                    try:
+                        await call(request, timeout=30)
+                        ok = True
+                    except grpc.RpcError as e:
+                        ok = False
+                        code = e.code().name
+                    t1 = time.time()
+                    if begin <= t0 and t1 <= end:
+                        if ok:
+                            latencies.append(t1 - t0)
+                        else:
+                            errors.append(code)
+
+            await asyncio.gather(*(client() for _ in range(clients)))
+            return latencies, errors
+
+    latencies, errors = asyncio.run(main())
+    results.put((latencies, errors))
+
+
+def drive(address, request, clients, load_processes, warmup, duration):
+    """Requests/s, p50, p99 (ms) and errors of `clients` concurrent clients."""
+    ctx = multiprocessing.get_context("spawn")
+    procs_n = max(1, min(load_processes, clients))
+    shares = [clients // procs_n + (i < clients % procs_n) for i in range(procs_n)]
+    ready, start_times, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    procs = [ctx.Process(target=_load_process, daemon=True,
+                         args=(address, request, n, warmup, duration, ready, start_times, results))
+             for n in shares]
+    for p in procs:
+        p.start()
+    try:
+        for _ in procs:
+            ready.get(timeout=120)
+        start = time.time() + 0.2
+        for _ in procs:
+            start_times.put(start)
+        latencies, errors = [], []
+        for _ in procs:
+            lat, err = results.get(timeout=warmup + duration + 120)
+            latencies += lat
+            errors += err
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    return summarize(latencies, duration, errors)
+
+
+def median(cells):
+    """The cell with the median requests/s."""
+    return sorted(cells, key=lambda cell: cell["rps"])[len(cells) // 2]
+
+
+def summarize(latencies, duration, errors=()):
+    lat = np.asarray(latencies) * 1e3
+    return {
+        "rps": len(lat) / duration,
+        "p50": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
+        "p99": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
+        "requests": int(len(lat)),
+        "errors": len(errors),
+        "error_codes": sorted(set(errors)),
+        "loadavg": os.getloadavg()[0],
+    }
+
+
+# --- the server ---------------------------------------------------------------------------
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def batching_file(params, path):
+    lines = [f"max_batch_size {{ value: {params['max_batch_size']} }}",
+             f"batch_timeout_micros {{ value: {params['batch_timeout_micros']} }}",
+             f"max_enqueued_batches {{ value: {params['max_enqueued_batches']} }}",
+             f"num_batch_threads {{ value: {params['num_batch_threads']} }}"]
+    lines += [f"allowed_batch_sizes: {b}" for b in params.get("allowed_batch_sizes", ())]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+class Server:
+    """`python -m tfgen.cli serve` on free loopback ports; stopped with SIGTERM."""
+
+    def __init__(self, base_path, batching_path=None, log_path=os.devnull):
+        self.port, rest = free_port(), free_port()
+        self.command = [sys.executable, "-m", "tfgen.cli", "serve", "--port", str(self.port),
+                        "--rest_api_port", str(rest), "--model_name", MODEL_NAME,
+                        "--model_base_path", base_path, "--file_system_poll_wait_seconds", "0"]
+        if batching_path:
+            self.command += ["--enable_batching", "--batching_parameters_file", batching_path]
+        self._log = open(log_path, "w")
+        self.proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=self._log,
+                                     text=True, cwd=REPO)
+        lines = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(l) for l in self.proc.stdout], daemon=True).start()
+        deadline = time.time() + 300
+        while True:
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.time()))
+            except queue.Empty:
+                self.stop()
+                raise RuntimeError(f"server not ready in 300 s; see {log_path}") from None
+            if "ready" in line:
+                break
+        self.address = f"127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# --- in-process ---------------------------------------------------------------------------
+
+
+def in_process(base_path, name, inputs, clients, warmup, duration):
+    """The signature called by `clients` threads of this process (batch 1 each)."""
+    import tensorflow as tf
+
+    from tfgen.export.reader import resolve_version
+
+    fn = tf.saved_model.load(resolve_version(base_path)).signatures[name]
+    tensors = {k: tf.constant(v) for k, v in inputs.items()}
+    fn(**tensors)
+    start = time.time() + 0.1
+    begin, end = start + warmup, start + warmup + duration
+    per_thread = [[] for _ in range(clients)]
+
+    def worker(out):
+        while time.time() < start:
+            time.sleep(0.001)
+        while True:
+            t0 = time.time()
+            if t0 >= end:
+                return
+            {k: v.numpy() for k, v in fn(**tensors).items()}
+            t1 = time.time()
+            if begin <= t0 and t1 <= end:
+                out.append(t1 - t0)
+
+    threads = [threading.Thread(target=worker, args=(out,)) for out in per_thread]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return summarize([x for out in per_thread for x in out], duration)
+
+
+# --- the table ----------------------------------------------------------------------------
+
+
+def fmt(cell):
+    if cell is None:
+        return "-"
+    text = f"{cell['rps']:7.0f} {cell['p50']:6.1f} {cell['p99']:6.1f}"
+    return text + (f" ({cell['errors']} err)" if cell.get("errors") else "")
+
+
+def table(rows):
+    head = ("| signature | clients | in-process req/s p50 p99 | batching off req/s p50 p99 "
+            "| batching on req/s p50 p99 | on/off |")
+    out = [head, "|" + "---|" * 6]
+    for r in rows:
+        ratio = r["on"]["rps"] / r["off"]["rps"] if r["off"]["rps"] else float("nan")
+        out.append(f"| {r['signature']} | {r['clients']} | {fmt(r['inproc'])} | {fmt(r['off'])} "
+                   f"| {fmt(r['on'])} | {ratio:.2f}x |")
+    return "\n".join(out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per cell")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per cell")
+    parser.add_argument("--clients", default="1,8,64", help="concurrent clients, comma-separated")
+    parser.add_argument("--signatures", default="log_prob,sample")
+    parser.add_argument("--load-processes", type=int, default=2,
+                        help="load-generator processes (clients are shared among them)")
+    parser.add_argument("--tune", action="store_true",
+                        help="also run every other BATCHING file at the largest client count")
+    parser.add_argument("--batching", default=DEFAULT_BATCHING, choices=sorted(BATCHING),
+                        help=f"batching file of the main table (default {DEFAULT_BATCHING})")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="interleaved off/on measurements per cell (median kept)")
+    parser.add_argument("--json", metavar="PATH", help="write all results as JSON")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 1 and 64 clients, 1 s cells (bench/run_all.py --quick)")
+    parser.add_argument("--model-base-path", metavar="DIR",
+                        help=f"serve this export as {MODEL_NAME} instead (default: the shipped one)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup, args.clients = 1.0, 0.5, "1,64"
+    clients = [int(c) for c in args.clients.split(",")]
+    signatures = args.signatures.split(",")
+
+    workdir = tempfile.mkdtemp(prefix="tfgen-bench-serving-")
+    try:
+        started = time.time()
+        load_before = os.getloadavg()
+        base_path, model_desc = resolve_model(workdir, args.model_base_path)
+        print(f"model: {model_desc}", flush=True)
+        requests = {s: signature_inputs(s) for s in signatures}
+        serialized = {s: serialized_request(s, v) for s, v in requests.items()}
+        rows = {(s, c): {"signature": s, "clients": c} for s in signatures for c in clients}
+
+        # The unbatched server stays up; each batching server is measured cell by cell
+        # right after the unbatched one (off, on, off, on, ... for --rounds), so the load
+        # of the machine drifts as little as possible between the two halves of a ratio.
+        configs = [args.batching] + ([n for n in BATCHING if n != args.batching] if args.tune else [])
+        tuning = []
+        with Server(base_path, None, os.path.join(workdir, "server-off.log")) as off:
+            for name in configs:
+                path = batching_file(BATCHING[name], os.path.join(workdir, f"on-{len(tuning)}.config"))
+                with Server(base_path, path, os.path.join(workdir, f"server-{len(tuning)}.log")) as on:
+                    cells = [(s, c) for s in signatures for c in clients]
+                    if name != args.batching:
+                        cells = [(s, max(clients)) for s in signatures]
+                    for s, c in cells:
+                        got = {"off": [], "on": []}
+                        for _ in range(args.rounds):
+                            for mode, server in (("off", off), ("on", on)):
+                                got[mode].append(drive(server.address, serialized[s], c,
+                                                       args.load_processes, args.warmup,
+                                                       args.duration))
+                        if args.rounds > 1:
+                            print(f"  {name:32s} {s:8s} {c:3d} clients, rounds: off req/s "
+                                  f"{[round(x['rps']) for x in got['off']]}, on req/s "
+                                  f"{[round(x['rps']) for x in got['on']]}", flush=True)
+                        cell = {mode: median(v) for mode, v in got.items()}
+                        ratio = cell["on"]["rps"] / max(cell["off"]["rps"], 1e-9)
+                        print(f"  {name:32s} {s:8s} {c:3d} clients: off {fmt(cell['off'])} | "
+                              f"on {fmt(cell['on'])} | {ratio:.2f}x", flush=True)
+                        if name == args.batching:
+                            rows[(s, c)].update(cell)
+                        if c == max(clients):
+                            tuning.append({"name": name, "params": BATCHING[name], "signature": s,
+                                           "clients": c, "ratio": ratio, **cell})
+        for s in signatures:
+            for c in clients:
+                cell = in_process(base_path, s, requests[s], c, args.warmup, args.duration)
+                rows[(s, c)]["inproc"] = cell
+                print(f"  in-process {s:8s} {c:3d} threads: {fmt(cell)}", flush=True)
+
+        rows = list(rows.values())
+        print()
+        print(f"command: python bench/serving.py {' '.join(argv if argv is not None else sys.argv[1:])}")
+        print(f"machine: {os.cpu_count()} CPUs; load average (1/5/15 min) before "
+              f"{'/'.join(f'{x:.1f}' for x in load_before)}, after "
+              f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}; {time.time() - started:.0f} s")
+        print(f"batching on: {args.batching} {json.dumps(BATCHING[args.batching])}")
+        print(f"latencies in ms; {args.duration:g} s per cell after {args.warmup:g} s warmup; "
+              f"{args.load_processes} load-generator processes; median of {args.rounds} "
+              "interleaved off/on rounds")
+        print(table(rows))
+        if tuning:
+            print()
+            print(f"| batching file ({max(clients)} clients) | signature | off req/s p50 p99 "
+                  "| on req/s p50 p99 | on/off |")
+            print("|---|---|---|---|---|")
+            for t in tuning:
+                print(f"| {t['name']} | {t['signature']} | {fmt(t['off'])} | {fmt(t['on'])} "
+                      f"| {t['ratio']:.2f}x |")
+        for r in rows:
+            if r["clients"] == max(clients):
+                ratio = r["on"]["rps"] / r["off"]["rps"]
+                verdict = "met" if ratio >= 3 else "NOT met"
+                print(f"target (>= 3x at {r['clients']} clients), {r['signature']}: "
+                      f"{ratio:.2f}x, {verdict}")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"model": model_desc, "rows": rows, "tuning": tuning,
+                           "batching_on": args.batching}, f, indent=1)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -6,7 +6,9 @@ optimizer, one with `jit_compile=False` (a `tf.function` graph) and one with
 separately as "first fit"), then both alternate timed `fit` calls (graph, XLA, graph,
 XLA, ...). In a timed call a callback takes the clock after the first step and after the
 last, so iterator start-up is excluded; throughput is examples/s over the remaining
-steps. The table gives the median over rounds per mode and the ratio XLA/graph. A flow
+steps. The table gives the median over rounds per mode, the ratio of the medians
+XLA/graph, and the median (and range) of the per-round ratios, each from a graph and an
+XLA call timed back to back, which is steadier when the machine's load drifts. A flow
 that fails to train in a mode gets "fails: <reason>" in its cells instead of a number.
 
 Data: digits (8x8x1, 17 levels) for the coupling flows with multi-scale image
@@ -16,11 +18,16 @@ architectures, two_moons (2-D) for the autoregressive flows (MADE on flattened i
 
 Usage:
 
-    python bench/flow_training.py                    # all flows, ~10 min on a loaded 2-core machine
+    python bench/flow_training.py                    # all flows; 43 min at loadavg ~9-14 on 2 cores
     python bench/flow_training.py --quick            # smoke run: smaller models, fewer rounds
+    python bench/flow_training.py --json r.json      # also keep the raw per-round numbers
+    python bench/flow_training.py --from-json r.json # re-print the table of a saved run
     python bench/flow_training.py --flows RealNVP Glow --rounds 7
     python bench/flow_training.py --configs RealNVP:two_moons MAF:digits
     python bench/flow_training.py --list             # the configs and exit
+
+Most of the time goes to tracing and XLA compilation (the "first fit" columns), not to
+the timed steps; pick flows with `--flows` for a shorter run.
 """
 
 import argparse
@@ -169,17 +176,21 @@ def rows(results, notes):
     for r in results:
         name = r["class_name"] + notes.get(r["class_name"], "")
         if "worker_error" in r:
-            table.append([name, r["dataset"], "", "", "", f"fails: {r['worker_error']}", "", "", "", ""])
+            table.append([name, r["dataset"], "", "", "", f"fails: {r['worker_error']}", "", "", "", "", ""])
             continue
         graph, xla = r.get("graph_examples_per_s"), r.get("xla_examples_per_s")
         ratio = f"{median(xla) / median(graph):.2f}x" if graph and xla else "-"
+        # Per-round pairs (graph and XLA timed back to back) cancel slow load drift.
+        paired = sorted(x / g for g, x in zip(graph, xla)) if graph and xla else []
+        paired = f"{median(paired):.2f}x ({paired[0]:.2f}-{paired[-1]:.2f})" if paired else "-"
         first = lambda mode: f"{r[f'{mode}_first_fit_s']:.1f}" if f"{mode}_first_fit_s" in r else "-"  # noqa: E731
         table.append([name, r["dataset"], r["batch_size"], r["steps"], f"{r.get('params', 0):,}", cell(r, "graph"),
-                      cell(r, "xla"), ratio, first("graph"), first("xla")])
+                      cell(r, "xla"), ratio, paired, first("graph"), first("xla")])
     return table
 
 
 HEADERS = ["flow", "data", "batch", "steps", "params", "graph ex/s", "XLA ex/s", "XLA/graph",
+           "paired XLA/graph (min-max)",
            "graph first fit s", "XLA first fit s"]
 
 
@@ -195,11 +206,17 @@ def main():
     parser.add_argument("--in-process", action="store_true", help="no subprocess per flow (for debugging)")
     parser.add_argument("--json", help="also write the raw results to this file")
     parser.add_argument("--list", action="store_true", help="print the configs and exit")
+    parser.add_argument("--from-json", help="re-print the table of a --json file and exit")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
         print("RESULT " + json.dumps(measure_flow(**json.loads(args.worker))), flush=True)
+        return
+
+    if args.from_json:
+        with open(args.from_json) as f:
+            print(format_table(HEADERS, rows(json.load(f), {}), align=["l", "l"] + ["r"] * 9))
         return
 
     budget = QUICK if args.quick else DEFAULTS
@@ -242,7 +259,7 @@ def main():
               f"({json.dumps({k: v for k, v in result.items() if k.endswith(('_error', '_per_s'))})})", flush=True)
     print(f"# end:   {machine_line()}  elapsed={time.perf_counter() - started:.0f}s")
     print()
-    print(format_table(HEADERS, rows(results, notes), align=["l", "l"] + ["r"] * 8))
+    print(format_table(HEADERS, rows(results, notes), align=["l", "l"] + ["r"] * 9))
     print()
     print("Configs: " + "; ".join(f"{s['class_name']} {s['kwargs']}" for s in specs))
     if args.json:

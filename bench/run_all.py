@@ -6,7 +6,7 @@ exit status is non-zero if any failed. `bench/serving.py` runs too when it exist
 
 Usage:
 
-    python bench/run_all.py                 # every script's default run (~25 min)
+    python bench/run_all.py                 # every script's default run (~1 h on a loaded 2-core VM)
     python bench/run_all.py --quick         # each script's --quick smoke run, if it has one
     python bench/run_all.py --only flow_training export_log_prob
 """

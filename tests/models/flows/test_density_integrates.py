@@ -22,7 +22,7 @@ def test_two_moons_density_integrates_to_one(flow_class, kwargs):
     model = flow_class({"event_shape": [2]}, hidden_units=32, **kwargs)
     model.compile(keras.optimizers.Adam(3e-3))
     data = tf.data.Dataset.from_tensor_slices(two_moons()).shuffle(2048, seed=0).batch(256)
-    history = model.fit(data, epochs=15, verbose=0)
+    history = model.fit(data, epochs=8, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
     # Riemann sum over [-4, 4]^2 at 300 x 300 cell centres.
     edges = np.linspace(-4.0, 4.0, 301, dtype=np.float32)

@@ -16,7 +16,7 @@ def test_actnorm_initializes_on_the_first_training_batch_only():
     model.log_prob(x)
     flags = actnorm_flags(model)
     assert flags and all(flag == 0.0 for flag in flags)  # inference never writes variables
-    model.compile(keras.optimizers.Adam(1e-3))
+    model.compile(keras.optimizers.Adam(1e-3), run_eagerly=True)  # the traced path: test_flows
     model.fit(tf.data.Dataset.from_tensor_slices(x).batch(64), epochs=1, verbose=0)
     assert all(flag == 1.0 for flag in actnorm_flags(model))
     # The first ActNorm standardized the data it saw (then one small Adam step moved it).

@@ -50,24 +50,23 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL_NAME = "digits_realnvp"
 PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
 
-#: serving/batching.config, the shipped deployment file.
-SHIPPED_BATCHING = dict(max_batch_size=64, batch_timeout_micros=2000, max_enqueued_batches=100,
-                        num_batch_threads=2, allowed_batch_sizes=(1, 2, 4, 8, 16, 32, 64))
-_NOPAD = dict(SHIPPED_BATCHING, allowed_batch_sizes=())
+_NOPAD = dict(max_batch_size=64, batch_timeout_micros=2000, max_enqueued_batches=100,
+              num_batch_threads=2, allowed_batch_sizes=())
+_PADDED = dict(_NOPAD, allowed_batch_sizes=(1, 2, 4, 8, 16, 32, 64))
 
 #: Batching files, by name; `--batching` picks the main table's, `--tune` runs them all
 #: at the largest client count.
 BATCHING = {
     "max64-2ms-2thr-nopad": _NOPAD,
-    "shipped(max64-2ms-2thr-padded)": SHIPPED_BATCHING,
+    "max64-2ms-2thr-padded": _PADDED,
     "max64-5ms-2thr-nopad": dict(_NOPAD, batch_timeout_micros=5000),
     "max64-2ms-1thr-nopad": dict(_NOPAD, num_batch_threads=1),
     "max32-2ms-2thr-nopad": dict(_NOPAD, max_batch_size=32),
-    "max16-2ms-2thr-padded": dict(SHIPPED_BATCHING, max_batch_size=16,
-                                  allowed_batch_sizes=(1, 2, 4, 8, 16)),
-    "max64-0ms-2thr-padded": dict(SHIPPED_BATCHING, batch_timeout_micros=0),
+    "max16-2ms-2thr-padded": dict(_PADDED, max_batch_size=16, allowed_batch_sizes=(1, 2, 4, 8, 16)),
+    "max64-0ms-2thr-padded": dict(_PADDED, batch_timeout_micros=0),
 }
-DEFAULT_BATCHING = "max64-2ms-2thr-nopad"
+#: The settings of the shipped serving/batching.config.
+DEFAULT_BATCHING = "max64-5ms-2thr-nopad"
 
 
 # --- model and requests ------------------------------------------------------------------

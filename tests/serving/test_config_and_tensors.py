@@ -111,7 +111,7 @@ def test_shipped_deployment_files_parse():
     models = config_lib.read_model_config_file(os.path.join(root, "models.config"))
     assert models and all(m.base_path.startswith("saved_models/") for m in models)
     params = config_lib.read_batching_parameters_file(os.path.join(root, "batching.config"))
-    assert params.max_batch_size == 64 and params.batch_timeout_micros == 2000
+    assert params.max_batch_size == 64 and params.batch_timeout_micros == 5000
     assert not params.allowed_batch_sizes or params.allowed_batch_sizes[-1] == params.max_batch_size
     assert config_lib.read_monitoring_config_file(os.path.join(root, "monitoring.config")) == (
         True, "/monitoring/prometheus/metrics")

@@ -69,9 +69,10 @@ class Signature:
             alias: tensors.proto_to_ndarray(proto, alias)
             for alias, proto in signature_def.defaults.items()
         }
+        # Fixed by the SignatureDef, so decided once here rather than per request.
+        self.batched = self._all_batched()
 
-    @property
-    def batched(self):
+    def _all_batched(self):
         """True when every input and output has an unknown leading (batch) dimension."""
         infos = list(self.inputs.values()) + list(self.outputs.values())
         for info in infos:

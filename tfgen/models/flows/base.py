@@ -49,6 +49,11 @@ class FlowModel(GenerativeModel):
         self.dequantization_samples = int(dequantization_samples)
         if self.dequantization_samples < 1:
             raise ValueError(f"dequantization_samples must be >= 1, got {dequantization_samples}")
+        if self.data_spec.is_discrete:
+            # log_prob's fixed draws: constants of the model, drawn once rather than per call.
+            self._dequantization_noise = tf.random.stateless_uniform(
+                [self.dequantization_samples, *self.data_spec.event_shape], seed=self.DEQUANTIZATION_SEED
+            ).numpy()
         if self.data_spec.conditional:
             self.condition_embedding = keras.layers.Embedding(
                 self.data_spec.num_classes, self.condition_dim, name="condition_embedding"
@@ -151,7 +156,7 @@ class FlowModel(GenerativeModel):
         if not self.data_spec.is_discrete:
             return self._raw_log_prob(x, condition)
         k = self.dequantization_samples
-        noise = tf.random.stateless_uniform([k, *self.data_spec.event_shape], seed=self.DEQUANTIZATION_SEED)
+        noise = tf.constant(self._dequantization_noise)
         batch = tf.shape(x)[0]
         # [K, B, *event] -> [K * B, *event]: one pass of the flow over every draw.
         u = quantization.dequantize(x[tf.newaxis], self.data_spec.levels, noise[:, tf.newaxis])

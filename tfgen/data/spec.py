@@ -20,6 +20,7 @@ class DataSpec:
         ignored when `levels` is set.
       num_classes: number of classes of the optional condition; `None` if unconditional.
       dtype: dtype of examples as fed to `log_prob` (always float32 today).
+      sample_rate: samples per second of audio (for WAV files); `None` otherwise.
     """
 
     event_shape: Tuple[int, ...]
@@ -29,6 +30,7 @@ class DataSpec:
     high: Optional[float] = None
     num_classes: Optional[int] = None
     dtype: str = "float32"
+    sample_rate: Optional[int] = None
 
     def __post_init__(self):
         object.__setattr__(self, "event_shape", tuple(int(d) for d in self.event_shape))
@@ -40,6 +42,9 @@ class DataSpec:
             raise ValueError(f"levels must be >= 2 or None, got {self.levels}")
         if self.num_classes is not None and int(self.num_classes) < 1:
             raise ValueError(f"num_classes must be >= 1 or None, got {self.num_classes}")
+        if self.sample_rate is not None and (self.kind != "audio" or int(self.sample_rate) < 1):
+            raise ValueError(f"sample_rate must be a positive integer of audio data, got {self.sample_rate} "
+                             f"for kind {self.kind!r}")
 
     @property
     def num_dims(self) -> int:

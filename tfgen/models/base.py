@@ -16,6 +16,7 @@ conditional ones (`condition` int32 class ids `[B]`).
 """
 
 from tfgen.backend import keras, tf
+from tfgen.contract import LogProbKind
 from tfgen.data.quantization import bits_per_dim
 from tfgen.data.spec import DataSpec
 
@@ -67,10 +68,12 @@ class GenerativeModel(keras.Model):
 
     #: "flow", "vae", "gan", "autoregressive", ...
     family = None
-    #: "exact", "lower_bound" (e.g. an importance-weighted ELBO) or None (no likelihood).
-    log_prob_kind = "exact"
+    #: a `tfgen.contract.LogProbKind`: what `log_prob` means (NONE: there is none).
+    log_prob_kind = LogProbKind.EXACT
     #: whether `encode`/`decode` exist.
     has_latent = False
+    #: whether `encode` draws from a posterior, keyed by a per-row `seed`.
+    stochastic_encoder = False
 
     def __init__(self, data_spec, **kwargs):
         super().__init__(**kwargs)

@@ -18,6 +18,7 @@ account for the bin width and compare with autoregressive models on the same dat
 import math
 
 from tfgen.backend import keras, tf, tfb, tfd
+from tfgen.contract import LogProbKind
 from tfgen.data import quantization
 from tfgen.models.base import GenerativeModel
 from tfgen.random import per_row_normal
@@ -61,8 +62,8 @@ class FlowModel(GenerativeModel):
 
     @property
     def log_prob_kind(self):
-        """"exact" on continuous data; on discrete data a dequantization lower bound."""
-        return "dequantized_lower_bound" if self.data_spec.is_discrete else "exact"
+        """Exact on continuous data; on discrete data a dequantization lower bound."""
+        return LogProbKind.DEQUANTIZED_LOWER_BOUND if self.data_spec.is_discrete else LogProbKind.EXACT
 
     # === Subclass hook ===
     def _flow_bijector(self, condition_features):

@@ -11,7 +11,7 @@ import yaml
 
 from tfgen.backend import tf
 from tfgen.data.datasets import load_dataset
-from tfgen.data.quantization import bits_per_dim
+from tfgen.metrics.bits import bits_per_dim
 from tfgen.export.reader import list_versions, read_metadata
 from tfgen.metrics.baselines import gmm_baseline
 from tfgen.serving import config as serving_config

@@ -9,6 +9,8 @@ import importlib
 import os
 import sys
 
+from tfgen.errors import UserError
+
 # Before any command imports TensorFlow: keep its C++ start-up chatter out of the output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -19,10 +21,6 @@ COMMAND_MODULES = [
     "tfgen.serving.cli",  # serve
     "tfgen.scoring.cli",  # score
 ]
-
-
-class UserError(Exception):
-    """A problem with the user's input: printed as one line, exit code 2, no traceback."""
 
 
 def build_parser():
@@ -47,8 +45,9 @@ def main(argv=None):
         return 2
     try:
         return args.func(args) or 0
-    except (UserError, ValueError, FileNotFoundError, FileExistsError) as e:
-        # Bad input is the user's to fix: one line naming the problem, not a traceback.
+    except UserError as e:
+        # Bad input is the user's to fix: one line naming the problem. Anything else is
+        # a bug in tfgen and keeps its traceback.
         print(f"tfgen {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -7,7 +7,7 @@ import pytest
 
 from tfgen.backend import tf
 from tfgen.data import DataSpec, Split
-from tfgen.data import quantization
+from tfgen.models.flows import dequantization
 from tfgen.metrics.bits import evaluate_bits_per_dim
 from tfgen.models.base import GenerativeModel
 
@@ -34,8 +34,8 @@ class PowerCube(GenerativeModel):
     def training_log_prob(self, x, condition=None, training=True):
         spec = self.data_spec
         noise = tf.random.uniform(tf.shape(x))
-        u = quantization.dequantize(x, spec.levels, noise)
-        return quantization.discrete_log_prob(self._unit_log_prob(u), spec.num_dims, spec.levels)
+        u = dequantization.dequantize(x, spec.levels, noise)
+        return dequantization.discrete_log_prob(self._unit_log_prob(u), spec.num_dims, spec.levels)
 
 
 def _expected_bits(x, levels, power):

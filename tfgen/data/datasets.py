@@ -16,35 +16,19 @@ Example:
     train = to_tf_dataset(dataset.splits["train"], dataset.spec, batch_size=64,
                           shuffle=True, seed=0, repeat=True)
 
-Built-in datasets (options and defaults):
-
-- `digits`: scikit-learn's 8x8 digits, event shape (8, 8, 1), 17 levels (0..16), kind
-  "image". Labels 0..9 are always kept in `Split.y`; `spec.num_classes` is 10 only with
-  `conditional: true`, so an unconditional model is fed `x` alone.
-  Options: seed=0, validation_fraction=0.15, test_fraction=0.15, conditional=False.
-- `photo_patches`: square patches of scikit-learn's sample photographs (china.jpg,
-  flower.jpg), event shape (patch_size, patch_size, 3), 256 levels, kind "image", no
-  labels. Each image is cut into blocks of 4*patch_size pixels; every patch lies inside
-  one block and blocks (not patches) are split, so test patches come from image regions
-  never seen in training. Options: patch_size=8, num_patches=20000, seed=0,
-  validation_fraction=0.1, test_fraction=0.1.
-- `two_moons`, `circles`, `eight_gaussians`, `checkerboard`: continuous 2-D toys, event
-  shape (2,), kind "vector", no labels, spec low=-3, high=3 (a plot range that holds
-  essentially all the mass, not a hard bound). Options: num_samples=20000, noise (see
-  `_TOYS`), seed=0, validation_fraction=0.1, test_fraction=0.1.
-
-User data loaders (`npy`, `npz`, `image_folder`, `tfrecord`) live in
-`tfgen.data.loaders` and register themselves here.
+Built-in datasets are in `tfgen.data.builtin`; user data loaders (`npy`, `npz`,
+`image_folder`, `tfrecord`) in `tfgen.data.loaders`. Both register themselves here when
+`tfgen.data` is imported (which importing this module does first).
 """
 
 import dataclasses
-import math
 import os
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 
 from tfgen.data.spec import KINDS, DataSpec
+from tfgen.errors import UserError
 
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -134,21 +118,21 @@ def _parse_options(name, config, schema):
     """Config options checked against the schema and completed with defaults."""
     unknown = sorted(set(config) - set(schema))
     if unknown:
-        raise ValueError(
+        raise UserError(
             f"dataset {name!r}: unknown option {unknown[0]!r}; known options: {sorted(schema)}"
         )
     options = {}
     for key, (type_name, default) in schema.items():
         value = config.get(key, default)
         if value is REQUIRED:
-            raise ValueError(f"dataset {name!r}: option {key!r} ({type_name}) is required")
+            raise UserError(f"dataset {name!r}: option {key!r} ({type_name}) is required")
         if value is not None and not _TYPES[type_name](value):
-            raise ValueError(
+            raise UserError(
                 f"dataset {name!r}: option {key!r} must be {type_name}, got {type(value).__name__} {value!r}"
             )
         options[key] = value
     if "kind" in options and options["kind"] is not None and options["kind"] not in KINDS:
-        raise ValueError(f"dataset {name!r}: option 'kind' must be one of {KINDS}, got {options['kind']!r}")
+        raise UserError(f"dataset {name!r}: option 'kind' must be one of {KINDS}, got {options['kind']!r}")
     return options
 
 
@@ -164,11 +148,11 @@ def load_dataset(config) -> Dataset:
       A `Dataset`.
     """
     if not isinstance(config, dict) or "name" not in config:
-        raise ValueError(f"dataset config must be a dict with a 'name', got {config!r}")
+        raise UserError(f"dataset config must be a dict with a 'name', got {config!r}")
     config = dict(config)
     name = config.pop("name")
     if name not in _DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known: {dataset_names()}")
+        raise UserError(f"unknown dataset {name!r}; known: {dataset_names()}")
     builder, schema = _DATASETS[name]
     return builder(**_parse_options(name, config, schema))
 
@@ -196,37 +180,37 @@ def validate_examples(x, y=None, *, source, event_shape=None, levels=None):
     """
     x = np.asarray(x)
     if x.dtype.kind not in "biuf":
-        raise ValueError(f"{source}: data must be numeric, got dtype {x.dtype}")
+        raise UserError(f"{source}: data must be numeric, got dtype {x.dtype}")
     if x.ndim < 2 or x.shape[0] == 0:
-        raise ValueError(f"{source}: no examples (data shape {x.shape}; expected [N, *event_shape] with N > 0)")
+        raise UserError(f"{source}: no examples (data shape {x.shape}; expected [N, *event_shape] with N > 0)")
     if event_shape is not None and tuple(x.shape[1:]) != tuple(event_shape):
-        raise ValueError(
+        raise UserError(
             f"{source}: examples have shape {tuple(x.shape[1:])}, expected event_shape {tuple(event_shape)}"
         )
     x = x.astype(np.float32)
     bad = ~np.isfinite(x)
     if bad.any():
-        raise ValueError(f"{source}: {int(bad.sum())} NaN/Inf value(s), first at x{_first_index(bad)}")
+        raise UserError(f"{source}: {int(bad.sum())} NaN/Inf value(s), first at x{_first_index(bad)}")
     if levels is not None:
         bad = (x < 0) | (x > levels - 1)
         if bad.any():
-            raise ValueError(
+            raise UserError(
                 f"{source}: {int(bad.sum())} value(s) outside [0, {levels - 1}] (levels={levels}), "
                 f"first at x{_first_index(bad)} = {x[np.unravel_index(np.argmax(bad), bad.shape)]}"
             )
         bad = x != np.floor(x)
         if bad.any():
-            raise ValueError(
+            raise UserError(
                 f"{source}: {int(bad.sum())} non-integer value(s) in discrete data, first at x{_first_index(bad)}"
             )
     if y is not None:
         y = np.asarray(y)
         if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.all(y == np.floor(y))):
-            raise ValueError(f"{source}: labels must be integers, got dtype {y.dtype}")
+            raise UserError(f"{source}: labels must be integers, got dtype {y.dtype}")
         if y.shape != (x.shape[0],):
-            raise ValueError(f"{source}: labels have shape {y.shape}, expected ({x.shape[0]},)")
+            raise UserError(f"{source}: labels have shape {y.shape}, expected ({x.shape[0]},)")
         if np.any(y < 0):
-            raise ValueError(f"{source}: labels must be >= 0, first negative at y[{int(np.argmax(y < 0))}]")
+            raise UserError(f"{source}: labels must be >= 0, first negative at y[{int(np.argmax(y < 0))}]")
         y = y.astype(np.int32)
     return x, y
 
@@ -253,13 +237,13 @@ def split_indices(num_examples, *, seed, validation_fraction, test_fraction, str
     fractions = {"validation": validation_fraction, "test": test_fraction}
     for name, fraction in fractions.items():
         if not 0.0 <= fraction < 1.0:
-            raise ValueError(f"{name}_fraction must be in [0, 1), got {fraction}")
+            raise UserError(f"{name}_fraction must be in [0, 1), got {fraction}")
     if validation_fraction + test_fraction >= 1.0:
-        raise ValueError(
+        raise UserError(
             f"validation_fraction + test_fraction must be < 1, got {validation_fraction} + {test_fraction}"
         )
     if stratify is not None and groups is not None:
-        raise ValueError("split_indices: pass stratify or groups, not both")
+        raise UserError("split_indices: pass stratify or groups, not both")
     rng = np.random.default_rng(seed)
     if groups is None:
         unit_of_example = np.arange(num_examples)
@@ -282,7 +266,7 @@ def split_indices(num_examples, *, seed, validation_fraction, test_fraction, str
         idx = np.flatnonzero(example_split == code)
         if code == 0 or fractions[name] > 0:
             if len(idx) == 0:
-                raise ValueError(
+                raise UserError(
                     f"{num_units} example(s)/group(s) are too few for a {name} split; "
                     f"add data or lower the fractions"
                 )
@@ -314,7 +298,7 @@ def make_dataset(x, y, spec_fields, *, source, seed, validation_fraction, test_f
     num_classes = None
     if conditional:
         if y is None:
-            raise ValueError(f"{source}: conditional=True needs labels, and this data has none")
+            raise UserError(f"{source}: conditional=True needs labels, and this data has none")
         num_classes = len(class_names) if class_names is not None else int(y.max()) + 1
     spec = DataSpec(event_shape=x.shape[1:], num_classes=num_classes, **spec_fields)
     indices = split_indices(
@@ -346,9 +330,9 @@ def to_tf_dataset(split, spec, batch_size, shuffle, seed=None, repeat=False, dro
     from tfgen.backend import tf
 
     if spec.conditional and split.y is None:
-        raise ValueError("spec is conditional (num_classes set) but the split has no labels")
+        raise UserError("spec is conditional (num_classes set) but the split has no labels")
     if tuple(split.x.shape[1:]) != spec.event_shape:
-        raise ValueError(f"split examples have shape {split.x.shape[1:]}, spec says {spec.event_shape}")
+        raise UserError(f"split examples have shape {split.x.shape[1:]}, spec says {spec.event_shape}")
     tensors = (split.x, split.y) if spec.conditional else split.x
     ds = tf.data.Dataset.from_tensor_slices(tensors)
     if shuffle:
@@ -356,101 +340,3 @@ def to_tf_dataset(split, spec, batch_size, shuffle, seed=None, repeat=False, dro
     if repeat:
         ds = ds.repeat()
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
-
-
-# === Built-in datasets ===
-
-@register_dataset(
-    "digits", validation_fraction=("float", 0.15), test_fraction=("float", 0.15), conditional=("bool", False)
-)
-def _digits(seed, validation_fraction, test_fraction, conditional):
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    return make_dataset(
-        digits.images[..., None], digits.target, {"kind": "image", "levels": 17},
-        source="digits", seed=seed, validation_fraction=validation_fraction,
-        test_fraction=test_fraction, conditional=conditional,
-    )
-
-
-@register_dataset("photo_patches", patch_size=("int", 8), num_patches=("int", 20000))
-def _photo_patches(patch_size, num_patches, seed, validation_fraction, test_fraction):
-    from sklearn.datasets import load_sample_images
-
-    images = np.stack(load_sample_images().images)  # [2, 427, 640, 3] uint8
-    if not 1 <= patch_size <= min(images.shape[1:3]) // 4:
-        raise ValueError(f"photo_patches: patch_size must be in [1, {min(images.shape[1:3]) // 4}], got {patch_size}")
-    block = 4 * patch_size
-    rows, cols = images.shape[1] // block, images.shape[2] // block
-    if num_patches < 1:
-        raise ValueError(f"photo_patches: num_patches must be >= 1, got {num_patches}")
-    rng = np.random.default_rng(seed)
-    blocks = rng.integers(len(images) * rows * cols, size=num_patches)
-    image, rest = np.divmod(blocks, rows * cols)
-    top = rest // cols * block + rng.integers(block - patch_size + 1, size=num_patches)
-    left = rest % cols * block + rng.integers(block - patch_size + 1, size=num_patches)
-    offsets = np.arange(patch_size)
-    patches = images[
-        image[:, None, None],
-        top[:, None, None] + offsets[None, :, None],
-        left[:, None, None] + offsets[None, None, :],
-    ]
-    return make_dataset(
-        patches, None, {"kind": "image", "levels": 256}, source="photo_patches", seed=seed,
-        validation_fraction=validation_fraction, test_fraction=test_fraction, groups=blocks,
-    )
-
-
-def _moons(rng, n, noise):
-    from sklearn.datasets import make_moons
-
-    return make_moons(n, noise=noise, random_state=np.random.RandomState(rng.integers(2**31)))[0]
-
-
-def _circles(rng, n, noise):
-    from sklearn.datasets import make_circles
-
-    return make_circles(n, noise=noise, factor=0.5, random_state=np.random.RandomState(rng.integers(2**31)))[0]
-
-
-def _eight_gaussians(rng, n, noise):
-    angles = rng.integers(8, size=n) * (2 * math.pi / 8)
-    return np.stack([np.cos(angles), np.sin(angles)], axis=1) + noise * rng.standard_normal((n, 2))
-
-
-def _checkerboard(rng, n, noise):
-    # The 4x4 board on [-4, 4]^2 of FFJORD (Grathwohl et al. 2019, arXiv:1810.01367).
-    x1 = rng.uniform(-2, 2, n)
-    x2 = rng.uniform(0, 1, n) - rng.integers(2, size=n) * 2.0 + np.floor(x1) % 2
-    return 2.0 * np.stack([x1, x2], axis=1) + noise * rng.standard_normal((n, 2))
-
-
-# name -> (generator, default noise, centre, scale). Samples are standardized by the fixed
-# affine map (x - centre) / scale, the mean and standard deviation of the noise-free
-# density, so they are roughly unit scale whatever the noise or sample size.
-_TOYS = {
-    "two_moons": (_moons, 0.05, (0.5, 0.25), (0.866, 0.494)),
-    "circles": (_circles, 0.05, (0.0, 0.0), (0.559, 0.559)),
-    "eight_gaussians": (_eight_gaussians, 0.1, (0.0, 0.0), (0.707, 0.707)),
-    "checkerboard": (_checkerboard, 0.0, (0.0, 0.0), (2.309, 2.309)),
-}
-TOY_RANGE = 3.0
-
-
-def _register_toy(name, generate, default_noise, centre, scale):
-    @register_dataset(name, num_samples=("int", 20000), noise=("float", default_noise))
-    def build(num_samples, noise, seed, validation_fraction, test_fraction):
-        if num_samples < 1 or noise < 0:
-            raise ValueError(f"{name}: num_samples must be >= 1 and noise >= 0, got {num_samples}, {noise}")
-        x = (generate(np.random.default_rng(seed), num_samples, noise) - np.asarray(centre)) / np.asarray(scale)
-        return make_dataset(
-            x, None, {"kind": "vector", "low": -TOY_RANGE, "high": TOY_RANGE}, source=name, seed=seed,
-            validation_fraction=validation_fraction, test_fraction=test_fraction,
-        )
-
-
-for _name, _toy in _TOYS.items():
-    _register_toy(_name, *_toy)
-
-from tfgen.data import loaders  # noqa: E402,F401  (registers the user-data loaders)

@@ -33,6 +33,7 @@ import pathlib
 import numpy as np
 
 from tfgen.data.datasets import REQUIRED, make_dataset, register_dataset
+from tfgen.errors import MissingPath, UserError
 
 _COMMON = {"path": ("path", REQUIRED), "conditional": ("bool", False)}
 _ARRAY = {**_COMMON, "levels": ("int", None), "kind": ("str", None)}
@@ -43,7 +44,7 @@ def _existing(path, want_dir=False):
     """`path` as a `pathlib.Path`, or a FileNotFoundError naming it."""
     path = pathlib.Path(os.fspath(path)).expanduser()
     if not (path.is_dir() if want_dir else path.is_file()):
-        raise FileNotFoundError(f"{path}: no such {'folder' if want_dir else 'file'}")
+        raise MissingPath(f"{path}: no such {'folder' if want_dir else 'file'}")
     return path
 
 
@@ -65,17 +66,17 @@ def _load_numpy(path, suffix):
         return path, np.load(path, allow_pickle=False)
     except ValueError as e:
         if "Object arrays" in str(e):
-            raise ValueError(f"{path}: holds object arrays (e.g. strings); expected a numeric array") from None
-        raise ValueError(f"{path}: not a readable {suffix} file ({e})") from None
+            raise UserError(f"{path}: holds object arrays (e.g. strings); expected a numeric array") from None
+        raise UserError(f"{path}: not a readable {suffix} file ({e})") from None
     except OSError as e:
-        raise ValueError(f"{path}: not a readable {suffix} file ({e})") from None
+        raise UserError(f"{path}: not a readable {suffix} file ({e})") from None
 
 
 @register_dataset("npy", event_shape=("list of ints", None), **_ARRAY)
 def _npy(path, event_shape, **options):
     path, x = _load_numpy(path, ".npy")
     if not isinstance(x, np.ndarray):
-        raise ValueError(f"{path}: is an .npz archive; use the 'npz' loader")
+        raise UserError(f"{path}: is an .npz archive; use the 'npz' loader")
     return _finish(x, None, path, options, event_shape)
 
 
@@ -83,15 +84,15 @@ def _npy(path, event_shape, **options):
 def _npz(path, event_shape, **options):
     path, archive = _load_numpy(path, ".npz")
     if isinstance(archive, np.ndarray):
-        raise ValueError(f"{path}: is a single .npy array, not an .npz archive; use the 'npy' loader")
+        raise UserError(f"{path}: is a single .npy array, not an .npz archive; use the 'npy' loader")
     with archive:
         if "x" not in archive.files:
-            raise ValueError(f"{path}: no array 'x' in the archive (keys: {archive.files})")
+            raise UserError(f"{path}: no array 'x' in the archive (keys: {archive.files})")
         try:
             x = archive["x"]
             y = archive["y"] if "y" in archive.files else None
         except ValueError:
-            raise ValueError(f"{path}: holds object arrays (e.g. strings); expected numeric arrays") from None
+            raise UserError(f"{path}: holds object arrays (e.g. strings); expected numeric arrays") from None
     return _finish(x, y, path, options, event_shape)
 
 
@@ -105,7 +106,7 @@ def _read_image(file, channels, size):
                 image = image.resize((size[1], size[0]), Image.BILINEAR)
             array = np.asarray(image, dtype=np.uint8)
     except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"{file}: not a readable image ({e})") from None
+        raise UserError(f"{file}: not a readable image ({e})") from None
     return array.reshape(array.shape[:2] + (channels,))
 
 
@@ -115,7 +116,7 @@ def _read_image(file, channels, size):
 def _image_folder(path, image_size, channels, **options):
     folder = _existing(path, want_dir=True)
     if channels not in (1, 3):
-        raise ValueError(f"{folder}: option 'channels' must be 1 or 3, got {channels}")
+        raise UserError(f"{folder}: option 'channels' must be 1 or 3, got {channels}")
     size = None if image_size is None else tuple(np.broadcast_to(image_size, 2).tolist())
 
     def images_in(directory):
@@ -124,19 +125,19 @@ def _image_folder(path, image_size, channels, **options):
     top = images_in(folder)
     class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and images_in(d))
     if top and class_dirs:
-        raise ValueError(
+        raise UserError(
             f"{folder}: has images both at the top level and in subfolders ({class_dirs[0].name}/); "
             f"use one layout: all images at the top, or one subfolder per class"
         )
     files = top or [f for d in class_dirs for f in images_in(d)]
     if not files:
-        raise ValueError(f"{folder}: no PNG/JPEG images (looked for {', '.join(IMAGE_SUFFIXES)})")
+        raise UserError(f"{folder}: no PNG/JPEG images (looked for {', '.join(IMAGE_SUFFIXES)})")
     labels = None if top else [i for i, d in enumerate(class_dirs) for _ in images_in(d)]
     images = []
     for file in files:
         image = _read_image(file, channels, size)
         if images and image.shape != images[0].shape:
-            raise ValueError(
+            raise UserError(
                 f"{file}: image is {image.shape[1]}x{image.shape[0]}, but {files[0].name} is "
                 f"{images[0].shape[1]}x{images[0].shape[0]}; set option image_size to resize"
             )
@@ -152,10 +153,10 @@ def _feature_values(example, key, path, index):
     """The values of feature `key` of one tf.train.Example, as a numpy array."""
     feature = example.features.feature
     if key not in feature:
-        raise ValueError(f"{path}: record {index} has no feature {key!r} (features: {sorted(feature)})")
+        raise UserError(f"{path}: record {index} has no feature {key!r} (features: {sorted(feature)})")
     kind = feature[key].WhichOneof("kind")
     if kind == "bytes_list":
-        raise ValueError(f"{path}: record {index} feature {key!r} is a bytes_list; expected float_list or int64_list")
+        raise UserError(f"{path}: record {index} feature {key!r} is a bytes_list; expected float_list or int64_list")
     values = getattr(feature[key], kind).value if kind else []
     return np.asarray(values, dtype=np.float64 if kind == "float_list" else np.int64)
 
@@ -175,10 +176,10 @@ def _tfrecord(path, event_shape, feature_key, label_key, **options):
             try:
                 example = tf.train.Example.FromString(record)
             except Exception as e:  # protobuf's DecodeError
-                raise ValueError(f"{path}: record {index} is not a tf.train.Example ({e})") from None
+                raise UserError(f"{path}: record {index} is not a tf.train.Example ({e})") from None
             values = _feature_values(example, feature_key, path, index)
             if values.size != size:
-                raise ValueError(
+                raise UserError(
                     f"{path}: record {index} feature {feature_key!r} has {values.size} values; "
                     f"event_shape {tuple(event_shape)} needs {size}"
                 )
@@ -186,10 +187,10 @@ def _tfrecord(path, event_shape, feature_key, label_key, **options):
             if label_key is not None:
                 label = _feature_values(example, label_key, path, index)
                 if label.size != 1:
-                    raise ValueError(f"{path}: record {index} label {label_key!r} has {label.size} values, expected 1")
+                    raise UserError(f"{path}: record {index} label {label_key!r} has {label.size} values, expected 1")
                 ys.append(label[0])
     except tf.errors.OpError as e:
-        raise ValueError(f"{path}: not a readable TFRecord file ({e.message.splitlines()[0]})") from None
+        raise UserError(f"{path}: not a readable TFRecord file ({e.message.splitlines()[0]})") from None
     if not xs:
-        raise ValueError(f"{path}: no records")
+        raise UserError(f"{path}: no records")
     return _finish(np.stack(xs), np.asarray(ys) if label_key else None, path, options, event_shape)

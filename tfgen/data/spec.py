@@ -3,6 +3,7 @@
 import dataclasses
 import math
 from typing import Optional, Tuple
+from tfgen.errors import UserError
 
 KINDS = ("vector", "image", "audio")
 
@@ -35,15 +36,15 @@ class DataSpec:
     def __post_init__(self):
         object.__setattr__(self, "event_shape", tuple(int(d) for d in self.event_shape))
         if not self.event_shape or any(d <= 0 for d in self.event_shape):
-            raise ValueError(f"event_shape must be non-empty positive dims, got {self.event_shape}")
+            raise UserError(f"event_shape must be non-empty positive dims, got {self.event_shape}")
         if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+            raise UserError(f"kind must be one of {KINDS}, got {self.kind!r}")
         if self.levels is not None and int(self.levels) < 2:
-            raise ValueError(f"levels must be >= 2 or None, got {self.levels}")
+            raise UserError(f"levels must be >= 2 or None, got {self.levels}")
         if self.num_classes is not None and int(self.num_classes) < 1:
-            raise ValueError(f"num_classes must be >= 1 or None, got {self.num_classes}")
+            raise UserError(f"num_classes must be >= 1 or None, got {self.num_classes}")
         if self.sample_rate is not None and (self.kind != "audio" or int(self.sample_rate) < 1):
-            raise ValueError(f"sample_rate must be a positive integer of audio data, got {self.sample_rate} "
+            raise UserError(f"sample_rate must be a positive integer of audio data, got {self.sample_rate} "
                              f"for kind {self.kind!r}")
 
     @property
@@ -69,5 +70,5 @@ class DataSpec:
             return d
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(f"unknown data spec key(s): {sorted(unknown)}")
+            raise UserError(f"unknown data spec key(s): {sorted(unknown)}")
         return cls(**d)

@@ -7,10 +7,12 @@ Example:
 """
 
 import math
-import os
 import pathlib
 
 import numpy as np
+
+from tfgen.files import atomic_path
+from tfgen.errors import UserError
 
 
 def _to_uint8(images, spec):
@@ -39,10 +41,10 @@ def image_grid(samples, spec, num_columns=None, padding=1):
     """
     samples = np.asarray(samples)
     if samples.ndim != 4 or tuple(samples.shape[1:]) != spec.event_shape:
-        raise ValueError(f"image_grid: samples have shape {samples.shape}, expected [B, *{spec.event_shape}]")
+        raise UserError(f"image_grid: samples have shape {samples.shape}, expected [B, *{spec.event_shape}]")
     count, height, width, channels = samples.shape
     if count == 0:
-        raise ValueError("image_grid: no samples")
+        raise UserError("image_grid: no samples")
     columns = num_columns or math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
     grid = np.full(
@@ -56,13 +58,10 @@ def image_grid(samples, spec, num_columns=None, padding=1):
 
 
 def _atomic_save(path, save):
-    """Calls `save(tmp_path)` then renames into place, so no reader sees half a file."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save(tmp)
-    os.replace(tmp, path)
-    return path
+    """Calls `save(tmp_path)`, then renames into place; returns `path` as a `pathlib.Path`."""
+    with atomic_path(path) as tmp:
+        save(tmp)
+    return pathlib.Path(path)
 
 
 def save_image_grid(samples, spec, path, num_columns=None, min_size=256):
@@ -93,7 +92,7 @@ def save_scatter(samples, path, reference=None, limits=None, title=None):
     points = {"samples": samples, "reference": reference}
     for name, value in points.items():
         if value is not None and (np.ndim(value) != 2 or np.shape(value)[1] != 2):
-            raise ValueError(f"save_scatter: {name} must be [N, 2], got shape {np.shape(value)}")
+            raise UserError(f"save_scatter: {name} must be [N, 2], got shape {np.shape(value)}")
     figure = Figure(figsize=(5, 5), dpi=100)
     axes = figure.add_subplot()
     if reference is not None:
@@ -127,7 +126,7 @@ def save_samples_figure(samples, spec, path, reference=None):
     if spec.kind == "vector" and spec.event_shape == (2,):
         limits = None if spec.low is None or spec.high is None else (spec.low, spec.high)
         return save_scatter(samples, path, reference=reference, limits=limits)
-    raise ValueError(
+    raise UserError(
         f"save_samples_figure: no picture for kind {spec.kind!r} with event_shape {spec.event_shape}; "
         f"supported: kind 'image' [H, W, C] and kind 'vector' (2,)"
     )

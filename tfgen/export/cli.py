@@ -94,7 +94,7 @@ def _run_sample_server(args):
     import grpc
     import numpy as np
 
-    from tfgen.cli import UserError
+    from tfgen.errors import UserError
     from tfgen.export import reader
     from tfgen.serving import Client
 

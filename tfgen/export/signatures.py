@@ -26,7 +26,7 @@ directly but defeats server-side batching, which concatenates inputs along dim 0
 """
 
 from tfgen.backend import tf
-from tfgen.data.quantization import bits_per_dim
+from tfgen.metrics.bits import bits_per_dim
 
 SERVING_DEFAULT = "serving_default"
 

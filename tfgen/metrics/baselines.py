@@ -1,7 +1,7 @@
 """Classical density baselines (scikit-learn) in bits/dim, comparable with tfgen's flows.
 
 They use the same split and the same dequantization as the flows
-(`tfgen.data.quantization`): discrete data x in {0..L-1}^D is mapped to the unit cube,
+(`tfgen.models.flows.dequantization`): discrete data x in {0..L-1}^D is mapped to the unit cube,
 u = (x + noise) / L with noise ~ U[0, 1)^D, and a density p_u on the cube scores
 
     bits/dim = -(log p_u(u) - D log L) / (D ln 2).
@@ -18,7 +18,9 @@ Example:
 
 import numpy as np
 
-from tfgen.data import quantization
+from tfgen.metrics.bits import bits_per_dim
+from tfgen.models.flows import dequantization
+from tfgen.errors import UserError
 
 GMM_COMPONENTS = (1, 5, 10, 20)
 KDE_BANDWIDTHS = (0.02, 0.05, 0.07, 0.1, 0.14, 0.2, 0.3)
@@ -36,7 +38,7 @@ def dequantized(x, spec, seed):
     if not spec.is_discrete:
         return x
     noise = np.random.default_rng(seed).uniform(size=x.shape).astype(np.float32)
-    return np.asarray(quantization.dequantize(x, spec.levels, noise))
+    return np.asarray(dequantization.dequantize(x, spec.levels, noise))
 
 
 def bits_per_dim_from_density(log_density, spec):
@@ -48,8 +50,8 @@ def bits_per_dim_from_density(log_density, spec):
     """
     log_prob = np.asarray(log_density, np.float64)
     if spec.is_discrete:
-        log_prob = quantization.discrete_log_prob(log_prob, spec.num_dims, spec.levels)
-    return np.asarray(quantization.bits_per_dim(log_prob, spec.num_dims))
+        log_prob = dequantization.discrete_log_prob(log_prob, spec.num_dims, spec.levels)
+    return np.asarray(bits_per_dim(log_prob, spec.num_dims))
 
 
 def _select_on_validation(candidates, dataset, seed):
@@ -66,7 +68,7 @@ def _select_on_validation(candidates, dataset, seed):
     """
     missing = {"train", "validation", "test"} - set(dataset.splits)
     if missing:
-        raise ValueError(f"baselines need train, validation and test splits; missing {sorted(missing)}")
+        raise UserError(f"baselines need train, validation and test splits; missing {sorted(missing)}")
     spec = dataset.spec
     points = {
         name: dequantized(dataset.splits[name].x, spec, seed=(seed, i))

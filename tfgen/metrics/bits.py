@@ -1,7 +1,7 @@
 """Held-out bits/dim of a tfgen model, averaged over dequantization noise.
 
 For discrete data a flow's per-example objective is the dequantization bound
-(`tfgen.data.quantization`)
+(`tfgen.models.flows.dequantization`)
 
     log P(x) >= E_noise[ log p_u((x + noise) / L) ] - D log L,
 
@@ -20,7 +20,12 @@ import numpy as np
 
 from tfgen.backend import tf
 from tfgen.data.datasets import to_tf_dataset
-from tfgen.data.quantization import bits_per_dim
+from tfgen.errors import UserError
+
+
+def bits_per_dim(log_prob, num_dims):
+    """-log_prob / (D ln 2): nats per example to bits per dimension."""
+    return -log_prob / (num_dims * math.log(2.0))
 
 
 def evaluate_bits_per_dim(model, split, spec, batch_size=256, num_noise_samples=1, seed=0):
@@ -44,7 +49,7 @@ def evaluate_bits_per_dim(model, split, spec, batch_size=256, num_noise_samples=
         first example index), or `num_noise_samples` < 1.
     """
     if num_noise_samples < 1:
-        raise ValueError(f"num_noise_samples must be >= 1, got {num_noise_samples}")
+        raise UserError(f"num_noise_samples must be >= 1, got {num_noise_samples}")
     tf.random.set_seed(seed)
 
     @tf.function(reduce_retracing=True)
@@ -61,7 +66,7 @@ def evaluate_bits_per_dim(model, split, spec, batch_size=256, num_noise_samples=
     log_prob = np.concatenate(log_probs).astype(np.float64)
     bad = ~np.isfinite(log_prob)
     if bad.any():
-        raise ValueError(
+        raise UserError(
             f"model returned {int(bad.sum())} non-finite log_prob value(s), first at example {int(np.argmax(bad))}"
         )
     per_example = np.asarray(bits_per_dim(log_prob, spec.num_dims))

@@ -17,8 +17,9 @@ conditional ones (`condition` int32 class ids `[B]`).
 
 from tfgen.backend import keras, tf
 from tfgen.contract import LogProbKind
-from tfgen.data.quantization import bits_per_dim
+from tfgen.metrics.bits import bits_per_dim
 from tfgen.data.spec import DataSpec
+from tfgen.errors import UserError
 
 _REGISTRY = {}
 
@@ -44,7 +45,7 @@ def get_model_class(name):
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown model class {name!r}; known: {sorted(_REGISTRY)}") from None
+        raise UserError(f"unknown model class {name!r}; known: {sorted(_REGISTRY)}") from None
 
 
 def registered_models():
@@ -118,7 +119,7 @@ class GenerativeModel(keras.Model):
         else:
             x, condition = data, None
         if self.data_spec.conditional and condition is None:
-            raise ValueError(f"{self.name} is conditional: feed (x, condition) pairs")
+            raise UserError(f"{self.name} is conditional: feed (x, condition) pairs")
         if not self.data_spec.conditional:
             condition = None
         return x, condition

@@ -33,7 +33,7 @@ def register(subparsers):
 
 
 def run(args):
-    from tfgen.cli import UserError
+    from tfgen.errors import UserError
     from tfgen.scoring.score import LocalScorer, ServerScorer, Unreachable, score_file
 
     if args.batch_size < 1:

@@ -74,7 +74,7 @@ def check_paths(args):
 
 def build_options(args):
     """argparse namespace -> ServerOptions (reads the config files)."""
-    from tfgen.cli import UserError
+    from tfgen.errors import UserError
 
     check_paths(args)
     from tfgen.serving import config as config_lib

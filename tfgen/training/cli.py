@@ -5,6 +5,7 @@ TensorFlow is imported when a command runs, not when `tfgen --help` builds the p
 
 import os
 import sys
+from tfgen.errors import UserError
 
 TRAIN_HELP = """\
 Train a model from a YAML config (sections: model, data, training, strategy,
@@ -66,7 +67,7 @@ def run_export(args):
     from tfgen.training.trainer import export_run
 
     if args.version is not None and args.version < 1:
-        raise ValueError("--version must be >= 1")
+        raise UserError("--version must be >= 1")
     version_dir = export_run(args.run_dir, args.out, version=args.version)
     print(f"tfgen export: wrote {os.path.abspath(version_dir)}")
     return 0

@@ -29,6 +29,8 @@ path ("unknown key 'training.lerning_rate'"), and wrong types name the key and t
 expected, so a typo never silently falls back to a default.
 """
 
+from tfgen.errors import MissingPath, UserError
+
 import dataclasses
 import math
 import os
@@ -272,7 +274,7 @@ def _check_value(value, annotation, path):
         if number is not None and math.isfinite(number):
             return number
     if not ok:
-        raise ValueError(
+        raise UserError(
             f"config key '{path}' must be {_TYPE_NAMES[annotation]}, got {type(value).__name__} {value!r}"
         )
     return value
@@ -280,7 +282,7 @@ def _check_value(value, annotation, path):
 
 def _parse_section(cls, data, path):
     if not isinstance(data, dict):
-        raise ValueError(f"config key '{path}' must be a mapping, got {type(data).__name__}")
+        raise UserError(f"config key '{path}' must be a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     if cls is DataConfig:
@@ -290,18 +292,18 @@ def _parse_section(cls, data, path):
     for key, value in data.items():
         key_path = f"{path}.{key}" if path else str(key)
         if key not in fields:
-            raise ValueError(f"unknown key '{key_path}'; known keys: {', '.join(fields)}")
+            raise UserError(f"unknown key '{key_path}'; known keys: {', '.join(fields)}")
         value = _check_value(value, hints[key], key_path)
         choices = fields[key].metadata.get("choices")
         if choices and value not in choices:
-            raise ValueError(f"config key '{key_path}' must be one of {list(choices)}, got {value!r}")
+            raise UserError(f"config key '{key_path}' must be one of {list(choices)}, got {value!r}")
         kwargs[key] = value
     return cls(**kwargs)
 
 
 def _require(condition, message):
     if not condition:
-        raise ValueError(message)
+        raise UserError(message)
 
 
 def _validate(config):
@@ -336,7 +338,7 @@ def parse_config(data, name="run"):
         (`saved_models/NAME`) when the config does not set them.
     """
     if not isinstance(data, dict):
-        raise ValueError(f"a training config must be a mapping of sections, got {type(data).__name__}")
+        raise UserError(f"a training config must be a mapping of sections, got {type(data).__name__}")
     config = _parse_section(TrainConfig, data, "")
     if config.run_dir is None:
         config.run_dir = os.path.join("runs", name)
@@ -349,16 +351,16 @@ def parse_config(data, name="run"):
 def load_config(path):
     """Reads and validates a YAML training config (`yaml.safe_load` only)."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"training config not found: {path}")
+        raise MissingPath(f"training config not found: {path}")
     with open(path) as f:
         try:
             data = yaml.safe_load(f)
         except yaml.YAMLError as e:
-            raise ValueError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from None
+            raise UserError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from None
     try:
         return parse_config(data, name=os.path.splitext(os.path.basename(path))[0])
     except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
+        raise UserError(f"{path}: {e}") from None
 
 
 def override(config, run_dir=None, epochs=None, export=None):

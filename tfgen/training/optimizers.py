@@ -1,6 +1,7 @@
 """Optimizer and learning-rate schedule from a `TrainingConfig`."""
 
 from tfgen.backend import keras, tf
+from tfgen.errors import UserError
 
 
 class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
@@ -72,4 +73,4 @@ def build_optimizer(training, total_steps):
         return keras.optimizers.SGD(momentum=t.momentum, **common)
     if t.optimizer == "rmsprop":
         return keras.optimizers.RMSprop(momentum=t.momentum, epsilon=t.epsilon, **common)
-    raise ValueError(f"unknown optimizer {t.optimizer!r}")
+    raise UserError(f"unknown optimizer {t.optimizer!r}")

@@ -15,6 +15,7 @@ import os
 import tempfile
 
 from tfgen.backend import tf
+from tfgen.errors import UserError
 
 
 def read_tf_config(environ=None):
@@ -31,26 +32,26 @@ def read_tf_config(environ=None):
     raw = environ.get("TF_CONFIG")
     hint = "see tf_configs/cluster/README.md"
     if not raw:
-        raise ValueError(f"strategy 'multi_worker' needs the TF_CONFIG environment variable; {hint}")
+        raise UserError(f"strategy 'multi_worker' needs the TF_CONFIG environment variable; {hint}")
     try:
         tf_config = json.loads(raw)
     except json.JSONDecodeError as e:
-        raise ValueError(f"TF_CONFIG is not valid JSON ({e}); {hint}") from None
+        raise UserError(f"TF_CONFIG is not valid JSON ({e}); {hint}") from None
     if not isinstance(tf_config, dict):
-        raise ValueError(f"TF_CONFIG must be a JSON object with 'cluster' and 'task'; {hint}")
+        raise UserError(f"TF_CONFIG must be a JSON object with 'cluster' and 'task'; {hint}")
     cluster, task = tf_config.get("cluster"), tf_config.get("task")
     if not isinstance(cluster, dict) or not cluster:
-        raise ValueError(f"TF_CONFIG has no 'cluster' mapping of job name -> addresses; {hint}")
+        raise UserError(f"TF_CONFIG has no 'cluster' mapping of job name -> addresses; {hint}")
     for job, addresses in cluster.items():
         if not isinstance(addresses, list) or not all(isinstance(a, str) and ":" in a for a in addresses):
-            raise ValueError(f"TF_CONFIG cluster.{job} must be a list of 'host:port' strings; {hint}")
+            raise UserError(f"TF_CONFIG cluster.{job} must be a list of 'host:port' strings; {hint}")
     if not cluster.get("worker") and not cluster.get("chief"):
-        raise ValueError(f"TF_CONFIG cluster has no 'worker' (or 'chief') addresses; {hint}")
+        raise UserError(f"TF_CONFIG cluster has no 'worker' (or 'chief') addresses; {hint}")
     if not isinstance(task, dict) or "type" not in task or "index" not in task:
-        raise ValueError(f"TF_CONFIG needs 'task': {{'type': 'worker', 'index': N}}; {hint}")
+        raise UserError(f"TF_CONFIG needs 'task': {{'type': 'worker', 'index': N}}; {hint}")
     job, index = task["type"], task["index"]
     if job not in cluster or not isinstance(index, int) or not 0 <= index < len(cluster[job]):
-        raise ValueError(f"TF_CONFIG task {job}:{index} is not a member of the cluster; {hint}")
+        raise UserError(f"TF_CONFIG task {job}:{index} is not a member of the cluster; {hint}")
     return tf_config
 
 
@@ -119,4 +120,4 @@ def resolve_strategy(config):
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
-    raise ValueError(f"unknown strategy {name!r}")
+    raise UserError(f"unknown strategy {name!r}")

@@ -22,11 +22,13 @@ import time
 from typing import Optional
 
 from tfgen.backend import keras, tf
+from tfgen.files import write_json, write_text
 from tfgen.models.base import model_from_config
 from tfgen.training import callbacks as callbacks_lib
 from tfgen.training import strategy as strategy_lib
 from tfgen.training.config import load_config
 from tfgen.training.optimizers import build_optimizer, build_schedule
+from tfgen.errors import MissingPath, PathExists, UserError
 
 
 class TrainingDiverged(RuntimeError):
@@ -56,18 +58,6 @@ class TrainResult:
 
 def log(message):
     print(f"tfgen train: {message}", flush=True)
-
-
-def write_atomic(path, text):
-    """Writes `text` to `path` through a temporary sibling, so readers never see half."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def write_json(path, data):
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
 
 
 def read_json(path):
@@ -117,7 +107,7 @@ def _datasets(dataset, config, num_workers):
     spec, splits = dataset.spec, dataset.splits
     n_train = len(splits["train"].x)
     if n_train < t.batch_size:
-        raise ValueError(f"training.batch_size {t.batch_size} exceeds the {n_train} training examples")
+        raise UserError(f"training.batch_size {t.batch_size} exceeds the {n_train} training examples")
     steps = t.steps_per_epoch or n_train // t.batch_size
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -158,7 +148,7 @@ def _check_run_dir(config, resume):
     ckpt_dir = config.checkpoint_dir
     has_checkpoints = bool(tf.io.gfile.glob(os.path.join(ckpt_dir, "ckpt-*.index")))
     if has_checkpoints and not resume:
-        raise FileExistsError(
+        raise PathExists(
             f"{ckpt_dir} already holds checkpoints: pass --resume to continue that run, "
             "or --run-dir for a new one"
         )
@@ -166,7 +156,7 @@ def _check_run_dir(config, resume):
     if resume and os.path.exists(model_json):
         saved = read_json(model_json)["class_name"]
         if saved != config.model.class_name:
-            raise ValueError(f"--resume: {config.run_dir} trained a {saved}, the config asks for a {config.model.class_name}")
+            raise UserError(f"--resume: {config.run_dir} trained a {saved}, the config asks for a {config.model.class_name}")
 
 
 def _check_workers_agree(strategy, epoch):
@@ -178,7 +168,7 @@ def _check_workers_agree(strategy, epoch):
     per_replica = strategy.run(lambda: tf.constant([float(epoch), float(epoch) ** 2]))
     mean, mean_square = strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None).numpy()
     if abs(mean_square - mean**2) > 1e-6:
-        raise ValueError(
+        raise UserError(
             f"workers resumed from different epochs (this one: {epoch}, mean: {mean:g}): the run's checkpoint "
             "directory must be on a filesystem every worker sees"
         )
@@ -192,7 +182,7 @@ def _trim_history(path, initial_epoch):
     with open(path) as f:
         lines = f.read().splitlines()
     kept = lines[:1] + [line for line in lines[1:] if line and int(line.split(",")[0]) < initial_epoch]
-    write_atomic(path, "\n".join(kept) + "\n")
+    write_text(path, "\n".join(kept) + "\n")
 
 
 def _model_config(config, spec):
@@ -260,7 +250,7 @@ def _export(config, model, strategy, dataset, metrics):
 def _write_run_files(config, model):
     """RUN_DIR/config.yaml (resolved) and model.json (what `tfgen export` rebuilds)."""
     os.makedirs(config.run_dir, exist_ok=True)
-    write_atomic(os.path.join(config.run_dir, "config.yaml"), config.to_yaml())
+    write_text(os.path.join(config.run_dir, "config.yaml"), config.to_yaml())
     write_json(os.path.join(config.run_dir, "model.json"),
                {"class_name": config.model.class_name, "config": model.get_config()})
 
@@ -292,7 +282,7 @@ def train(config, resume=False):
     chief = strategy_lib.is_chief(strategy)
     workers = strategy_lib.num_workers(strategy)
     if t.batch_size % strategy.num_replicas_in_sync:
-        raise ValueError(
+        raise UserError(
             f"training.batch_size {t.batch_size} is not a multiple of the "
             f"{strategy.num_replicas_in_sync} replicas"
         )
@@ -301,7 +291,7 @@ def train(config, resume=False):
     spec = dataset.spec
     train_ds, val_ds, steps = _datasets(dataset, config, workers)
     if t.early_stopping_patience is not None and val_ds is None:
-        raise ValueError(f"training.early_stopping_patience needs a 'validation' split; dataset {config.data.name!r} has none")
+        raise UserError(f"training.early_stopping_patience needs a 'validation' split; dataset {config.data.name!r} has none")
     model_config = _model_config(config, spec)
 
     with strategy.scope():
@@ -383,7 +373,7 @@ def export_run(run_dir, base_path, version=None):
     config_yaml = os.path.join(run_dir, "config.yaml")
     for path in (model_json, config_yaml):
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path} not found: is {run_dir} a run directory written by `tfgen train`?")
+            raise MissingPath(f"{path} not found: is {run_dir} a run directory written by `tfgen train`?")
     config = load_config(config_yaml)
     saved = read_json(model_json)
     model = build_model(saved["class_name"], saved["config"])
@@ -392,7 +382,7 @@ def export_run(run_dir, base_path, version=None):
     )
     epoch = store.restore_latest_good(log=lambda m: print(f"tfgen export: {m}", flush=True))
     if not epoch:
-        raise FileNotFoundError(f"no good checkpoint in {store.directory}")
+        raise MissingPath(f"no good checkpoint in {store.directory}")
     metrics_path = os.path.join(run_dir, "metrics.json")
     metrics = read_json(metrics_path) if os.path.isfile(metrics_path) else {}
     metadata = {

@@ -14,7 +14,7 @@ and a class condition when `data_spec.num_classes` is set: `log_prob(x, conditio
 with `condition` int32 `[B]`; `fit` takes `(x, condition)` pairs.
 """
 
-from tfgen.models.flows.autoregressive import IAF, MAF, AutoregressiveFlow, AutoregressiveNeuralSplineFlow  # noqa: F401
+from tfgen.models.flows.masked_autoregressive import IAF, MAF, AutoregressiveFlow, AutoregressiveNeuralSplineFlow  # noqa: F401
 from tfgen.models.flows.base import FlowModel  # noqa: F401
 from tfgen.models.flows.coupling import CouplingFlow  # noqa: F401
 from tfgen.models.flows.glow import Glow, NeuralSplineFlow  # noqa: F401

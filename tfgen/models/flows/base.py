@@ -11,7 +11,7 @@ for continuous data the identity. Change of variables gives the exact density
 
     log p(x) = log N(f^-1(x); 0, I) + log |det d f^-1 / dx|
 
-and discrete data is uniformly dequantized (`tfgen.data.quantization`), so bits/dim
+and discrete data is uniformly dequantized (`tfgen.models.flows.dequantization`), so bits/dim
 account for the bin width and compare with autoregressive models on the same data.
 """
 
@@ -19,9 +19,10 @@ import math
 
 from tfgen.backend import keras, tf, tfb, tfd
 from tfgen.contract import LogProbKind
-from tfgen.data import quantization
+from tfgen.models.flows import dequantization
 from tfgen.models.base import GenerativeModel
 from tfgen.random import per_row_normal
+from tfgen.errors import UserError
 
 
 class FlowModel(GenerativeModel):
@@ -49,7 +50,7 @@ class FlowModel(GenerativeModel):
         self.logit_alpha = float(logit_alpha)
         self.dequantization_samples = int(dequantization_samples)
         if self.dequantization_samples < 1:
-            raise ValueError(f"dequantization_samples must be >= 1, got {dequantization_samples}")
+            raise UserError(f"dequantization_samples must be >= 1, got {dequantization_samples}")
         if self.data_spec.is_discrete:
             # log_prob's fixed draws: constants of the model, drawn once rather than per call.
             self._dequantization_noise = tf.random.stateless_uniform(
@@ -124,18 +125,18 @@ class FlowModel(GenerativeModel):
         if not self.data_spec.is_discrete:
             return x
         if noise is None:
-            return quantization.bin_centres(x, self.data_spec.levels)
-        return quantization.dequantize(x, self.data_spec.levels, noise)
+            return dequantization.bin_centres(x, self.data_spec.levels)
+        return dequantization.dequantize(x, self.data_spec.levels, noise)
 
     def _to_raw(self, u):
         if not self.data_spec.is_discrete:
             return u
-        return quantization.quantize(u, self.data_spec.levels)
+        return dequantization.quantize(u, self.data_spec.levels)
 
     def _raw_log_prob(self, u, condition):
         log_prob = self.distribution(condition).log_prob(u)
         if self.data_spec.is_discrete:
-            log_prob = quantization.discrete_log_prob(
+            log_prob = dequantization.discrete_log_prob(
                 log_prob, self.data_spec.num_dims, self.data_spec.levels
             )
         return log_prob
@@ -160,7 +161,7 @@ class FlowModel(GenerativeModel):
         noise = tf.constant(self._dequantization_noise)
         batch = tf.shape(x)[0]
         # [K, B, *event] -> [K * B, *event]: one pass of the flow over every draw.
-        u = quantization.dequantize(x[tf.newaxis], self.data_spec.levels, noise[:, tf.newaxis])
+        u = dequantization.dequantize(x[tf.newaxis], self.data_spec.levels, noise[:, tf.newaxis])
         u = tf.reshape(u, tf.concat([[k * batch], tf.shape(x)[1:]], 0))
         condition = None if condition is None else tf.tile(tf.reshape(condition, [-1]), [k])
         log_probs = tf.reshape(self._raw_log_prob(u, condition), [k, batch])

@@ -23,10 +23,11 @@ affine, rational-quadratic spline).
 import numpy as np
 
 from tfgen.backend import keras, tf, tfb
-from tfgen.bijectors import ActNorm, Chain, FactorOut, MaskedCoupling, squeeze
-from tfgen.layers import ActNormParameters, LUParameters, coupling_network
-from tfgen.layers.config import attribute_config
+from tfgen.models.flows.bijectors import ActNorm, Chain, FactorOut, MaskedCoupling, squeeze
+from tfgen.models.flows.networks import ActNormParameters, LUParameters, coupling_network
+from tfgen.serialization import attribute_config
 from tfgen.models.flows.base import FlowModel
+from tfgen.errors import UserError
 
 
 def half_mask(event_shape, parity):
@@ -46,10 +47,10 @@ def checkerboard_mask(event_shape, parity):
 
 
 def squeezed_shape(shape):
-    """`(H, W, C) -> (H/2, W/2, 4C)`, the shape after `tfgen.bijectors.squeeze`."""
+    """`(H, W, C) -> (H/2, W/2, 4C)`, the shape after `tfgen.models.flows.bijectors.squeeze`."""
     height, width, channels = shape
     if height % 2 or width % 2:
-        raise ValueError(f"cannot squeeze an image of odd size {height}x{width}: use fewer levels")
+        raise UserError(f"cannot squeeze an image of odd size {height}x{width}: use fewer levels")
     return (height // 2, width // 2, 4 * channels)
 
 
@@ -58,7 +59,7 @@ class CouplingStep(keras.layers.Layer):
 
     Args:
       mask: 0/1 array of the step's event shape (1 = unchanged).
-      transformer: elementwise transformer (`tfgen.bijectors.transformers`).
+      transformer: elementwise transformer (`tfgen.models.flows.bijectors.transformers`).
       hidden_units, num_hidden_layers: size of the conditioner network.
     """
 
@@ -142,9 +143,9 @@ class CouplingFlow(FlowModel):
         self.num_hidden_layers = int(num_hidden_layers)
         shape = self.data_spec.event_shape
         if len(shape) == 1 and shape[0] < 2:
-            raise ValueError(f"{type(self).__name__} couples halves of a vector: needs D >= 2, got {shape}")
+            raise UserError(f"{type(self).__name__} couples halves of a vector: needs D >= 2, got {shape}")
         if len(shape) == 1 and self.num_levels != 1:
-            raise ValueError("vector flows have a single level: set num_levels=1")
+            raise UserError("vector flows have a single level: set num_levels=1")
         # === Layers ===
         # levels[i] = (steps before the squeeze, steps after it); `_level_plan[i]` holds
         # the matching static facts (shape, squeezed?, channels kept for the next level).
@@ -160,7 +161,7 @@ class CouplingFlow(FlowModel):
             self._level_plan.append({"shape": shape, "squeezed": squeezed, "kept_channels": kept})
             if not last:
                 if not squeezed:
-                    raise ValueError("a level that factors out channels must squeeze first")
+                    raise UserError("a level that factors out channels must squeeze first")
                 shape = level_shape[:2] + (kept,)
         if self.final_scale:
             self.latent_scale = ActNormParameters(self.data_spec.event_shape, name="latent_scale")

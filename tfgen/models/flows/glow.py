@@ -1,6 +1,6 @@
 """Glow and the coupling neural spline flow: ActNorm, invertible 1x1 convolution, coupling."""
 
-from tfgen.bijectors import AffineTransformer, RationalQuadraticTransformer
+from tfgen.models.flows.bijectors import AffineTransformer, RationalQuadraticTransformer
 from tfgen.models.base import register
 from tfgen.models.flows.coupling import CouplingFlow
 

@@ -1,6 +1,6 @@
 """RealNVP and NICE: coupling flows with alternating masks."""
 
-from tfgen.bijectors import AdditiveTransformer, AffineTransformer
+from tfgen.models.flows.bijectors import AdditiveTransformer, AffineTransformer
 from tfgen.models.base import register
 from tfgen.models.flows.coupling import CouplingFlow
 

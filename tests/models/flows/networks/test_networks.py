@@ -3,8 +3,8 @@
 import numpy as np
 
 from tfgen.backend import tf
-from tfgen.layers import MADE, CouplingMLP, CouplingResNet, LUParameters
-from tfgen.layers.coupling_networks import broadcast_condition
+from tfgen.models.flows.networks import MADE, CouplingMLP, CouplingResNet, LUParameters
+from tfgen.models.flows.networks.coupling import broadcast_condition
 
 
 def perturbed(layer):

@@ -11,7 +11,8 @@ constants computed once; each call multiplies the kernel by its mask (never assi
 import numpy as np
 
 from tfgen.backend import keras, tf
-from tfgen.layers.config import attribute_config
+from tfgen.serialization import attribute_config
+from tfgen.errors import UserError
 
 
 def made_degrees(num_inputs, hidden_units, num_hidden_layers):
@@ -64,7 +65,7 @@ class MADE(keras.layers.Layer):
         self.num_hidden_layers = int(num_hidden_layers)
         self.params_per_dim = int(params_per_dim)
         if self.num_hidden_layers < 1:
-            raise ValueError("MADE needs at least one hidden layer")
+            raise UserError("MADE needs at least one hidden layer")
         input_degrees, hidden_degrees = made_degrees(self.num_inputs, self.hidden_units, self.num_hidden_layers)
         degrees = [input_degrees] + hidden_degrees
         self.hidden_layers = [

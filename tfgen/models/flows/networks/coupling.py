@@ -8,7 +8,8 @@ the parameters start at zero and every coupling built on them starts at the iden
 """
 
 from tfgen.backend import keras, tf
-from tfgen.layers.config import attribute_config
+from tfgen.serialization import attribute_config
+from tfgen.errors import UserError
 
 
 def broadcast_condition(inputs, condition):
@@ -100,4 +101,4 @@ def coupling_network(event_shape, hidden_units, num_hidden_layers, params_per_di
         return CouplingMLP(hidden_units, num_hidden_layers, event_shape[0] * params_per_dim, name=name)
     if len(event_shape) == 3:
         return CouplingResNet(hidden_units, num_hidden_layers, event_shape[-1] * params_per_dim, name=name)
-    raise ValueError(f"coupling networks take vectors (D,) or images (H, W, C), got {tuple(event_shape)}")
+    raise UserError(f"coupling networks take vectors (D,) or images (H, W, C), got {tuple(event_shape)}")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tfgen.backend import tf, tfb
-from tfgen.bijectors import (
+from tfgen.models.flows.bijectors import (
     ActNorm,
     AdditiveTransformer,
     AffineTransformer,
@@ -13,7 +13,7 @@ from tfgen.bijectors import (
     RationalQuadraticTransformer,
     squeeze,
 )
-from tfgen.layers import ActNormParameters
+from tfgen.models.flows.networks import ActNormParameters
 
 TRANSFORMERS = [AdditiveTransformer(), AffineTransformer(2.0), RationalQuadraticTransformer(num_bins=5, bound=3.0)]
 

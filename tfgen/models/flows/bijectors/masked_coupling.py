@@ -3,7 +3,7 @@
 import numpy as np
 
 from tfgen.backend import tf
-from tfgen.bijectors.base import CallScopedBijector
+from tfgen.models.flows.bijectors.base import CallScopedBijector
 
 
 class MaskedCoupling(CallScopedBijector):
@@ -23,7 +23,7 @@ class MaskedCoupling(CallScopedBijector):
     Args:
       mask: 0/1 array of the event shape; 1 marks the elements left unchanged.
       parameters_fn: callable `masked_x [B, *event] -> params [B, *event, P]`.
-      transformer: a `tfgen.bijectors.transformers` object with `bijector(params)`.
+      transformer: a `tfgen.models.flows.bijectors.transformers` object with `bijector(params)`.
       name: bijector name.
     """
 

@@ -1,4 +1,4 @@
-"""Uniform dequantization of discrete data and the bits/dim accounting that goes with it.
+"""Uniform dequantization of discrete data, so a flow's density compares with discrete models.
 
 Discrete data x in {0, ..., L-1}^D is mapped to the unit cube, u = (x + noise) / L with
 noise ~ U[0, 1)^D. A density p_u on the cube gives a lower bound on the discrete
@@ -34,7 +34,3 @@ def discrete_log_prob(unit_log_prob, num_dims, levels):
     """log P(x) from the log density of its dequantized point in the unit cube."""
     return unit_log_prob - num_dims * math.log(levels)
 
-
-def bits_per_dim(log_prob, num_dims):
-    """-log_prob / (D ln 2): nats per example to bits per dimension."""
-    return -log_prob / (num_dims * math.log(2.0))

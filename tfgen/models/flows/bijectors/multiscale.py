@@ -1,8 +1,9 @@
 """Multi-scale pieces of image flows: squeezing space into channels and factoring out."""
 
 from tfgen.backend import tf, tfb
-from tfgen.bijectors.base import CallScopedBijector
-from tfgen.bijectors.chain import Chain
+from tfgen.models.flows.bijectors.base import CallScopedBijector
+from tfgen.models.flows.bijectors.chain import Chain
+from tfgen.errors import UserError
 
 
 def squeeze(event_shape):
@@ -13,7 +14,7 @@ def squeeze(event_shape):
     """
     height, width, channels = (int(d) for d in event_shape)
     if height % 2 or width % 2:
-        raise ValueError(f"cannot squeeze an image of odd size {height}x{width}")
+        raise UserError(f"cannot squeeze an image of odd size {height}x{width}")
     patches = [height // 2, 2, width // 2, 2, channels]
     return Chain(
         [

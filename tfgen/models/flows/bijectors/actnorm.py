@@ -1,7 +1,7 @@
 """Activation normalization (Glow) as a TFP bijector over variables held by a Keras layer."""
 
 from tfgen.backend import tf
-from tfgen.bijectors.base import CallScopedBijector
+from tfgen.models.flows.bijectors.base import CallScopedBijector
 
 
 class ActNorm(CallScopedBijector):
@@ -15,7 +15,7 @@ class ActNorm(CallScopedBijector):
     have zero mean and unit variance on the first training batch.
 
     Args:
-      parameters_layer: a `tfgen.layers.ActNormParameters`.
+      parameters_layer: a `tfgen.models.flows.networks.ActNormParameters`.
       initialize: whether the inverse may initialize the parameters from its input.
     """
 

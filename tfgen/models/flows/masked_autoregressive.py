@@ -1,9 +1,9 @@
 """Autoregressive flows (MAF, IAF, autoregressive neural spline flow) on MADE networks."""
 
 from tfgen.backend import tfb
-from tfgen.bijectors import AffineTransformer, Chain, RationalQuadraticTransformer
-from tfgen.layers import MADE
-from tfgen.layers.config import attribute_config
+from tfgen.models.flows.bijectors import AffineTransformer, Chain, RationalQuadraticTransformer
+from tfgen.models.flows.networks import MADE
+from tfgen.serialization import attribute_config
 from tfgen.models.base import register
 from tfgen.models.flows.base import FlowModel
 

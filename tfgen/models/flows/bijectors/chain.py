@@ -1,7 +1,7 @@
 """A `tfb.Chain` that hashes by identity."""
 
 from tfgen.backend import tfb
-from tfgen.bijectors.base import IdentityEquality
+from tfgen.models.flows.bijectors.base import IdentityEquality
 
 
 class Chain(IdentityEquality, tfb.Chain):

@@ -10,6 +10,7 @@ import tfgen
 from tfgen.export import saved_model
 from tfgen.export.reader import list_versions, read_metadata, resolve_version
 from tfgen.export.saved_model import export_model
+from tfgen.versions import version_dirs
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,17 @@ def test_metadata_describes_the_model(tmp_path):
     assert doc["signatures"]["serving_default"] == doc["signatures"]["sample"]
     assert doc["signatures"]["log_prob"] == {"inputs": ["condition", "x"], "outputs": ["bits_per_dim", "log_prob"]}
     assert doc["created"].endswith("+00:00")
+
+
+def test_a_version_still_being_copied_in_is_skipped_as_the_server_skips_it(tmp_path):
+    """`tfgen sample --model DIR` reads the newest version `tfgen serve` serves."""
+    base = tmp_path / "m"
+    (base / "1").mkdir(parents=True)
+    (base / "1" / "saved_model.pb").write_bytes(b"")
+    (base / "2" / "variables").mkdir(parents=True)  # half copied: no saved_model.pb yet
+    assert version_dirs(str(base)) == {1: str(base / "1")}  # the server's view
+    assert list_versions(str(base)) == [1]
+    assert resolve_version(str(base)) == str(base / "1")
 
 
 def test_resolve_version_errors(tmp_path):

@@ -99,8 +99,9 @@ def test_only_complete_integer_directories_count(exported, tmp_path):
     base = tmp_path / "toy"
     sm.copy_version(exported["toy"], str(base), 1)
     os.makedirs(base / "7")  # an integer directory still being written: no saved_model.pb
-    shutil.copytree(exported["toy"], base / "8.partial")
-    shutil.copytree(exported["toy"], base / "latest")
+    # Complete SavedModels under names that are not versions (see tfgen.versions).
+    for name in ("8.partial", "latest", "²", str(2**63)):
+        shutil.copytree(exported["toy"], base / name)
     srv = make_server([ModelConfig("toy", str(base))])
     try:
         with Client(srv.grpc_address) as c:

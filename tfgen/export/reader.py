@@ -10,32 +10,33 @@ import os
 import numpy as np
 
 from tfgen.export.standalone import METADATA
+from tfgen.versions import is_complete, version_dirs
 
 
 def list_versions(base_path):
-    """The integer version directories under `base_path`, ascending ([] if none)."""
-    if not os.path.isdir(base_path):
-        return []
-    return sorted(
-        int(name) for name in os.listdir(base_path)
-        if name.isdigit() and int(name) > 0 and os.path.isdir(os.path.join(base_path, name))
-    )
+    """The complete versions under `base_path`, ascending ([] if none): those `tfgen serve` serves."""
+    return sorted(version_dirs(base_path) or {})
 
 
 def resolve_version(path):
     """`saved_models/NAME/VERSION` as given, or the newest version under `saved_models/NAME`.
+
+    Versions are read as the server reads them (`tfgen.versions`): a version directory
+    still being copied in (no saved_model.pb yet) is skipped, not picked.
 
     Raises:
       FileNotFoundError: `path` does not exist or holds no version.
     """
     if not os.path.isdir(path):
         raise FileNotFoundError(f"no model directory {path}")
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+    if is_complete(path):
         return path
-    versions = list_versions(path)
+    versions = version_dirs(path)
     if not versions:
-        raise FileNotFoundError(f"{path} holds no SavedModel and no integer version directory")
-    return os.path.join(path, str(versions[-1]))
+        raise FileNotFoundError(
+            f"{path} holds no SavedModel and no integer version directory with a saved_model.pb"
+        )
+    return versions[max(versions)]
 
 
 def read_metadata(version_dir):

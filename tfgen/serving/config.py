@@ -17,7 +17,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, te
 from tensorflow_serving.config import model_server_config_pb2
 
 from tfgen.serving.batching import BatchingParameters
-from tfgen.serving.model_manager import ModelConfig, version_dirs
+from tfgen.serving.model_manager import ModelConfig
+from tfgen.versions import version_dirs
 
 log = logging.getLogger("tfgen.serving")
 

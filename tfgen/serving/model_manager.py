@@ -2,7 +2,8 @@
 
 Each model has a base path whose integer-named subdirectories are versions. A directory
 counts only once it holds `saved_model.pb` (or `.pbtxt`), so a version being copied in
-under a temporary name, or a half-written integer directory, is never picked up. Every
+under a temporary name, or a half-written integer directory, is never picked up; the
+rules live in `tfgen.versions`, which the export reader shares. Every
 `poll_wait_seconds` the manager lists the base paths and, per model:
 
 - loads each aspired version it has not loaded yet (version policy: latest N, all, or
@@ -28,6 +29,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
 from tfgen.serving.errors import Code, ServingError, invalid_argument, not_found
 from tfgen.serving.signatures import InputLimits, Signature, find_signature
+from tfgen.versions import version_dirs
 
 log = logging.getLogger("tfgen.serving")
 
@@ -75,24 +77,6 @@ class ModelConfig:
         if self.policy == "specific":
             return [v for v in on_disk if v in set(self.versions)]
         return on_disk[-self.num_versions :]
-
-
-def version_dirs(base_path):
-    """{version: path} of complete integer version directories under base_path."""
-    found = {}
-    try:
-        entries = list(os.scandir(base_path))
-    except FileNotFoundError:
-        return None
-    for entry in entries:
-        if not entry.name.isdigit() or not entry.is_dir():
-            continue
-        if any(
-            os.path.isfile(os.path.join(entry.path, f))
-            for f in ("saved_model.pb", "saved_model.pbtxt")
-        ):
-            found[int(entry.name)] = entry.path
-    return found
 
 
 def _fingerprint(path):

@@ -39,7 +39,7 @@ def run_workers(config_path, worker_args, meanwhile=None):
     for index, args in enumerate(worker_args):
         env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
         procs.append(subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "multi_worker_main.py"), str(config_path), *args],
+            [sys.executable, os.path.join(HERE, "tfgen_main.py"), "train", str(config_path), *args],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         ))
     try:

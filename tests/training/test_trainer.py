@@ -14,7 +14,7 @@ from tfgen.backend import tf
 from tfgen.training import callbacks, summaries
 from tfgen.training.config import parse_config
 from tfgen.training.trainer import TrainingDiverged, build_model, example_inputs, train
-from training_fixtures import make_config
+from training_fixtures import FLOW, make_config
 
 
 def checkpoints(run_dir):
@@ -41,7 +41,7 @@ def test_two_epoch_run_writes_the_run_dir(trained):
     assert checkpoints(run_dir) == ["ckpt-1", "ckpt-2"]
     assert parse_config(yaml.safe_load(open(os.path.join(run_dir, "config.yaml")))) == config
     model_json = json.load(open(os.path.join(run_dir, "model.json")))
-    assert model_json["class_name"] == "DiagonalAffineFlow"
+    assert model_json["class_name"] == FLOW
     assert model_json["config"]["data_spec"]["event_shape"] == [2]
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     assert metrics["status"] == "completed" and metrics["held_out_split"] == "test"
@@ -83,7 +83,7 @@ def test_resume_continues_from_the_last_epoch(tmp_path):
     assert checkpoints(config.run_dir) == ["ckpt-1", "ckpt-2", "ckpt-3"]
     # The optimizer state came back too: its step counter continued, not restarted.
     reader = tf.train.load_checkpoint(os.path.join(config.run_dir, "checkpoints", "ckpt-3"))
-    assert reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 3 * steps
+    assert reader.get_tensor("model/optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 3 * steps
 
 
 def test_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):
@@ -133,7 +133,7 @@ def test_nan_guard_stops_before_a_non_finite_checkpoint(tmp_path):
 
 def test_checkpoint_store_refuses_non_finite_weights(trained, tmp_path):
     config, _ = trained
-    model = build_model("DiagonalAffineFlow", json.load(open(os.path.join(config.run_dir, "model.json")))["config"])
+    model = build_model(FLOW, json.load(open(os.path.join(config.run_dir, "model.json")))["config"])
     model.compile(optimizer="adam")
     store = callbacks.CheckpointStore(str(tmp_path / "ck"), model)
     assert store.save(1)
@@ -190,7 +190,7 @@ def test_cli_train_exports_and_export_rebuilds_the_same_model(tmp_path, capsys, 
     x = tf.constant([[0.0, 0.5], [1.0, -0.5]])
     log_probs = [tf.saved_model.load(str(base / v)).signatures["log_prob"](x=x)["log_prob"].numpy() for v in ("1", "5")]
     np.testing.assert_allclose(log_probs[0], log_probs[1], rtol=1e-6)
-    untrained = build_model("DiagonalAffineFlow", json.load(open(os.path.join(data["run_dir"], "model.json")))["config"])
+    untrained = build_model(FLOW, json.load(open(os.path.join(data["run_dir"], "model.json")))["config"])
     assert not np.allclose(untrained.log_prob(x).numpy(), log_probs[0])  # trained weights, not the init
 
 
@@ -234,7 +234,7 @@ def test_after_early_stopping_the_run_exports_the_best_weights_it_evaluated(tmp_
 
 
 def test_sample_summaries_write_an_image_grid(tmp_path):
-    from training_fixtures import DiagonalAffineFlow
+    from toy_models import DiagonalAffineFlow
 
     from tfgen.data.spec import DataSpec
 

@@ -52,11 +52,14 @@ def evaluate_bits_per_dim(model, split, spec, batch_size=256, num_noise_samples=
         raise UserError(f"num_noise_samples must be >= 1, got {num_noise_samples}")
     tf.random.set_seed(seed)
 
-    @tf.function(reduce_retracing=True)
+    # No autograph: it would re-read this file's source while tracing.
+    @tf.function(reduce_retracing=True, autograph=False)
     def mean_log_prob(x, condition):
-        total = tf.zeros(tf.shape(x)[:1])
-        for _ in tf.range(num_noise_samples):  # a graph loop: the model is traced once
-            total += model.training_log_prob(x, condition, training=False)
+        def add_draw(i, total):  # a graph loop: the model is traced once
+            return i + 1, total + model.training_log_prob(x, condition, training=False)
+
+        start = (tf.constant(0), tf.zeros(tf.shape(x)[:1]))
+        _, total = tf.while_loop(lambda i, _: i < num_noise_samples, add_draw, start)
         return total / num_noise_samples
 
     log_probs = []

@@ -1,5 +1,6 @@
 """Model families. Importing this package registers every model class."""
 
 from tfgen.models.base import GenerativeModel, get_model_class, register, registered_models  # noqa: F401
+from tfgen.models.likelihood import LikelihoodModel  # noqa: F401
 
 import tfgen.models.flows  # noqa: F401,E402  (registers the flows)

@@ -1,23 +1,33 @@
-"""The contract every tfgen model keeps (DESIGN.md section 3).
+"""The contract every tfgen model keeps (docs/architecture.md, "The model contract").
 
-A model is a `tf_keras.Model` with:
+A model is a `tf_keras.Model` that declares what it can do and how it trains:
 
-- `log_prob(x, condition=None)` -> `[B]` nats of the data as the user holds it;
+- capabilities, as class attributes: `family`, `log_prob_kind` (a
+  `tfgen.contract.LogProbKind`; NONE when there is no likelihood), `has_latent`
+  (`encode`/`decode` exist), `stochastic_encoder` (`encode` draws, keyed by a seed);
 - `sample(seed, temperature=1.0, condition=None)` -> one sample per int64 seed, in the
-  raw form `log_prob` accepts;
-- optional `encode(x, condition=None)` / `decode(z, condition=None)`;
-- `train_step` / `test_step` reporting `loss` (mean negative log-likelihood in nats per
-  example) and `bits_per_dim`, so `fit`/`evaluate` work under any `tf.distribute`
-  strategy;
-- `data_spec` (a `DataSpec`) and `get_config()` listing every constructor argument.
+  raw form `log_prob` accepts; `log_prob(x, condition=None)` -> `[B]` nats;
+  `encode(x, condition=None, seed=None)` / `decode(z, condition=None)`;
+- training, declared by the model: `optimizer_names` (one optimizer, or e.g.
+  `("generator", "discriminator")`) and `variables_for_optimizer(name)`; `train_step`
+  / `test_step` returning named figures; `reported_losses`, the figures that must stay
+  finite; `evaluate_held_out(split, ...)`, a dict of named held-out figures;
+- `call(inputs)`, which runs every network the model trains, so one call creates all
+  weights; `data_spec` (a `DataSpec`) and `get_config()` listing every constructor
+  argument.
+
+Maximum-likelihood training (flows, autoregressive models) is the reusable
+`tfgen.models.likelihood.LikelihoodModel`. The trainer, checkpoints, NaN guard,
+TensorBoard and export read only what this base class declares.
 
 Datasets fed to `fit` yield `x` for unconditional models and `(x, condition)` for
 conditional ones (`condition` int32 class ids `[B]`).
 """
 
+import importlib
+
 from tfgen.backend import keras, tf
 from tfgen.contract import LogProbKind
-from tfgen.metrics.bits import bits_per_dim
 from tfgen.data.spec import DataSpec
 from tfgen.errors import UserError
 
@@ -39,13 +49,33 @@ def register(cls):
 
 
 def get_model_class(name):
-    """The registered model class called `name`; the error lists the known names."""
+    """The model class a config names.
+
+    `name` is a registered class name ("RealNVP"), or `module:ClassName` for a
+    `GenerativeModel` subclass of the user's own (importable from `sys.path`), which
+    tfgen trains and exports like its own without registering it.
+    """
+    if ":" in name:
+        return _import_model_class(name)
     import tfgen.models  # noqa: F401  (imports every family, filling the registry)
 
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise UserError(f"unknown model class {name!r}; known: {sorted(_REGISTRY)}") from None
+        raise UserError(f"unknown model class {name!r}; known: {sorted(_REGISTRY)} "
+                        "(or module:ClassName for a class of your own)") from None
+
+
+def _import_model_class(path):
+    module_name, _, class_name = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise UserError(f"model class {path!r}: cannot import module {module_name!r} ({e})") from None
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, GenerativeModel)):
+        raise UserError(f"model class {path!r}: {module_name} has no GenerativeModel subclass {class_name!r}")
+    return cls
 
 
 def registered_models():
@@ -60,7 +90,8 @@ def model_from_config(class_name, config):
 
 
 class GenerativeModel(keras.Model):
-    """Base class of every tfgen model. Subclasses implement `log_prob` and `sample`.
+    """Base class of every tfgen model: capabilities, the contract methods, and the
+    training declarations the trainer reads. See the module docstring.
 
     Args:
       data_spec: a `DataSpec` or its dict form.
@@ -75,21 +106,22 @@ class GenerativeModel(keras.Model):
     has_latent = False
     #: whether `encode` draws from a posterior, keyed by a per-row `seed`.
     stochastic_encoder = False
+    #: the optimizers the model trains with, by name; `training.optimizers.<name>` in a
+    #: config overrides the training-level optimizer settings for one of them.
+    optimizer_names = ("optimizer",)
 
     def __init__(self, data_spec, **kwargs):
         super().__init__(**kwargs)
         self.data_spec = DataSpec.from_dict(data_spec)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.bits_per_dim_tracker = keras.metrics.Mean(name="bits_per_dim")
 
     # === Contract ===
     def log_prob(self, x, condition=None):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} has no log_prob")
 
     def sample(self, seed, temperature=1.0, condition=None):
         raise NotImplementedError
 
-    def encode(self, x, condition=None):
+    def encode(self, x, condition=None, seed=None):
         raise NotImplementedError(f"{type(self).__name__} has no latent space")
 
     def decode(self, z, condition=None):
@@ -100,18 +132,60 @@ class GenerativeModel(keras.Model):
         """Shape of one latent `z` (for the `decode` signature)."""
         raise NotImplementedError(f"{type(self).__name__} has no latent space")
 
-    def training_log_prob(self, x, condition=None, training=True):
-        """The per-example objective `fit` maximizes; defaults to `log_prob`.
+    # === Training declarations ===
+    def compile(self, optimizer=None, **kwargs):
+        """Keras `compile`, with one optimizer or a dict `{name: optimizer}` naming
+        exactly `optimizer_names`. `self.optimizers` holds them by name; Keras'
+        `self.optimizer` is the first."""
+        optimizers = optimizer if isinstance(optimizer, dict) else {self.optimizer_names[0]: optimizer}
+        if sorted(optimizers) != sorted(self.optimizer_names):
+            raise UserError(f"{type(self).__name__} trains with optimizers {list(self.optimizer_names)}, "
+                            f"got {sorted(optimizers)}")
+        self.optimizers = {name: keras.optimizers.get(optimizers[name]) for name in self.optimizer_names}
+        super().compile(optimizer=self.optimizers[self.optimizer_names[0]], **kwargs)
 
-        Flows on discrete data override it with randomly dequantized data.
+    def variables_for_optimizer(self, name):
+        """The variables optimizer `name` updates (all trainable ones by default)."""
+        return self.trainable_variables
+
+    @property
+    def reported_losses(self):
+        """Names of the figures `train_step` reports that must stay finite."""
+        return ("loss",)
+
+    def minimize(self, tape, loss, optimizer_name=None):
+        """One update of optimizer `optimizer_name` (default: the only one) on `loss`.
+
+        `loss` must have been computed under `tape`. Gradients are summed across replicas
+        by the optimizer, so they are divided by the number of replicas: the update then
+        matches single-device training on the global batch.
         """
-        return self.log_prob(x, condition)
+        name = optimizer_name or self.optimizer_names[0]
+        variables = self.variables_for_optimizer(name)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        gradients = tape.gradient(loss, variables, output_gradients=tf.constant(1.0 / replicas, loss.dtype))
+        self.optimizers[name].apply_gradients(zip(gradients, variables))
+
+    def evaluate_held_out(self, split, batch_size=256, draws=1, seed=0):
+        """Named figures on a held-out `tfgen.data.Split`: by default the means of what
+        `test_step` reports (subclasses give better figures, e.g. bits/dim with its
+        standard error).
+
+        Args:
+          split: the split.
+          batch_size: examples per call.
+          draws: for stochastic figures, independent evaluations averaged per example
+            (dequantization noise, posterior samples); ignored by deterministic ones.
+          seed: seeds TensorFlow's global random state first, so figures reproduce.
+        """
+        from tfgen.data.datasets import to_tf_dataset
+
+        tf.random.set_seed(seed)
+        dataset = to_tf_dataset(split, self.data_spec, batch_size, shuffle=False)
+        figures = self.evaluate(dataset, verbose=0, return_dict=True)
+        return {name: float(value) for name, value in figures.items()}
 
     # === Keras plumbing ===
-    def call(self, inputs, training=False):
-        x, condition = self._split(inputs)
-        return self.training_log_prob(x, condition, training=training) if training else self.log_prob(x, condition)
-
     def _split(self, data):
         """`x` or `(x, condition)` -> (x, condition), checked against the data spec."""
         if isinstance(data, (tuple, list)):
@@ -123,34 +197,6 @@ class GenerativeModel(keras.Model):
         if not self.data_spec.conditional:
             condition = None
         return x, condition
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.bits_per_dim_tracker]
-
-    def _update_metrics(self, log_prob):
-        self.loss_tracker.update_state(-log_prob)
-        self.bits_per_dim_tracker.update_state(bits_per_dim(log_prob, self.data_spec.num_dims))
-        return {m.name: m.result() for m in self.metrics}
-
-    def train_step(self, data):
-        x, condition = self._split(data)
-        with tf.GradientTape() as tape:
-            log_prob = self.training_log_prob(x, condition, training=True)
-            loss = -tf.reduce_mean(log_prob)
-            if self.losses:
-                loss += tf.add_n(self.losses)
-            # Gradients are summed across replicas by the optimizer; scale so the update
-            # matches single-device training on the global batch.
-            scaled_loss = loss / tf.distribute.get_strategy().num_replicas_in_sync
-        variables = self.trainable_variables
-        gradients = tape.gradient(scaled_loss, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables))
-        return self._update_metrics(log_prob)
-
-    def test_step(self, data):
-        x, condition = self._split(data)
-        return self._update_metrics(self.training_log_prob(x, condition, training=False))
 
     # === Config ===
     def get_config(self):

@@ -1,6 +1,6 @@
 """Training callbacks: crash-safe checkpoints, NaN guard, sample summaries.
 
-Checkpoints use `tf.train.CheckpointManager` (model, optimizer and epoch counter), one
+Checkpoints use `tf.train.CheckpointManager` (model, every optimizer and epoch counter), one
 checkpoint per saved epoch, numbered by that epoch. TensorFlow writes a checkpoint's
 data to a temporary file before renaming it and updates the `checkpoint` state file
 atomically, but a disk that fills up or a copy that stops half-way can still leave a
@@ -8,7 +8,7 @@ damaged newest checkpoint. So restore never trusts the newest one: `CheckpointSt
 reads every tensor of a candidate (TensorFlow checks each tensor's CRC32C as it reads)
 and checks float tensors are finite, falling back to older checkpoints until one is
 good. A restart after a kill therefore always resumes, which an in-place backup file
-(Keras 3's BackupAndRestore, DESIGN.md section 8) cannot promise.
+(Keras 3's BackupAndRestore; docs/architecture.md, "Pitfalls") cannot promise.
 """
 
 import glob
@@ -53,12 +53,12 @@ def all_finite(variables):
 
 
 class CheckpointStore:
-    """The checkpoints of one run: model + optimizer + epoch, newest good one restorable.
+    """The checkpoints of one run: model + optimizers + epoch, newest good one restorable.
 
     Args:
       directory: the run's checkpoint directory.
-      model: the model; if compiled, its optimizer is checkpointed with it (an
-        uncompiled model restores its weights only, e.g. for export).
+      model: the model; if compiled, every optimizer it declares is checkpointed with
+        it (an uncompiled model restores its weights only, e.g. for export).
       keep: how many recent checkpoints to keep.
       strategy: the model's `tf.distribute` strategy. Non-chief workers of a
         multi-worker run save to a private temporary directory (their save ops must run,
@@ -72,15 +72,16 @@ class CheckpointStore:
         self.write_directory = strategy_lib.write_dir(directory, strategy)
         # A plain (not mirrored) variable: every worker holds the same epoch anyway.
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        self.optimizer = getattr(model, "optimizer", None)
-        tracked = {"optimizer": self.optimizer} if self.optimizer is not None else {}
-        self.checkpoint = tf.train.Checkpoint(model=model, epoch=self.epoch, **tracked)
+        # A compiled model tracks its optimizers itself, so checkpointing the model saves
+        # every optimizer's state too.
+        self.optimizers = dict(getattr(model, "optimizers", None) or {})
+        self.checkpoint = tf.train.Checkpoint(model=model, epoch=self.epoch)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self.write_directory, max_to_keep=keep, checkpoint_name=_PREFIX
         )
 
     def variables(self):
-        return list(self.model.weights) + (list(self.optimizer.variables) if self.optimizer else [])
+        return list(self.model.weights) + [v for o in self.optimizers.values() for v in o.variables]
 
     def save(self, epoch):
         """Saves after `epoch` epochs; refuses (returns None) if any value is non-finite."""
@@ -112,7 +113,7 @@ class CheckpointStore:
             problem = checkpoint_problem(prefix)
             if problem is None:
                 status = self.checkpoint.restore(prefix).assert_existing_objects_matched()
-                if self.optimizer is None:
+                if not self.optimizers:
                     status.expect_partial()
                 log(f"restored {prefix} (epoch {int(self.epoch.numpy())})")
                 return int(self.epoch.numpy())
@@ -163,7 +164,8 @@ class CheckpointCallback(keras.callbacks.Callback):
 class NaNGuard(keras.callbacks.Callback):
     """Stops training at the first non-finite loss or weight.
 
-    The loss is checked after every batch and the weights after every epoch, before
+    Every loss the model reports (`model.reported_losses`) is checked after every batch
+    and the weights after every epoch, before
     `CheckpointCallback` runs (list this callback first). `tripped` holds the reason.
     Under a multi-worker strategy every worker sees the same (all-reduced) loss and
     weights, so all stop together.
@@ -182,9 +184,11 @@ class NaNGuard(keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)) and not self.tripped:
-            self._trip(f"non-finite loss {float(loss)} at epoch {self._epoch + 1}, batch {batch + 1}")
+        logs = logs or {}
+        for name in self.model.reported_losses:
+            value = logs.get(name)
+            if value is not None and not math.isfinite(float(value)) and not self.tripped:
+                self._trip(f"non-finite {name} {float(value)} at epoch {self._epoch + 1}, batch {batch + 1}")
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.tripped and not all_finite(self.model.weights):
@@ -212,8 +216,9 @@ def _scatter_image(points, spec):
 
 
 class EpochSummaries(keras.callbacks.Callback):
-    """TensorBoard scalars every epoch: `log_dir/train` (loss, bits/dim, learning rate)
-    and `log_dir/validation` (the `val_` metrics), step = epochs done. Chief only.
+    """TensorBoard scalars every epoch: `log_dir/train` (what `train_step` reports and
+    each optimizer's learning rate) and `log_dir/validation` (the `val_` figures), step =
+    epochs done. Chief only.
 
     Written with core TensorFlow (`tfgen.training.summaries`), as Keras' TensorBoard
     callback needs the `tensorboard` package.
@@ -233,7 +238,9 @@ class EpochSummaries(keras.callbacks.Callback):
         if not strategy_lib.is_chief(self.model.distribute_strategy):
             return
         logs = dict(logs or {})
-        logs["learning_rate"] = self.model.optimizer.learning_rate
+        optimizers = self.model.optimizers
+        for name, optimizer in optimizers.items():
+            logs["learning_rate" if len(optimizers) == 1 else f"{name}_learning_rate"] = optimizer.learning_rate
         for split, prefix in (("train", ""), ("validation", "val_")):
             values = {k[len(prefix):]: v for k, v in logs.items() if k.startswith(prefix) and (prefix or not k.startswith("val_"))}
             if not values:

@@ -53,14 +53,26 @@ def run_train(args):
     except TrainingDiverged as e:
         print(f"tfgen train: diverged: {e}", file=sys.stderr)
         return 1
-    held_out = result.metrics.get("held_out") or {}
-    summary = "n/a"
-    if held_out:
-        summary = (f"{result.metrics['held_out_split']} bits/dim {held_out['bits_per_dim']:.4f} "
-                   f"(+- {held_out['bits_per_dim_stderr']:.4f}), log_prob {held_out['log_prob']:.4f} nats")
+    summary = describe_figures(result.metrics.get("held_out") or {})
+    if result.metrics.get("held_out_split"):
+        summary = f"{result.metrics['held_out_split']} {summary}"
     print(f"tfgen train: {result.status} after {result.epochs_completed} epochs; held-out {summary}; "
           f"run dir {result.run_dir}" + (f"; exported {result.export_dir}" if result.export_dir else ""))
     return 0
+
+
+def describe_figures(figures):
+    """Held-out figures in one line: bits/dim with its standard error first, if any."""
+    if not figures:
+        return "n/a"
+    parts = []
+    if "bits_per_dim" in figures:
+        stderr = figures.get("bits_per_dim_stderr")
+        parts.append(f"bits/dim {figures['bits_per_dim']:.4f}" + (f" (+- {stderr:.4f})" if stderr is not None else ""))
+    shown = {"bits_per_dim", "bits_per_dim_stderr", "num_examples", "num_noise_samples"}
+    parts += [f"{name} {value:.4f}" for name, value in sorted(figures.items())
+              if name not in shown and isinstance(value, float)]
+    return ", ".join(parts)
 
 
 def run_export(args):

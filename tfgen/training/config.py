@@ -17,6 +17,8 @@ training:
   schedule: {name: cosine, warmup_steps: 100}
   clipnorm: 1.0
   seed: 0
+  optimizers:               # only for models with several (e.g. a GAN's generator and
+    discriminator: {learning_rate: 4.0e-4}   # discriminator): per-optimizer overrides
 strategy: {name: default}   # default | mirrored | multi_worker | tpu
 checkpoint: {keep: 3, every: 1}
 tensorboard: {enabled: true, sample_every: 5}
@@ -35,7 +37,7 @@ import dataclasses
 import math
 import os
 import typing
-from typing import Optional
+from typing import Dict, Optional
 
 import yaml
 
@@ -100,6 +102,31 @@ class ScheduleConfig:
     decay_rate: float = 0.5
 
 
+#: The keys an optimizer takes, at `training` level or per optimizer in `training.optimizers`.
+OPTIMIZER_KEYS = ("optimizer", "learning_rate", "schedule", "clipnorm", "global_clipnorm", "weight_decay",
+                  "beta_1", "beta_2", "epsilon", "momentum")
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+    """Overrides for one of a model's optimizers (`training.optimizers.<name>`).
+
+    Every key means what the `training` key of the same name means; a key left out
+    (None) takes the `training` value.
+    """
+
+    optimizer: Optional[str] = None
+    learning_rate: Optional[float] = None
+    schedule: Optional[ScheduleConfig] = None
+    clipnorm: Optional[float] = None
+    global_clipnorm: Optional[float] = None
+    weight_decay: Optional[float] = None
+    beta_1: Optional[float] = None
+    beta_2: Optional[float] = None
+    epsilon: Optional[float] = None
+    momentum: Optional[float] = None
+
+
 @dataclasses.dataclass
 class TrainingConfig:
     """How `fit` runs.
@@ -116,15 +143,19 @@ class TrainingConfig:
       global_clipnorm: clip the global gradient norm (None: no clipping).
       weight_decay: decoupled weight decay (adamw; None: the optimizer's default).
       beta_1, beta_2, epsilon: Adam-family moments; momentum: SGD/RMSprop momentum.
+      optimizers: per-optimizer overrides, `{name: OptimizerConfig}`, for models that
+        train with several optimizers (their `optimizer_names`); each takes the keys
+        above (optimizer .. momentum), unset ones inherit the training-level value.
       seed: seeds Keras/TF/NumPy, shuffling and the fixed sample seeds.
-      jit_compile: XLA-compile the train/test steps (measure per model: faster for
-        small dense flows on CPU, slower for small convolutions).
+      jit_compile: XLA-compile the train/test steps (measure per model with
+        `bench/flow_training.py`: faster for small dense and autoregressive flows on CPU,
+        slower for convolutional couplings).
       early_stopping_patience: stop after this many epochs without val-loss improvement
         and restore the best weights (None: off).
       early_stopping_min_delta: the improvement that counts.
       validation_freq: validate every N epochs.
-      eval_noise_draws: held-out bits/dim is averaged over this many dequantization
-        noise draws.
+      eval_noise_draws: held-out figures that are stochastic (a flow's dequantization
+        noise, a VAE's posterior samples) are averaged over this many draws.
       evaluate_initial: also evaluate the held-out split before training, so the run
         records how much it improved.
       verbose: Keras `fit` verbosity: 1 = progress bar, 2 = one line per epoch, 0 = quiet.
@@ -143,6 +174,7 @@ class TrainingConfig:
     beta_2: float = 0.999
     epsilon: float = 1e-7
     momentum: float = 0.0
+    optimizers: Dict[str, OptimizerConfig] = dataclasses.field(default_factory=dict)
     seed: int = 0
     jit_compile: bool = False
     early_stopping_patience: Optional[int] = None
@@ -151,6 +183,13 @@ class TrainingConfig:
     eval_noise_draws: int = 3
     evaluate_initial: bool = False
     verbose: int = 2
+
+    def optimizer_settings(self, name):
+        """The resolved settings of optimizer `name`: its overrides over the training-level
+        keys (an `OptimizerConfig` with every key set)."""
+        overrides = self.optimizers.get(name) or OptimizerConfig()
+        return OptimizerConfig(**{key: getattr(self, key) if getattr(overrides, key) is None
+                                  else getattr(overrides, key) for key in OPTIMIZER_KEYS})
 
 
 @dataclasses.dataclass
@@ -256,6 +295,11 @@ _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "tru
 
 def _check_value(value, annotation, path):
     """`value` converted to `annotation`, or a ValueError naming `path`."""
+    if typing.get_origin(annotation) is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"config key '{path}' must be a mapping, got {type(value).__name__}")
+        _, value_type = typing.get_args(annotation)
+        return {str(k): _check_value(v, value_type, f"{path}.{k}") for k, v in value.items()}
     if typing.get_origin(annotation) is typing.Union:
         (inner,) = [a for a in typing.get_args(annotation) if a is not type(None)]
         return None if value is None else _check_value(value, inner, path)
@@ -311,22 +355,35 @@ def _validate(config):
     from tfgen.models.base import get_model_class
 
     _require(config.model.class_name, "config key 'model.class_name' is required")
-    get_model_class(config.model.class_name)  # ValueError listing the known classes
+    model_class = get_model_class(config.model.class_name)  # UserError listing the known classes
     _require(config.data.name, "config key 'data.name' is required")
     t = config.training
     for key in ("batch_size", "epochs", "validation_freq", "eval_noise_draws"):
         _require(getattr(t, key) >= 1, f"config key 'training.{key}' must be >= 1")
     _require(t.steps_per_epoch is None or t.steps_per_epoch >= 1, "config key 'training.steps_per_epoch' must be >= 1")
-    _require(t.learning_rate > 0, "config key 'training.learning_rate' must be > 0")
+    unknown = sorted(set(t.optimizers) - set(model_class.optimizer_names))
+    _require(not unknown, f"config key 'training.optimizers.{unknown[0] if unknown else ''}': "
+             f"{config.model.class_name} trains with optimizers {list(model_class.optimizer_names)}")
+    for name in model_class.optimizer_names:
+        _validate_optimizer(t.optimizer_settings(name), "training" if name not in t.optimizers
+                            else f"training.optimizers.{name}")
     _require(t.verbose in (0, 1, 2), "config key 'training.verbose' must be 0, 1 or 2")
-    _require(t.schedule.warmup_steps >= 0, "config key 'training.schedule.warmup_steps' must be >= 0")
-    _require(t.clipnorm is None or t.global_clipnorm is None,
-             "config keys 'training.clipnorm' and 'training.global_clipnorm' exclude each other")
-    _require(t.weight_decay is None or t.optimizer == "adamw", "config key 'training.weight_decay' needs optimizer adamw")
     _require(config.checkpoint.keep >= 2, "config key 'checkpoint.keep' must be >= 2 (a damaged newest checkpoint needs a predecessor)")
     _require(config.checkpoint.every >= 1, "config key 'checkpoint.every' must be >= 1")
     _require(config.tensorboard.sample_every >= 0, "config key 'tensorboard.sample_every' must be >= 0")
     _require(config.export.version is None or config.export.version >= 1, "config key 'export.version' must be >= 1")
+
+
+def _validate_optimizer(o, path):
+    """Checks one optimizer's resolved settings; `path` is the config section they came from."""
+    _require(o.optimizer in OPTIMIZERS, f"config key '{path}.optimizer' must be one of {list(OPTIMIZERS)}, "
+             f"got {o.optimizer!r}")
+    _require(o.learning_rate > 0, f"config key '{path}.learning_rate' must be > 0")
+    _require(o.schedule.name in SCHEDULES, f"config key '{path}.schedule.name' must be one of {list(SCHEDULES)}")
+    _require(o.schedule.warmup_steps >= 0, f"config key '{path}.schedule.warmup_steps' must be >= 0")
+    _require(o.clipnorm is None or o.global_clipnorm is None,
+             f"config keys '{path}.clipnorm' and '{path}.global_clipnorm' exclude each other")
+    _require(o.weight_decay is None or o.optimizer == "adamw", f"config key '{path}.weight_decay' needs optimizer adamw")
 
 
 def parse_config(data, name="run"):

@@ -1,4 +1,5 @@
-"""Optimizer and learning-rate schedule from a `TrainingConfig`."""
+"""Optimizers and learning-rate schedules from resolved optimizer settings
+(`TrainingConfig.optimizer_settings(name)`, one per name in the model's `optimizer_names`)."""
 
 from tfgen.backend import keras, tf
 from tfgen.errors import UserError
@@ -35,14 +36,14 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "warmup_steps": self.warmup_steps, "after": after}
 
 
-def build_schedule(training, total_steps):
-    """The learning rate (a float or schedule) of a `TrainingConfig`.
+def build_schedule(settings, total_steps):
+    """The learning rate (a float or schedule) of one optimizer.
 
     Args:
-      training: the `TrainingConfig`.
+      settings: its resolved `OptimizerConfig`.
       total_steps: optimizer steps in the whole run (the default decay length).
     """
-    s, lr = training.schedule, training.learning_rate
+    s, lr = settings.schedule, settings.learning_rate
     decay_steps = s.decay_steps or max(1, total_steps - s.warmup_steps)
     if s.name == "cosine":
         after = keras.optimizers.schedules.CosineDecay(lr, decay_steps, alpha=s.alpha)
@@ -53,9 +54,10 @@ def build_schedule(training, total_steps):
     return LinearWarmup(lr, s.warmup_steps, after) if s.warmup_steps else after
 
 
-def build_optimizer(training, total_steps):
-    """The Keras optimizer of a `TrainingConfig` (create it inside `strategy.scope()`)."""
-    t = training
+def build_optimizer(settings, total_steps):
+    """The Keras optimizer of resolved `OptimizerConfig` settings (create it inside
+    `strategy.scope()`)."""
+    t = settings
     common = dict(
         learning_rate=build_schedule(t, total_steps), clipnorm=t.clipnorm, global_clipnorm=t.global_clipnorm
     )

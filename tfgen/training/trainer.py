@@ -4,10 +4,10 @@
 
     RUN_DIR/config.yaml     the resolved config (every default filled in)
     RUN_DIR/model.json      {"class_name", "config"}: rebuilds the model (`tfgen export`)
-    RUN_DIR/checkpoints/    model + optimizer + epoch, newest good one restorable
+    RUN_DIR/checkpoints/    model + every optimizer + epoch, newest good one restorable
     RUN_DIR/logs/           TensorBoard scalars and sample grids
     RUN_DIR/history.csv     one row per epoch (appended across resumes)
-    RUN_DIR/metrics.json    status, history, held-out loss and bits/dim
+    RUN_DIR/metrics.json    status, history, the model's held-out figures
 
 and, when export is enabled, a new version under `export.base_path`. Everything that
 can fail on bad input (config, dataset, model construction) fails before the run
@@ -126,20 +126,16 @@ def _datasets(dataset, config, num_workers):
 
 
 def evaluate_held_out(model, dataset, training):
-    """(split name, metrics) of the test split (else validation; else None, {}).
+    """(split name, figures) of the test split (else validation; else None, {}).
 
-    Metrics are `tfgen.metrics.bits.evaluate_bits_per_dim`'s: bits/dim (and its
-    standard error) and mean log-likelihood in nats, averaged over
-    `training.eval_noise_draws` dequantization draws.
+    The figures are the model's own (`model.evaluate_held_out`), e.g. bits/dim with its
+    standard error for likelihood models; stochastic ones are averaged over
+    `training.eval_noise_draws` draws.
     """
-    from tfgen.metrics.bits import evaluate_bits_per_dim
-
     for name in ("test", "validation"):
         if name in dataset.splits:
-            return name, evaluate_bits_per_dim(
-                model, dataset.splits[name], dataset.spec, batch_size=training.batch_size,
-                num_noise_samples=training.eval_noise_draws, seed=training.seed,
-            )
+            return name, model.evaluate_held_out(dataset.splits[name], batch_size=training.batch_size,
+                                                 draws=training.eval_noise_draws, seed=training.seed)
     return None, {}
 
 
@@ -222,7 +218,7 @@ def _callbacks(config, model, store, spec, initial_epoch):
         cbs.append(keras.callbacks.CSVLogger(history_path, append=initial_epoch > 0))
     if config.training.early_stopping_patience is not None:
         cbs.append(keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.training.early_stopping_patience,
+            monitor=f"val_{model.reported_losses[0]}", patience=config.training.early_stopping_patience,
             min_delta=config.training.early_stopping_min_delta, restore_best_weights=True,
         ))
     return cbs, guard, checkpoint_cb
@@ -294,10 +290,14 @@ def train(config, resume=False):
         raise UserError(f"training.early_stopping_patience needs a 'validation' split; dataset {config.data.name!r} has none")
     model_config = _model_config(config, spec)
 
+    total_steps = steps * t.epochs
     with strategy.scope():
         model = build_model(config.model.class_name, model_config)
-        model.compile(optimizer=build_optimizer(t, steps * t.epochs), jit_compile=t.jit_compile)
-        model.optimizer.build(model.trainable_variables)
+        optimizers = {name: build_optimizer(t.optimizer_settings(name), total_steps) for name in model.optimizer_names}
+        model.compile(optimizer=optimizers, jit_compile=t.jit_compile)
+        # Slot variables exist before a restore, so checkpoints match them one to one.
+        for name, optimizer in model.optimizers.items():
+            optimizer.build(model.variables_for_optimizer(name))
 
     # Input checked; from here on the run directory exists.
     if chief:
@@ -308,11 +308,12 @@ def train(config, resume=False):
         log(f"--resume: no good checkpoint in {config.checkpoint_dir}; starting from scratch")
     if resume and workers > 1:
         _check_workers_agree(strategy, initial_epoch)
-    learning_rate = build_schedule(t, steps * t.epochs)
-    if initial_epoch and not callable(learning_rate):
-        # A constant learning rate is an optimizer variable, restored with it: the
-        # config of the resumed run wins (a schedule is code, not restored).
-        model.optimizer.learning_rate = learning_rate
+    for name, optimizer in model.optimizers.items():
+        learning_rate = build_schedule(t.optimizer_settings(name), total_steps)
+        if initial_epoch and not callable(learning_rate):
+            # A constant learning rate is an optimizer variable, restored with it: the
+            # config of the resumed run wins (a schedule is code, not restored).
+            optimizer.learning_rate = learning_rate
 
     metrics = {"num_replicas": strategy.num_replicas_in_sync, "num_workers": workers,
                "global_batch_size": t.batch_size, "steps_per_epoch": steps, "initial_epoch": initial_epoch}

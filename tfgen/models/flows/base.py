@@ -20,12 +20,12 @@ import math
 from tfgen.backend import keras, tf, tfb, tfd
 from tfgen.contract import LogProbKind
 from tfgen.models.flows import dequantization
-from tfgen.models.base import GenerativeModel
+from tfgen.models.likelihood import LikelihoodModel
 from tfgen.random import per_row_normal
 from tfgen.errors import UserError
 
 
-class FlowModel(GenerativeModel):
+class FlowModel(LikelihoodModel):
     """Base class of normalizing flows. Subclasses implement `_flow_bijector`.
 
     Args:
@@ -179,8 +179,10 @@ class FlowModel(GenerativeModel):
     def latent_shape(self):
         return self.data_spec.event_shape
 
-    def encode(self, x, condition=None):
-        """x -> z, the latent that `decode` maps back to x (bin centres for discrete x)."""
+    def encode(self, x, condition=None, seed=None):
+        """x -> z, the latent that `decode` maps back to x (bin centres for discrete x).
+
+        Deterministic: `seed` is accepted for the contract and unused."""
         x = self._check_x(x)
         return self._bijector(condition).inverse(self._to_model_space(x))
 

@@ -1,0 +1,24 @@
+"""The real `tfgen` command line in a fresh process, for tests that need one.
+
+Usage: python tfgen_main.py COMMAND [options]. tests/ is put on `sys.path`, so configs can
+name `toy_models:...` classes. TF_CONFIG (multi-worker tests) is read by tfgen itself;
+TFGEN_TEST_LOGICAL_CPUS=N splits the CPU into N logical devices first, so a mirrored
+strategy has N replicas on one CPU (the runtime takes this only before it starts, hence
+a process of its own).
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tfgen import cli  # noqa: E402
+
+if __name__ == "__main__":
+    logical_cpus = int(os.environ.get("TFGEN_TEST_LOGICAL_CPUS", "0"))
+    if logical_cpus:
+        from tfgen.backend import tf
+
+        (cpu,) = tf.config.list_physical_devices("CPU")
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
+    sys.exit(cli.main(sys.argv[1:]))

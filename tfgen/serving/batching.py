@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from tfgen.errors import UserError
 from tfgen.serving.errors import (
     Code,
     ServingError,
@@ -54,19 +55,19 @@ class BatchingParameters:
 
     def __post_init__(self):
         if self.max_batch_size < 1:
-            raise ValueError("max_batch_size must be positive")
+            raise UserError("max_batch_size must be positive")
         if self.batch_timeout_micros < 0:
-            raise ValueError("batch_timeout_micros must be non-negative")
+            raise UserError("batch_timeout_micros must be non-negative")
         if self.max_enqueued_batches < 1:
-            raise ValueError("max_enqueued_batches must be positive")
+            raise UserError("max_enqueued_batches must be positive")
         if self.num_batch_threads < 1:
-            raise ValueError("num_batch_threads must be positive")
+            raise UserError("num_batch_threads must be positive")
         sizes = list(self.allowed_batch_sizes)
         if sizes:
             if any(b <= a for a, b in zip(sizes, sizes[1:])) or sizes[0] < 1:
-                raise ValueError("allowed_batch_sizes entries must be monotonically increasing")
+                raise UserError("allowed_batch_sizes entries must be monotonically increasing")
             if sizes[-1] != self.max_batch_size:
-                raise ValueError(
+                raise UserError(
                     "The last entry in allowed_batch_sizes must match max_batch_size; last "
                     f"entry was {sizes[-1]}; expected {self.max_batch_size}"
                 )

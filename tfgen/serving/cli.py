@@ -1,8 +1,32 @@
-"""`tfgen serve`: TF Serving's flags, tfgen's safe defaults. Wiring only."""
+"""`tfgen serve`: TF Serving's flags with TF Serving's meanings, tfgen's safe defaults.
 
+Wiring only. The flags are checked before TensorFlow is imported, so a mistake answers
+at once.
+"""
+
+import argparse
 import os
 
+from tfgen.errors import MissingPath, UserError
+
 DEFAULT_MODEL_DIR = "saved_models"
+MAX_PORT = 65535
+
+
+def tf_bool(text):
+    """A boolean flag's value as TF's flag parser reads it: true/false (any case), 1/0."""
+    value = text.lower()
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _add_bool(group, flag, default, help):
+    # `--flag`, `--flag=true` and `--flag=false`, as tensorflow_model_server takes them.
+    group.add_argument(flag, nargs="?", const=True, default=default, type=tf_bool,
+                       metavar="true|false", help=f"{help} (default {str(default).lower()})")
 
 
 def register(subparsers):
@@ -11,72 +35,99 @@ def register(subparsers):
         help="serve SavedModels over TF Serving's gRPC and REST APIs",
         description=(
             "Serve SavedModels with TF Serving's gRPC (tensorflow.serving.PredictionService, "
-            "ModelService) and REST (/v1/models/...) APIs. Flag names follow "
-            "tensorflow_model_server. With no model flags, every model directory under "
-            f"./{DEFAULT_MODEL_DIR} is served (latest version)."
+            "ModelService) and REST (/v1/models/...) APIs. With no model flags, every model "
+            f"directory under ./{DEFAULT_MODEL_DIR} is served (latest version)."
         ),
     )
-    p.add_argument("--port", type=int, default=8500, help="gRPC port (default 8500; 0 = any free)")
-    p.add_argument("--rest_api_port", type=int, default=8501,
-                   help="REST port (default 8501; 0 = any free; -1 = no REST)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default 127.0.0.1; 0.0.0.0 exposes the server)")
-    p.add_argument("--model_name", help="name of the one model to serve (with --model_base_path)")
-    p.add_argument("--model_base_path", help="directory holding the model's version directories")
-    p.add_argument("--model_config_file", help="ModelServerConfig text proto (models.config)")
-    p.add_argument("--model_dir", default=DEFAULT_MODEL_DIR,
-                   help=f"serve every model under this directory (default ./{DEFAULT_MODEL_DIR})")
-    p.add_argument("--enable_batching", action="store_true", help="batch concurrent requests")
-    p.add_argument("--batching_parameters_file",
-                   help="BatchingParameters text proto (implies --enable_batching)")
-    p.add_argument("--monitoring_config_file",
-                   help="MonitoringConfig text proto (prometheus_config { enable path })")
-    p.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
-                   help="seconds between polls for new versions (0 = load once)")
-    p.add_argument("--ssl_config_file", help="SSLConfig text proto: TLS on the gRPC port")
-    p.add_argument("--max_request_bytes", type=int, default=64 * 1024 * 1024,
-                   help="largest gRPC message or REST body accepted (default 64 MiB)")
-    p.add_argument("--max_tensor_elements", type=int, default=16 * 1024 * 1024,
-                   help="largest tensor accepted, checked before decoding (default 16M)")
-    p.add_argument("--max_rows_per_request", type=int, default=4096,
-                   help="largest batch dimension accepted per request (default 4096)")
-    p.add_argument("--allow_nonfinite_inputs", action="store_true",
-                   help="accept NaN/Inf in float inputs (rejected by default)")
-    p.add_argument("--runtime_threads", type=int, default=max(2, os.cpu_count() or 1),
-                   help="threads running unbatched requests")
-    p.add_argument("--grace_seconds", type=float, default=30.0,
-                   help="on SIGTERM, how long in-flight requests may take to finish")
-    p.add_argument("--drain_delay_seconds", type=float, default=0.0,
-                   help="on SIGTERM, report unhealthy this long before closing the ports")
-    p.add_argument("--rest_api_timeout_in_ms", type=int, default=30000,
-                   help="deadline of a REST request (default 30000, as TF Serving)")
-    p.add_argument("--no_warmup", action="store_true",
-                   help="skip replaying assets.extra/tf_serving_warmup_requests")
+    tf_flags = p.add_argument_group(
+        "tensorflow_model_server's flags", "same names, values and meanings as TF Serving's"
+    )
+    tf_flags.add_argument("--port", type=int, default=8500, metavar="PORT",
+                          help="gRPC port (default 8500). TF Serving's 0 turns gRPC off, which "
+                               "tfgen serve cannot do: 0 is refused")
+    tf_flags.add_argument("--rest_api_port", type=int, default=8501, metavar="PORT",
+                          help="REST port, also serving metrics and /healthz, /readyz; 0 = no REST "
+                               "API (default 8501, where tensorflow_model_server's default is 0)")
+    tf_flags.add_argument("--model_name", metavar="NAME",
+                          help="name of the one model to serve, with --model_base_path (default "
+                               "'default')")
+    tf_flags.add_argument("--model_base_path", metavar="DIR",
+                          help="directory holding the model's version directories")
+    tf_flags.add_argument("--model_config_file", metavar="FILE",
+                          help="ModelServerConfig text proto (models.config); instead of "
+                               "--model_name/--model_base_path, not with them")
+    _add_bool(tf_flags, "--enable_batching", False, "batch concurrent requests")
+    tf_flags.add_argument("--batching_parameters_file", metavar="FILE",
+                          help="BatchingParameters text proto used by --enable_batching; refused "
+                               "without --enable_batching, as TF Serving refuses it")
+    tf_flags.add_argument("--monitoring_config_file", metavar="FILE",
+                          help="MonitoringConfig text proto (prometheus_config { enable path })")
+    tf_flags.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
+                          metavar="SECONDS",
+                          help="seconds between polls for new versions (default 1; 0 = load once)")
+    tf_flags.add_argument("--ssl_config_file", metavar="FILE",
+                          help="SSLConfig text proto: TLS on the gRPC port")
+    tf_flags.add_argument("--rest_api_timeout_in_ms", type=int, default=30000, metavar="MS",
+                          help="deadline of a REST request (default 30000)")
+    _add_bool(tf_flags, "--enable_model_warmup", True,
+              "replay assets.extra/tf_serving_warmup_requests before a version serves")
+    own = p.add_argument_group("tfgen serve's own flags")
+    own.add_argument("--host", default="127.0.0.1", metavar="ADDRESS",
+                           help="address both ports bind (default 127.0.0.1; 0.0.0.0 exposes the server)")
+    own.add_argument("--model_dir", default=DEFAULT_MODEL_DIR, metavar="DIR",
+                           help=f"serve every model under this directory (default ./{DEFAULT_MODEL_DIR})")
+    own.add_argument("--max_request_bytes", type=int, default=64 * 1024 * 1024,
+                           metavar="BYTES",
+                           help="largest gRPC message or REST body accepted (default 64 MiB)")
+    own.add_argument("--max_tensor_elements", type=int, default=16 * 1024 * 1024,
+                           metavar="N",
+                           help="largest tensor accepted, checked before decoding (default 16M)")
+    own.add_argument("--max_rows_per_request", type=int, default=4096, metavar="N",
+                           help="largest batch dimension accepted per request (default 4096)")
+    _add_bool(own, "--allow_nonfinite_inputs", False, "accept NaN/Inf in float inputs")
+    own.add_argument("--runtime_threads", type=int, default=max(2, os.cpu_count() or 1),
+                           metavar="N",
+                           help="threads running unbatched requests (default: CPU count, at least 2)")
+    own.add_argument("--grace_seconds", type=float, default=30.0, metavar="SECONDS",
+                           help="on SIGTERM, how long in-flight requests may take to finish (default 30)")
+    own.add_argument("--drain_delay_seconds", type=float, default=0.0, metavar="SECONDS",
+                           help="on SIGTERM, report unhealthy this long before closing the ports "
+                                "(default 0)")
     p.set_defaults(func=run)
     return p
 
 
-def check_paths(args):
-    """A mistyped path answers at once, before TensorFlow is imported."""
+def check_args(args):
+    """Flag values and paths that cannot work, refused before TensorFlow is imported."""
+    if not 1 <= args.port <= MAX_PORT:
+        raise UserError(f"--port must be 1..{MAX_PORT}, got {args.port}"
+                              + (" (0 turns gRPC off in TF Serving; tfgen serve always serves gRPC)"
+                                 if args.port == 0 else ""))
+    if not 0 <= args.rest_api_port <= MAX_PORT:
+        raise UserError(f"--rest_api_port must be 0 (no REST API) or 1..{MAX_PORT}, "
+                              f"got {args.rest_api_port}")
+    if args.rest_api_port == args.port:
+        raise UserError(f"--rest_api_port and --port are both {args.port}: give REST its own "
+                              "port, or --rest_api_port 0 for none")
+    if args.batching_parameters_file and not args.enable_batching:
+        raise UserError("--batching_parameters_file is set without --enable_batching: add "
+                              "--enable_batching to batch (TF Serving refuses this combination too)")
     for flag in ("model_config_file", "batching_parameters_file", "monitoring_config_file",
                  "ssl_config_file"):
         path = getattr(args, flag)
         if path and not os.path.isfile(path):
-            raise FileNotFoundError(f"--{flag} {path} does not exist")
+            raise MissingPath(f"--{flag} {path} does not exist")
     if args.model_base_path and not os.path.isdir(args.model_base_path):
-        raise FileNotFoundError(f"--model_base_path {args.model_base_path} does not exist")
+        raise MissingPath(f"--model_base_path {args.model_base_path} does not exist")
     if not (args.model_config_file or args.model_base_path) and not os.path.isdir(args.model_dir):
-        raise FileNotFoundError(
+        raise MissingPath(
             f"model directory {args.model_dir} does not exist (serve a model with "
             "--model_name/--model_base_path or --model_config_file)"
         )
 
 
 def build_options(args):
-    """argparse namespace -> ServerOptions (reads the config files)."""
-    from tfgen.errors import UserError
-
-    check_paths(args)
+    """Checked argparse namespace -> ServerOptions (reads the config files)."""
     from tfgen.serving import config as config_lib
     from tfgen.serving.batching import BatchingParameters
     from tfgen.serving.model_manager import ModelConfig
@@ -98,7 +149,8 @@ def build_options(args):
     if args.batching_parameters_file:
         batching = config_lib.read_batching_parameters_file(args.batching_parameters_file)
     elif args.enable_batching:
-        batching = BatchingParameters()
+        # TF Serving's batching defaults; it names the thread pool this way without a file.
+        batching = BatchingParameters(thread_pool_name="model_server_batch_threads")
     prometheus_path = config_lib.DEFAULT_PROMETHEUS_PATH
     if args.monitoring_config_file:
         enabled, path = config_lib.read_monitoring_config_file(args.monitoring_config_file)
@@ -110,7 +162,7 @@ def build_options(args):
         models=models,
         host=args.host,
         port=args.port,
-        rest_api_port=None if args.rest_api_port < 0 else args.rest_api_port,
+        rest_api_port=args.rest_api_port or None,  # TF Serving's 0: no REST API
         file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
         batching=batching,
         limits=InputLimits(
@@ -124,7 +176,7 @@ def build_options(args):
         runtime_threads=args.runtime_threads,
         grace_seconds=args.grace_seconds,
         drain_delay_seconds=args.drain_delay_seconds,
-        warmup=not args.no_warmup,
+        warmup=args.enable_model_warmup,
         rest_api_timeout_seconds=args.rest_api_timeout_in_ms / 1000,
     )
 
@@ -160,7 +212,7 @@ def ready_line(server):
         f"gRPC {o.host}:{server.grpc_port}"
     )
     if not server.rest_port:
-        return line
+        return line + "; no REST API (--rest_api_port 0)"
     base = f"http://{o.host}:{server.rest_port}"
     line += f"; REST {base} -- try: curl {base}/v1/models/{names[0]}/metadata"
     for name in names:
@@ -176,7 +228,7 @@ def ready_line(server):
 def run(args):
     import logging
 
-    check_paths(args)
+    check_args(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from tfgen.serving.server import ModelServer
 

@@ -16,6 +16,7 @@ import os
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from tfgen.errors import MissingPath, UserError
 from tfgen.serving.batching import BatchingParameters
 from tfgen.serving.model_manager import ModelConfig
 from tfgen.versions import version_dirs
@@ -97,7 +98,7 @@ def _parse(path, message):
     try:
         return text_format.Parse(text, message)
     except text_format.ParseError as e:
-        raise ValueError(f"{path}: {e}") from None
+        raise UserError(f"{path}: {e}") from None
 
 
 def model_configs_from_proto(server_config):
@@ -105,12 +106,12 @@ def model_configs_from_proto(server_config):
     configs = []
     for entry in server_config.model_config_list.config:
         if entry.model_platform not in ("", "tensorflow"):
-            raise ValueError(
+            raise UserError(
                 f"model {entry.name}: model_platform {entry.model_platform!r} is not supported "
                 "(only 'tensorflow')"
             )
         if not entry.base_path:
-            raise ValueError(f"model {entry.name}: base_path is empty")
+            raise UserError(f"model {entry.name}: base_path is empty")
         policy = entry.model_version_policy.WhichOneof("policy_choice") or "latest"
         kwargs = {}
         if policy == "latest":
@@ -146,7 +147,10 @@ def read_batching_parameters_file(path):
     for name in ("enable_large_batch_splitting", "max_execution_batch_size", "batch_padding_policy"):
         if proto.HasField(name):
             log.warning("%s: %s is accepted but not used by tfgen's server", path, name)
-    return BatchingParameters(**kwargs)
+    try:
+        return BatchingParameters(**kwargs)
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None
 
 
 def read_monitoring_config_file(path):
@@ -163,13 +167,13 @@ def read_ssl_config_file(path):
 def discover_models(root):
     """A ModelConfig (latest version) for every model directory under root."""
     if not os.path.isdir(root):
-        raise FileNotFoundError(f"model directory {root} does not exist")
+        raise MissingPath(f"model directory {root} does not exist")
     configs = []
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.is_dir() and not entry.name.startswith(".") and version_dirs(entry.path):
             configs.append(ModelConfig(name=entry.name, base_path=os.path.abspath(entry.path)))
     if not configs:
-        raise FileNotFoundError(
+        raise MissingPath(
             f"no models under {root}: expected {root}/<name>/<version>/saved_model.pb"
         )
     return configs

@@ -27,6 +27,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, prediction_log_pb2
 
+from tfgen.errors import MissingPath, UserError
 from tfgen.serving.errors import Code, ServingError, invalid_argument, not_found
 from tfgen.serving.signatures import InputLimits, Signature, find_signature
 from tfgen.versions import version_dirs
@@ -43,7 +44,7 @@ _MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 def check_model_name(name):
     """Model names become URL segments and metric labels: no paths, no surprises."""
     if not _MODEL_NAME.match(name or "") or ".." in name:
-        raise ValueError(
+        raise UserError(
             f"invalid model name {name!r}: use letters, digits, '_', '-', '.', not '..'"
         )
     return name
@@ -63,11 +64,11 @@ class ModelConfig:
     def __post_init__(self):
         check_model_name(self.name)
         if self.policy not in ("latest", "all", "specific"):
-            raise ValueError(f"model {self.name}: unknown version policy {self.policy!r}")
+            raise UserError(f"model {self.name}: unknown version policy {self.policy!r}")
         if self.policy == "latest" and self.num_versions < 1:
-            raise ValueError(f"model {self.name}: latest num_versions must be >= 1")
+            raise UserError(f"model {self.name}: latest num_versions must be >= 1")
         if self.policy == "specific" and not self.versions:
-            raise ValueError(f"model {self.name}: specific policy lists no versions")
+            raise UserError(f"model {self.name}: specific policy lists no versions")
 
     def aspired(self, on_disk):
         """The versions this policy wants loaded, from the complete ones on disk."""
@@ -208,7 +209,7 @@ class ModelManager:
         configs = list(configs)
         names = [c.name for c in configs]
         if len(set(names)) != len(names):
-            raise invalid_argument(f"duplicate model names in config: {sorted(names)}")
+            raise UserError(f"duplicate model names in config: {sorted(names)}")
         with self._lock:
             old = self._configs
             removed = set(old) - set(names)
@@ -247,14 +248,14 @@ class ModelManager:
         """Load every model once (blocking), then keep polling in a thread."""
         for config in self.configs:
             if version_dirs(config.base_path) is None:
-                raise FileNotFoundError(
+                raise MissingPath(
                     f"model {config.name}: base path {config.base_path} does not exist"
                 )
         self.poll_once()
         try:
             self.check_labels()
         except ServingError as e:
-            raise ValueError(e.message) from None
+            raise UserError(e.message) from None
         if self.poll_wait_seconds and self.poll_wait_seconds > 0:
             self._thread = threading.Thread(target=self._poll_loop, name="model-poll", daemon=True)
             self._thread.start()

@@ -19,6 +19,7 @@ import grpc
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from tfgen.errors import UserError
 from tfgen.serving.batching import BatchingParameters
 from tfgen.serving.config import DEFAULT_PROMETHEUS_PATH
 from tfgen.serving.core import ServingCore
@@ -101,7 +102,7 @@ class ModelServer:
         except RuntimeError:
             self.grpc_port = 0
         if not self.grpc_port:
-            raise ValueError(f"cannot listen for gRPC on {address} (port in use?); see --port")
+            raise UserError(f"cannot listen for gRPC on {address} (port in use?); see --port")
         await self._grpc.start()
         if o.rest_api_port is not None:
             api = RestApi(
@@ -121,7 +122,7 @@ class ModelServer:
                 await site.start()
             except OSError as e:
                 await self._grpc.stop(None)
-                raise ValueError(
+                raise UserError(
                     f"cannot listen for REST on {o.host}:{o.rest_api_port} ({e.strerror}); "
                     "see --rest_api_port"
                 ) from None

@@ -1,5 +1,8 @@
 """gRPC and REST answers equal an in-process call of the same signature."""
 
+import re
+import urllib.request
+
 import grpc
 import numpy as np
 import pytest
@@ -151,14 +154,54 @@ def test_health_endpoints(rest, server):
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def samples(text):
+    """[(name, {label: value}, value)] of a Prometheus text page, as a scraper reads it."""
+    rows = []
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, labels, value = re.fullmatch(r"([^{\s]+)(?:\{(.*)\})? (\S+)", line).groups()
+            pairs = re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', labels or "")
+            rows.append((name, dict(pairs), float(value)))
+    return rows
+
+
 def test_prometheus_metrics_use_tf_serving_names(rest, client):
     client.log_prob("toy", np.zeros([1, 2], np.float32))
     status, text = rest.get("/monitoring/prometheus/metrics")
     assert status == 200
     assert '# TYPE :tensorflow:serving:request_count counter' in text
     assert ':tensorflow:serving:request_count{model_name="toy",status="OK"}' in text
-    assert ':tensorflow:serving:request_latency_bucket{model_name="toy",API="Predict",entrypoint="GRPC"' in text
+    # prometheus_client writes label names sorted; Prometheus reads them in any order.
+    assert any(name == ":tensorflow:serving:request_latency_bucket"
+               and {"model_name": "toy", "API": "Predict", "entrypoint": "GRPC"}.items() <= labels.items()
+               for name, labels, _ in samples(text))
     assert ':tensorflow:cc:saved_model:load_attempt_count{model_path=' in text
+
+
+def test_prometheus_page_is_tf_serving_s_text_format(rest, client):
+    """Counters without `_total`, no `_created` series, each sample under its `# TYPE`."""
+    with urllib.request.urlopen(rest.base_url + "/monitoring/prometheus/metrics", timeout=30) as r:
+        assert r.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    count = ":tensorflow:serving:request_count"
+
+    def ok_requests():
+        text = rest.get("/monitoring/prometheus/metrics")[1]
+        return sum(v for n, labels, v in samples(text)
+                   if n == count and labels == {"model_name": "toy", "status": "OK"})
+
+    before = ok_requests()
+    client.log_prob("toy", np.zeros([1, 2], np.float32))
+    client.log_prob("toy", np.zeros([1, 2], np.float32))
+    assert ok_requests() == before + 2
+    text = rest.get("/monitoring/prometheus/metrics")[1]
+    types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+    assert types[count] == "counter"
+    assert types[":tensorflow:cc:saved_model:load_attempt_count"] == "counter"
+    assert types[":tensorflow:serving:request_latency"] == "histogram"
+    for name, _, _ in samples(text):
+        assert not name.endswith(("_total", "_created")), name
+        family = re.sub(r"_(bucket|sum|count)$", "", name) if name not in types else name
+        assert family in types, name
 
 
 def test_deadline_is_honoured(client):

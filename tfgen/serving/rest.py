@@ -100,7 +100,7 @@ class RestApi:
         return web.json_response({"status": "ready", "models": self.core.manager.model_names()})
 
     async def prometheus(self, request):
-        return web.Response(body=self.metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE})
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     async def handle_v1(self, request):
         path = request.raw_path.split("?", 1)[0]

@@ -68,6 +68,11 @@ def test_proto_round_trip_matches_tensorflow():
         np.array([1, -2], np.int64),
         np.array([[True, False]]),
         np.array([0.5, 2.0], np.float16),
+        np.array([2.5, -1e300], np.float64),
+        np.array([[-3, 4]], np.int8),
+        np.array([65535, 0], np.uint16),
+        np.array([2**32 - 1], np.uint32),
+        np.array([2**64 - 1], np.uint64),
         np.array([b"a", b"\xff"], dtype=object),
     ]:
         proto = tensors.ndarray_to_proto(array)
@@ -79,6 +84,25 @@ def test_proto_round_trip_matches_tensorflow():
 def test_splat_form_fills_the_declared_shape():
     proto = tf.make_tensor_proto(1.5, shape=[2, 3])
     np.testing.assert_array_equal(tensors.proto_to_ndarray(proto), np.full([2, 3], 1.5, np.float32))
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, string_val=[b"x"])
+    proto.tensor_shape.dim.add().size = 3
+    assert list(tensors.proto_to_ndarray(proto)) == [b"x"] * 3
+
+
+def test_values_short_of_the_shape_are_refused_not_padded():
+    # tf.make_ndarray would repeat the last value: [1, 2] for shape [3] -> [1, 2, 2].
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_INT32, int_val=[1, 2])
+    proto.tensor_shape.dim.add().size = 3
+    with pytest.raises(ServingError, match="declares 3 elements but the proto holds 2 values"):
+        tensors.proto_to_ndarray(proto, "x")
+
+
+def test_string_tensor_content_is_refused_not_ignored():
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, string_val=[b"x"],
+                                   tensor_content=b"\x01y")
+    proto.tensor_shape.dim.add().size = 1
+    with pytest.raises(ServingError, match="string tensors are sent in string_val"):
+        tensors.proto_to_ndarray(proto, "x")
 
 
 def test_element_count_is_checked_before_decoding():

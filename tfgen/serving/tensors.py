@@ -4,7 +4,12 @@ A TensorProto declares its shape apart from its values, so 22 bytes can ask for 
 gigabyte (`tf.make_ndarray` would allocate it and fill it with the one value given).
 `proto_to_ndarray` computes the element count from the declared shape first, refuses
 it above the cap, and accepts only as many values as the shape needs: all of them, or
-exactly one (the "splat" form `tf.make_tensor_proto(1.0, shape=[3])` writes).
+exactly one (the "splat" form `tf.make_tensor_proto(1.0, shape=[3])` writes); only
+then does `tf.make_ndarray` decode it.
+
+Responses are encoded by hand, not by `tf.make_tensor_proto`: that writes numeric
+tensors of more than one element as `tensor_content`, while TF Serving answers in the
+typed fields (`float_val`, ...), which clients read directly.
 
 JSON follows TF Serving's `json_tensor.cc`: dense nested lists, the leaf type checked
 against the signature's dtype, `{"b64": ...}` for DT_STRING, `NaN`/`Infinity` tokens.
@@ -15,6 +20,7 @@ import binascii
 import math
 
 import numpy as np
+import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, types_pb2
 
 from tfgen.serving.errors import invalid_argument
@@ -83,7 +89,8 @@ def proto_to_ndarray(proto, name="tensor", max_elements=DEFAULT_MAX_ELEMENTS):
     """Decode a TensorProto into a numpy array, checking its size before allocating.
 
     Raises INVALID_ARGUMENT naming `name` when the shape is impossible, larger than
-    `max_elements`, or does not match the number of values the proto holds.
+    `max_elements`, or does not match the number of values the proto holds. What
+    passes is decoded by `tf.make_ndarray`.
     """
 
     def fail(detail):
@@ -102,53 +109,38 @@ def proto_to_ndarray(proto, name="tensor", max_elements=DEFAULT_MAX_ELEMENTS):
     if proto.dtype not in _DTYPES:
         raise fail(f"unsupported dtype {dtype_name(proto.dtype)}")
     np_dtype, _, field = _DTYPES[proto.dtype]
-    np_dtype = np.dtype(np_dtype)
-
-    if proto.tensor_content and proto.dtype != types_pb2.DT_STRING:
-        expected = count * np_dtype.itemsize
+    if proto.tensor_content:
+        if proto.dtype == types_pb2.DT_STRING:
+            raise fail("string tensors are sent in string_val, not tensor_content")
+        expected = count * np.dtype(np_dtype).itemsize
         if len(proto.tensor_content) != expected:
             raise fail(
                 f"tensor_content holds {len(proto.tensor_content)} bytes but shape "
                 f"{dims} of {dtype_name(proto.dtype)} needs {expected}"
             )
-        return np.frombuffer(proto.tensor_content, dtype=np_dtype).reshape(dims)
-
-    values = getattr(proto, field)
-    n = len(values)
-    if n == count:
-        if proto.dtype == types_pb2.DT_STRING:
-            array = np.empty(count, dtype=object)
-            array[:] = list(values)
-        elif proto.dtype == types_pb2.DT_HALF:
-            array = np.array(values, dtype=np.uint16).view(np.float16)
-        else:
-            array = np.array(values, dtype=np_dtype)
-        return array.reshape(dims)
-    if n == 1 and count > 1:
-        # The splat form: one value fills the declared shape.
-        value = values[0]
-        if proto.dtype == types_pb2.DT_HALF:
-            value = np.array([value], dtype=np.uint16).view(np.float16)[0]
-        return np.full(dims, value, dtype=np_dtype)
-    raise fail(f"shape {dims} declares {count} elements but the proto holds {n} values")
+    else:
+        # tf.make_ndarray would pad any shortfall with the last value; only the splat
+        # form (one value for every element) is meant that way.
+        n = len(getattr(proto, field))
+        if n != count and not (n == 1 and count > 1):
+            raise fail(f"shape {dims} declares {count} elements but the proto holds {n} values")
+    return tf.make_ndarray(proto)
 
 
-def ndarray_to_proto(array, dtype=None):
+def ndarray_to_proto(array):
     """Encode a numpy array as TF Serving's default `AsProtoField` does (typed fields)."""
     array = np.asarray(array)
-    if dtype is None:
-        dtype = dtype_of(array)
+    dtype = dtype_of(array)
     proto = tensor_pb2.TensorProto(dtype=dtype)
     for d in array.shape:
         proto.tensor_shape.dim.add().size = int(d)
     flat = array.reshape(-1)
-    _, _, field = _DTYPES[dtype]
     if dtype == types_pb2.DT_STRING:
         proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode() for v in flat)
     elif dtype == types_pb2.DT_HALF:
-        proto.half_val.extend(flat.astype(np.float16).view(np.uint16).tolist())
+        proto.half_val.extend(flat.view(np.uint16).tolist())  # half_val holds the bits
     else:
-        getattr(proto, field).extend(flat.astype(_DTYPES[dtype][0], copy=False).tolist())
+        getattr(proto, _DTYPES[dtype][2]).extend(flat.tolist())
     return proto
 
 

@@ -1,7 +1,7 @@
 """Real SavedModels for the serving tests, built from plain tf.Module + tf.function.
 
-Shaped like tfgen's export contract (DESIGN.md section 4) but independent of
-tfgen.models, as the server is: a standard normal "flow" on 2-D points.
+Shaped like tfgen's export contract (docs/architecture.md, the SavedModel contract) but
+independent of tfgen.models, as the server is: a standard normal "flow" on 2-D points.
 
 - `log_prob`: x float32 [B,2] -> log_prob = -0.5*|x|^2 - log(2 pi), bits_per_dim
 - `sample`: seed int64 [B], temperature float32 [B] (SignatureDef default [1.0]),

@@ -52,23 +52,17 @@ class ServingCore:
         return self.manager.servable(model_spec.name, version, model_spec.version_label or None)
 
     def predict(self, model_spec, output_filter=(), request_inputs=None, arrays=None,
-                deadline=None, signature_error=None):
+                deadline=None):
         """Check a request and start it. Inputs are TensorProtos or decoded arrays."""
         try:
-            return self._predict(model_spec, output_filter, request_inputs, arrays, deadline,
-                                 signature_error)
+            return self._predict(model_spec, output_filter, request_inputs, arrays, deadline)
         except SchedulerClosed:
             # The version went away between lookup and submit: its successor serves it.
-            return self._predict(model_spec, output_filter, request_inputs, arrays, deadline,
-                                 signature_error)
+            return self._predict(model_spec, output_filter, request_inputs, arrays, deadline)
 
-    def _predict(self, model_spec, output_filter, request_inputs, arrays, deadline,
-                 signature_error):
+    def _predict(self, model_spec, output_filter, request_inputs, arrays, deadline):
         servable = self.servable(model_spec)
-        name = model_spec.signature_name or DEFAULT_SIGNATURE
-        if signature_error and name not in servable.signatures:
-            raise signature_error(name)
-        signature = servable.signature(name)
+        signature = servable.signature(model_spec.signature_name or DEFAULT_SIGNATURE)
         output_names = signature.resolve_outputs(list(output_filter))
         if request_inputs is not None:
             inputs = signature.decode_request_inputs(request_inputs, self.limits)

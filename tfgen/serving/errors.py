@@ -59,16 +59,8 @@ def not_found(message):
     return ServingError(Code.NOT_FOUND, message)
 
 
-def failed_precondition(message):
-    return ServingError(Code.FAILED_PRECONDITION, message)
-
-
 def unavailable(message):
     return ServingError(Code.UNAVAILABLE, message)
-
-
-def resource_exhausted(message):
-    return ServingError(Code.RESOURCE_EXHAUSTED, message)
 
 
 def deadline_exceeded(message="Deadline Exceeded"):

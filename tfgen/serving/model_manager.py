@@ -35,6 +35,7 @@ from tfgen.versions import version_dirs
 log = logging.getLogger("tfgen.serving")
 
 State = get_model_status_pb2.ModelVersionStatus.State
+SERVE_TAGS = ("serve",)  # the MetaGraphDef TF Serving loads
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
 UNLOAD_GRACE_SECONDS = 0.5
@@ -89,8 +90,8 @@ def _fingerprint(path):
         return None
 
 
-def read_meta_graph(path, tags=("serve",)):
-    """The MetaGraphDef with the given tags from saved_model.pb/.pbtxt."""
+def read_meta_graph(path):
+    """The `serve`-tagged MetaGraphDef from saved_model.pb/.pbtxt."""
     saved_model = saved_model_pb2.SavedModel()
     pb = os.path.join(path, "saved_model.pb")
     if os.path.isfile(pb):
@@ -102,9 +103,9 @@ def read_meta_graph(path, tags=("serve",)):
         with open(os.path.join(path, "saved_model.pbtxt")) as f:
             text_format.Parse(f.read(), saved_model)
     for meta_graph in saved_model.meta_graphs:
-        if set(meta_graph.meta_info_def.tags) == set(tags):
+        if set(meta_graph.meta_info_def.tags) == set(SERVE_TAGS):
             return meta_graph
-    raise ValueError(f"no MetaGraphDef with tags {list(tags)} in {path}")
+    raise ValueError(f"no MetaGraphDef with tags {list(SERVE_TAGS)} in {path}")
 
 
 class Servable:
@@ -115,7 +116,7 @@ class Servable:
         self.version = version
         self.path = path
         self.meta_graph = read_meta_graph(path)
-        self.loaded = tf.saved_model.load(path, tags=["serve"])
+        self.loaded = tf.saved_model.load(path, tags=list(SERVE_TAGS))
         self.signatures = {}
         for key, signature_def in self.meta_graph.signature_def.items():
             if key in self.loaded.signatures:
@@ -137,11 +138,11 @@ class Servable:
     def signature(self, name):
         return find_signature(self.signatures, name)
 
-    def predict(self, request, limits=None):
+    def predict(self, request):
         """Run a PredictRequest directly (no batching): returns alias -> numpy array."""
         signature = self.signature(request.model_spec.signature_name)
         outputs = signature.resolve_outputs(list(request.output_filter))
-        inputs = signature.decode_request_inputs(request.inputs, limits or self.limits)
+        inputs = signature.decode_request_inputs(request.inputs, self.limits)
         return signature.run(inputs, outputs)
 
     def warmup(self):
@@ -188,14 +189,13 @@ class ModelManager:
     """Keeps the configured models' aspired versions loaded; answers lookups."""
 
     def __init__(self, configs, limits=InputLimits(), poll_wait_seconds=1.0,
-                 on_unload=None, warmup=True, on_load_attempt=None):
+                 warmup=True, on_load_attempt=None):
         self._lock = threading.RLock()
         self._poll_lock = threading.Lock()
         self._configs = {}
         self._versions = {}  # name -> {version: VersionStatus}
         self.limits = limits
         self.poll_wait_seconds = poll_wait_seconds
-        self.on_unload = on_unload
         self.on_load_attempt = on_load_attempt
         self.do_warmup = warmup
         self._stop = threading.Event()
@@ -378,8 +378,6 @@ class ModelManager:
             # Requests that looked the version up just before UNLOADING still submit.
             time.sleep(UNLOAD_GRACE_SECONDS)
             servable.close()
-            if self.on_unload:
-                self.on_unload(servable)
         finally:
             with self._lock:
                 status.servable = None

@@ -130,20 +130,19 @@ class ModelServer:
         for service in ("", PREDICTION_SERVICE, MODEL_SERVICE):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
 
-    async def stop(self, grace=None):
+    async def stop(self):
         """Stop reporting healthy, drain in-flight requests, release everything."""
         if self.draining:
             await self._stopped.wait()
             return
         self.draining = True
-        grace = self.options.grace_seconds if grace is None else grace
         if self._health:
             await self._health.enter_graceful_shutdown()
         if self.options.drain_delay_seconds:
             await asyncio.sleep(self.options.drain_delay_seconds)
         tasks = []
         if self._grpc:
-            tasks.append(self._grpc.stop(grace))
+            tasks.append(self._grpc.stop(self.options.grace_seconds))
         if self._runner:
             tasks.append(self._runner.cleanup())
         await asyncio.gather(*tasks)
@@ -203,9 +202,9 @@ class BackgroundServer:
     def rest_url(self):
         return f"http://{self.server.options.host}:{self.server.rest_port}"
 
-    def stop(self, grace=None):
+    def stop(self):
         if not self._loop.is_closed():
-            asyncio.run_coroutine_threadsafe(self.server.stop(grace), self._loop).result()
+            asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result()
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=30)
 

@@ -1,12 +1,20 @@
 """Tiny configurations of every tfgen model, for tests that parametrize over models.
 
-`TINY_FLOWS[name] = (class_name, constructor kwargs)`; the kwargs include the data spec
-as a plain dict, so an entry is JSON and can be fed to `tfgen.models.base.model_from_config`.
-`build(name)` constructs the model and calls it once, so its variables exist (e.g. before
-an export or a checkpoint restore). `example_batch(name)` gives matching inputs.
+`ZOO[name] = (class_name, constructor kwargs)`: every registered class (vector and image,
+unconditional and conditional, for the flows) plus the unregistered test models of
+tests/toy_models.py, named by import path. The kwargs include the data spec as a plain
+dict, so an entry is JSON and can be fed to `tfgen.models.base.model_from_config`.
+`TINY_FLOWS` is the flow part; `REPRESENTATIVE` names one entry per class for the costly
+checks (export and conformance). `build(name)` constructs the model and calls it once,
+so its variables exist (e.g. before an export or a checkpoint restore);
+`example_batch(name)` gives matching inputs.
+
+A new model class gets an entry in `_TINY` (registered) or `_TOYS` (test-only);
+tests/models/test_contract.py fails for a registered class without one.
 """
 
 import numpy as np
+import pytest
 
 from tfgen.models.base import get_model_class, registered_models
 
@@ -53,11 +61,26 @@ def _entries():
 
 
 TINY_FLOWS = _entries()
+CONTINUOUS_VECTOR = {"event_shape": [2], "kind": "vector", "low": -3.0, "high": 3.0}
+_TOYS = {
+    "toy_diagonal_flow_image_conditional": (
+        "toy_models:DiagonalAffineFlow",
+        {"data_spec": dict(IMAGE, num_classes=NUM_CLASSES), "init_shift_stddev": 0.05, "condition_dim": 4}),
+    "toy_adversarial": ("toy_models:ToyAdversarial", {"data_spec": CONTINUOUS_VECTOR, "latent_dim": 2}),
+    "toy_latent_gaussian": ("toy_models:ToyLatentGaussian", {"data_spec": CONTINUOUS_VECTOR, "latent_dim": 1}),
+}
+ZOO = {**TINY_FLOWS, **_TOYS}
+_AUTOREGRESSIVE = ("MAF", "IAF", "AutoregressiveNeuralSplineFlow")
+# One entry per class: images with a condition for the coupling flows (multi-scale code),
+# conditional vectors for the autoregressive ones (images are flattened anyway).
+REPRESENTATIVE = sorted(
+    [f"{_snake(c)}_{'vector' if c in _AUTOREGRESSIVE else 'image'}_conditional" for c in _TINY
+     if f"{_snake(c)}_vector" in TINY_FLOWS] + list(_TOYS))
 
 
 def example_batch(name, batch_size=4, seed=0):
     """`(x, condition)` for zoo entry `name`; `condition` is None if unconditional."""
-    _, kwargs = TINY_FLOWS[name]
+    _, kwargs = ZOO[name]
     spec = kwargs["data_spec"]
     rng = np.random.default_rng(seed)
     shape = [batch_size] + list(spec["event_shape"])
@@ -73,8 +96,36 @@ def example_batch(name, batch_size=4, seed=0):
 
 def build(name):
     """The zoo model `name`, called once on an example batch so its variables exist."""
-    class_name, kwargs = TINY_FLOWS[name]
+    class_name, kwargs = ZOO[name]
     model = get_model_class(class_name)(**kwargs)
     x, condition = example_batch(name)
     model(x if condition is None else (x, condition))
     return model
+
+
+_CACHE = {}
+
+
+def perturb_weights(model, seed=0):
+    """Random non-zero weights, so identity-initialized models are tested as non-trivial."""
+    rng = np.random.default_rng(seed)
+    for variable in model.trainable_variables:
+        variable.assign(variable + 0.1 * rng.normal(size=variable.shape).astype(np.float32))
+    return model
+
+
+def cached(name):
+    """`build(name)` with perturbed weights, built once per test process and shared by
+    the tests that do not change it."""
+    if name not in _CACHE:
+        _CACHE[name] = perturb_weights(build(name))
+    return _CACHE[name]
+
+
+def slow_unless(keep, names):
+    """`names`, those for which `keep(name)` is false marked slow.
+
+    The costliest checks run by default on the entries that exercise distinct code; the
+    rest join in `make test-all`, so the default run stays within its time budget.
+    """
+    return [n if keep(n) else pytest.param(n, marks=pytest.mark.slow) for n in names]

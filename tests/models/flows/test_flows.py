@@ -1,13 +1,14 @@
-"""One harness over every flow in the zoo (after zuko's tests/test_flows.py)."""
-
-import json
+"""What only flows promise, over every flow in the zoo (after zuko's tests/test_flows.py):
+invertibility, log-det against the autodiff Jacobian, the latent mode at temperature 0,
+tracing with an unknown batch. The contract every model keeps (shapes, seeds, config
+and checkpoint round trips, a fit step, export) is tests/models/test_contract.py."""
 
 import numpy as np
 import pytest
 import zoo
+from zoo import cached, slow_unless
 
-from tfgen.backend import keras, tf
-from tfgen.models.base import get_model_class
+from tfgen.backend import tf
 
 NAMES = sorted(zoo.TINY_FLOWS)
 CONDITIONAL = [n for n in NAMES if n.endswith("_conditional")]
@@ -19,21 +20,6 @@ JACOBIAN_NAMES = [
     if "_vector" in n or (zoo.TINY_FLOWS[n][0] not in AUTOREGRESSIVE and not n.endswith("_conditional"))
 ]
 _CACHE = {}
-_REBUILT = {}
-
-
-def slow_unless(keep, names):
-    """`names`, with those for which `keep(name)` is false marked slow.
-
-    The costliest checks (tracing, a training step, autodiff Jacobians) run by default
-    on the entries that exercise distinct code; the rest join in `make test-all`, so
-    the default run stays within its time budget.
-    """
-    return [n if keep(n) else pytest.param(n, marks=pytest.mark.slow) for n in names]
-
-
-def not_conditional_image(name):
-    return not name.endswith("_image_conditional")
 
 
 def not_conditional_spline(name):
@@ -45,16 +31,6 @@ def unconditional_or_representative(name):
     return not name.endswith("_conditional") or name in ("real_nvp_vector_conditional", "maf_vector_conditional")
 
 
-def cached(name):
-    """A built zoo model with perturbed weights, shared by the tests that do not change it.
-
-    Zoo flows start at the identity; random weights make every check non-trivial.
-    """
-    if name not in _CACHE:
-        _CACHE[name] = perturb_weights(zoo.build(name))
-    return _CACHE[name]
-
-
 def reference_log_prob(name):
     """`cached(name).log_prob` of the example batch, computed once."""
     key = ("log_prob", name)
@@ -64,37 +40,9 @@ def reference_log_prob(name):
     return _CACHE[key]
 
 
-def rebuilt(name):
-    """A second model built from `cached(name)`'s JSON config (shared by two tests)."""
-    if name not in _REBUILT:
-        class_name, _ = zoo.TINY_FLOWS[name]
-        config = json.loads(json.dumps(cached(name).get_config()))
-        model = get_model_class(class_name).from_config(config)
-        x, condition = zoo.example_batch(name)
-        model(x if condition is None else (x, condition))
-        _REBUILT[name] = model
-    return _REBUILT[name]
-
-
 def model_space(model, x):
     """x in the space the bijector maps to (unit cube, bin centres, for discrete data)."""
     return model._to_model_space(tf.constant(x))
-
-
-def perturb_weights(model, seed=0):
-    """Random non-zero weights, so identity-initialized flows are tested as non-trivial."""
-    rng = np.random.default_rng(seed)
-    for variable in model.trainable_variables:
-        variable.assign(variable + 0.1 * rng.normal(size=variable.shape).astype(np.float32))
-    return model
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_log_prob_shape_and_finite(name):
-    model = cached(name)
-    log_prob = reference_log_prob(name)
-    assert log_prob.shape == (len(zoo.example_batch(name)[0]),)
-    assert np.all(np.isfinite(log_prob))
 
 
 @pytest.mark.parametrize("name", slow_unless(unconditional_or_representative, NAMES))
@@ -149,55 +97,12 @@ def test_log_det_matches_autodiff_jacobian(name):
     np.testing.assert_allclose(actual.numpy(), expected, rtol=1e-3, atol=1e-3)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_config_round_trip(name):
-    model, copy = cached(name), rebuilt(name)
-    assert copy.get_config() == model.get_config()
-    copy.set_weights(model.get_weights())
-    x, condition = zoo.example_batch(name)
-    np.testing.assert_allclose(copy.log_prob(x, condition).numpy(), reference_log_prob(name), rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", slow_unless(not_conditional_image, NAMES))
-def test_one_fit_step_changes_weights(name):
-    model = zoo.build(name)
-    x, condition = zoo.example_batch(name, batch_size=8)
-    before = [w.copy() for w in model.get_weights()]
-    # Eager: tracing the TFP graph of every zoo model would dominate the test run; the
-    # traced path is covered by test_traces_with_unknown_batch_size.
-    model.compile(keras.optimizers.Adam(1e-2), run_eagerly=True)
-    data = tf.data.Dataset.from_tensor_slices(x if condition is None else (x, condition)).batch(8)
-    history = model.fit(data, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
-    assert np.isfinite(history.history["bits_per_dim"][0])
-    assert any(not np.array_equal(b, a) for b, a in zip(before, model.get_weights()))
-    assert np.all(np.isfinite(model.log_prob(x, condition).numpy()))
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_checkpoint_restores_identical_log_prob(name, tmp_path):
-    model = cached(name)
-    x, condition = zoo.example_batch(name)
-    path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
-    restored = perturb_weights(rebuilt(name), seed=5)
-    tf.train.Checkpoint(model=restored).read(path).assert_consumed()
-    np.testing.assert_array_equal(restored.log_prob(x, condition).numpy(), reference_log_prob(name))
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_sample_is_keyed_by_row_seed(name):
-    model = cached(name)
-    spec = model.data_spec
-    seeds = tf.constant([3, 7, 11], tf.int64)
-    condition = np.array([0, 1, 2], np.int32) if spec.conditional else None
-    samples = model.sample(seeds, 1.0, condition).numpy()
-    assert samples.shape == (3,) + spec.event_shape
-    assert np.all(np.isfinite(samples))
-    # Row 1 alone, in a batch of one, is the same sample: same seed -> same sample,
-    # whatever the batch.
-    row = model.sample(seeds[1:2], 1.0, None if condition is None else condition[1:2]).numpy()
-    np.testing.assert_allclose(row[0], samples[1], atol=1e-5)
-    assert not np.allclose(samples[0], samples[2])
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -5,7 +5,9 @@ conformance checks) use these names without loading any model code. See
 docs/architecture.md, "The model contract" and "The SavedModel contract".
 """
 
+import dataclasses
 import enum
+from typing import Any, Callable, Optional, Tuple
 
 
 class LogProbKind(str, enum.Enum):
@@ -32,3 +34,328 @@ class LogProbKind(str, enum.Enum):
     @property
     def has_log_prob(self):
         return self is not LogProbKind.NONE
+
+
+# === Capabilities: what a model can do, as readers of its export see it ===
+
+@dataclasses.dataclass(frozen=True)
+class Capabilities:
+    """What decides a model's signatures: its data and its declared capabilities.
+
+    Built from a model (`of_model`, at export) or from an export's tfgen.json
+    (`from_metadata`, by readers that hold no model code). Zero means "none" for the
+    counts, so every field has one JSON and one tensor form.
+
+    Args:
+      event_shape: shape of one example.
+      kind: "vector", "image" or "audio".
+      levels: quantization levels of discrete data; 0 for continuous data.
+      num_classes: classes of a conditional model; 0 if unconditional.
+      sample_rate: samples per second of audio; 0 otherwise.
+      log_prob_kind: a `LogProbKind`.
+      has_latent: whether `encode`/`decode` exist.
+      latent_shape: shape of one code `z` (empty without a latent space).
+      stochastic_encoder: whether `encode` draws, keyed by a per-row seed.
+    """
+
+    event_shape: Tuple[int, ...]
+    kind: str = "vector"
+    levels: int = 0
+    num_classes: int = 0
+    sample_rate: int = 0
+    log_prob_kind: LogProbKind = LogProbKind.EXACT
+    has_latent: bool = False
+    latent_shape: Tuple[int, ...] = ()
+    stochastic_encoder: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "event_shape", tuple(int(d) for d in self.event_shape))
+        object.__setattr__(self, "latent_shape", tuple(int(d) for d in self.latent_shape))
+        object.__setattr__(self, "log_prob_kind", LogProbKind(self.log_prob_kind))
+        for name in ("levels", "num_classes", "sample_rate"):
+            object.__setattr__(self, name, int(getattr(self, name) or 0))
+        if self.has_latent and not self.latent_shape:
+            raise ValueError("a model with a latent space needs its latent_shape")
+
+    @property
+    def conditional(self):
+        return self.num_classes > 0
+
+    @classmethod
+    def of_model(cls, model):
+        """The capabilities a tfgen `GenerativeModel` declares (its class attributes and
+        data spec)."""
+        spec = model.data_spec
+        return cls(
+            event_shape=spec.event_shape, kind=spec.kind, levels=spec.levels,
+            num_classes=spec.num_classes, sample_rate=spec.sample_rate,
+            log_prob_kind=model.log_prob_kind, has_latent=model.has_latent,
+            latent_shape=model.latent_shape if model.has_latent else (),
+            stochastic_encoder=model.stochastic_encoder,
+        )
+
+    @classmethod
+    def from_metadata(cls, doc):
+        """The capabilities recorded in an export's tfgen.json document."""
+        spec = doc["data_spec"]
+        try:
+            return cls(
+                event_shape=spec["event_shape"], kind=spec["kind"], levels=spec.get("levels"),
+                num_classes=spec.get("num_classes"), sample_rate=spec.get("sample_rate"),
+                log_prob_kind=doc["log_prob_kind"], has_latent=doc["has_latent"],
+                latent_shape=doc.get("latent_shape") or (),
+                stochastic_encoder=doc.get("stochastic_encoder", False),
+            )
+        except KeyError as e:
+            raise ValueError(f"tfgen.json has no {e.args[0]!r}: not a tfgen export of format "
+                             f">= {FORMAT_VERSION}") from None
+
+
+# === The SavedModel contract: one table of signatures ===
+
+class Shape(str, enum.Enum):
+    """The shape of a signature tensor. Every tensor is batched on dim 0 (`[B, ...]`),
+    since TF Serving's batching splits and joins requests along it."""
+
+    ROW = "row"  #: `[B]`, one scalar per row
+    EVENT = "event"  #: `[B, *event_shape]`, one example per row
+    LATENT = "latent"  #: `[B, *latent_shape]`, one code per row
+    EVENT_RANK = "event_rank"  #: `[B, len(event_shape)]`, e.g. the event shape itself
+
+    def dims(self, capabilities):
+        """The shape with -1 for the batch dim, e.g. `[-1, 8, 8, 1]`."""
+        return [-1] + {
+            Shape.ROW: [],
+            Shape.EVENT: list(capabilities.event_shape),
+            Shape.LATENT: list(capabilities.latent_shape),
+            Shape.EVENT_RANK: [len(capabilities.event_shape)],
+        }[self]
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+    """How the example rows of an input are made, for the warmup requests an export
+    carries and for the conformance checks: `seeds` (the rows' int64 seeds), `classes`
+    (seed mod num_classes), `fill` (`value` in every row), or `output` (`value` =
+    (signature, output): what an earlier signature returned, e.g. samples -> x)."""
+
+    kind: str
+    value: Any = None
+
+    def to_json(self, capabilities):
+        if self.kind == "classes":
+            return ["classes", capabilities.num_classes]
+        return [self.kind] if self.value is None else [self.kind, self.value]
+
+
+SEEDS = Example("seeds")
+CLASSES = Example("classes")
+
+
+def _always(capabilities):
+    return True
+
+
+def _conditional(capabilities):
+    return capabilities.conditional
+
+
+@dataclasses.dataclass(frozen=True)
+class Tensor:
+    """One input or output of a signature.
+
+    Args:
+      name: the alias clients use (the SignatureDef key).
+      dtype: numpy/TF dtype name: "int64", "int32", "float32" or "string".
+      shape: a `Shape`.
+      doc: what it holds.
+      when: `Capabilities -> bool`, whether a model's signature has this tensor.
+      default: inputs only: the value used when a request leaves the input out (stored
+        as `SignatureDef.defaults`, one value broadcast to every row); None: required.
+      example: inputs only: how example rows are made (an `Example`).
+      value: outputs of constant signatures only: `Capabilities -> value of every row`.
+    """
+
+    name: str
+    dtype: str
+    shape: Shape
+    doc: str
+    when: Callable = _always
+    default: Optional[float] = None
+    example: Optional[Example] = None
+    value: Optional[Callable] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Signature:
+    """One entry of the SavedModel contract: a signature some models export.
+
+    `when(capabilities)` says which models have it; inputs and outputs have their own
+    `when`. Inputs are listed required first, then defaulted (the order of the exported
+    function's arguments).
+    """
+
+    name: str
+    doc: str
+    inputs: Tuple[Tensor, ...]
+    outputs: Tuple[Tensor, ...]
+    when: Callable = _always
+
+    def input(self, name):
+        return _named(self.inputs, name, f"input of signature {self.name!r}")
+
+    def output(self, name):
+        return _named(self.outputs, name, f"output of signature {self.name!r}")
+
+
+def _named(tensors, name, what):
+    for tensor in tensors:
+        if tensor.name == name:
+            return tensor
+    raise KeyError(f"no {what} named {name!r}; there are {[t.name for t in tensors]}")
+
+
+_CONDITION = Tensor("condition", "int32", Shape.ROW, "class id of each row (conditional models)",
+                    when=_conditional, example=CLASSES)
+
+#: The table. Signatures come in the order their example rows are made (a later one may
+#: take an earlier one's output). Adding a signature is one entry here plus the function
+#: that computes it (`tfgen.export.signatures.COMPUTE`).
+SIGNATURES = {s.name: s for s in (
+    Signature(
+        "sample", "one sample per int64 seed: same seed, same sample, in any batch",
+        inputs=(
+            Tensor("seed", "int64", Shape.ROW, "the row's seed", example=SEEDS),
+            _CONDITION,
+            Tensor("temperature", "float32", Shape.ROW,
+                   "scale of the latent draw; the default [1.0] broadcasts to every row", default=1.0,
+                   example=Example("fill", 1.0)),
+        ),
+        outputs=(
+            Tensor("samples", "float32", Shape.EVENT, "the samples, in the raw form log_prob accepts"),
+            Tensor("log_prob", "float32", Shape.ROW,
+                   "the model's log density of each sample (not of the tempered distribution); "
+                   "exact likelihoods only, where it costs one more pass",
+                   when=lambda c: c.log_prob_kind is LogProbKind.EXACT),
+        ),
+    ),
+    Signature(
+        "log_prob", "log p(x) in nats, as the model's log_prob_kind defines it",
+        inputs=(Tensor("x", "float32", Shape.EVENT, "examples", example=Example("output", ("sample", "samples"))),
+                _CONDITION),
+        outputs=(Tensor("log_prob", "float32", Shape.ROW, "nats per example"),
+                 Tensor("bits_per_dim", "float32", Shape.ROW, "-log_prob / (D ln 2)")),
+        when=lambda c: c.log_prob_kind.has_log_prob,
+    ),
+    Signature(
+        "encode", "x -> its code z (a draw keyed by the row's seed for stochastic encoders)",
+        inputs=(Tensor("x", "float32", Shape.EVENT, "examples", example=Example("output", ("sample", "samples"))),
+                _CONDITION,
+                Tensor("seed", "int64", Shape.ROW, "the row's seed of the posterior draw",
+                       when=lambda c: c.stochastic_encoder, example=SEEDS)),
+        outputs=(Tensor("z", "float32", Shape.LATENT, "codes"),),
+        when=lambda c: c.has_latent,
+    ),
+    Signature(
+        "decode", "z -> x",
+        inputs=(Tensor("z", "float32", Shape.LATENT, "codes", example=Example("output", ("encode", "z"))),
+                _CONDITION),
+        outputs=(Tensor("x", "float32", Shape.EVENT, "examples, in raw form"),),
+        when=lambda c: c.has_latent,
+    ),
+    Signature(
+        "describe", "what a client needs to know of the model, one identical row per input row "
+                    "(TF Serving's GetModelMetadata returns only the signatures, so this carries it)",
+        inputs=(Tensor("rows", "int64", Shape.ROW, "any values: one description row per row", example=SEEDS),),
+        outputs=(
+            Tensor("kind", "string", Shape.ROW, "the data kind: vector, image or audio", value=lambda c: c.kind),
+            Tensor("event_shape", "int64", Shape.EVENT_RANK, "shape of one example",
+                   value=lambda c: list(c.event_shape)),
+            Tensor("levels", "int64", Shape.ROW, "quantization levels of discrete data, 0 if continuous",
+                   value=lambda c: c.levels),
+            Tensor("num_classes", "int64", Shape.ROW, "classes of a conditional model, 0 if unconditional",
+                   value=lambda c: c.num_classes),
+            Tensor("log_prob_kind", "string", Shape.ROW, "what log_prob means (LogProbKind)",
+                   value=lambda c: c.log_prob_kind.value),
+            Tensor("sample_rate", "int64", Shape.ROW, "samples per second of audio, 0 otherwise",
+                   value=lambda c: c.sample_rate),
+        ),
+    ),
+)}
+
+#: What TF Serving calls when a request names no signature; the same function as this one.
+SERVING_DEFAULT = "serving_default"
+DEFAULT_SIGNATURE = "sample"
+#: The tfgen.json format: 2 added the describe signature, latent_shape and stochastic_encoder.
+FORMAT_VERSION = 2
+
+
+def _check_table():
+    """Examples may only read outputs of earlier signatures; defaults come last."""
+    seen = {}
+    for signature in SIGNATURES.values():
+        defaulted = [t.default is not None for t in signature.inputs]
+        if defaulted != sorted(defaulted):
+            raise AssertionError(f"signature {signature.name!r}: defaulted inputs must come last")
+        for tensor in signature.inputs:
+            if tensor.example is None:
+                raise AssertionError(f"input {signature.name}/{tensor.name} has no example")
+            if tensor.example.kind == "output":
+                source, output = tensor.example.value
+                if output not in seen.get(source, ()):
+                    raise AssertionError(f"input {signature.name}/{tensor.name} reads {source}/{output}, "
+                                         "which no earlier signature returns")
+        seen[signature.name] = {t.name for t in signature.outputs}
+
+
+_check_table()
+
+
+def signature_plan(capabilities):
+    """The signatures a model with `capabilities` exports, resolved to plain JSON data:
+
+        [{"name", "inputs": [{"name", "dtype", "shape", "default", "example"}],
+          "outputs": [{"name", "dtype", "shape", "value"?}]}, ...]
+
+    in table order, shapes with -1 for the batch dim. This is what the conformance
+    child process (which imports no tfgen) checks an export against and makes example
+    rows from. `serving_default` is not listed: it is `sample`.
+    """
+    plan = []
+    for signature in SIGNATURES.values():
+        if not signature.when(capabilities):
+            continue
+        inputs = [{"name": t.name, "dtype": t.dtype, "shape": t.shape.dims(capabilities),
+                   "default": t.default, "example": t.example.to_json(capabilities)}
+                  for t in signature.inputs if t.when(capabilities)]
+        outputs = []
+        for t in signature.outputs:
+            if t.when(capabilities):
+                output = {"name": t.name, "dtype": t.dtype, "shape": t.shape.dims(capabilities)}
+                if t.value is not None:
+                    output["value"] = t.value(capabilities)
+                outputs.append(output)
+        plan.append({"name": signature.name, "inputs": inputs, "outputs": outputs})
+    return plan
+
+
+def read_description(outputs):
+    """`{name: value}` from the outputs of a `describe` call (`{name: array}`, any number
+    of identical rows): int, str, or a tuple for the event shape.
+
+    Raises:
+      ValueError: an output is missing, so the model is not a tfgen export of this format.
+    """
+    described = {}
+    for tensor in SIGNATURES["describe"].outputs:
+        if tensor.name not in outputs:
+            raise ValueError(f"the describe signature has no output {tensor.name!r} (it has "
+                             f"{sorted(outputs)}): not a tfgen export of format >= {FORMAT_VERSION}")
+        row = outputs[tensor.name][0]
+        if tensor.shape is Shape.EVENT_RANK:
+            described[tensor.name] = tuple(int(d) for d in row)
+        elif tensor.dtype == "string":
+            described[tensor.name] = row.decode() if isinstance(row, bytes) else str(row)
+        else:
+            described[tensor.name] = int(row)
+    return described

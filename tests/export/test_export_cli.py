@@ -1,11 +1,15 @@
-"""`tfgen sample` and `tfgen check` (tfgen.export.cli), run through `tfgen.cli.main`."""
+"""`tfgen sample` (locally and --server) and `tfgen check` (tfgen.export.cli), run
+through `tfgen.cli.main`."""
 
 import os
+import wave
 
 import numpy as np
 import pytest
 import tiny_models
 from PIL import Image
+
+from tfgen.backend import tf
 
 from tfgen.cli import main
 from tfgen.export import conformance
@@ -70,3 +74,87 @@ def test_check_prints_the_table_and_exits_nonzero_on_failure(tmp_path, monkeypat
     out = capsys.readouterr().out
     assert str(version) in out and "load: sample" in out
     assert out.strip().splitlines()[-1].startswith("PASSED" if ok else "FAILED")
+
+
+# === tfgen sample --server: what to write comes from the describe signature ===
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(gRPC address, {name: version dir}) of a server holding tiny exports of every
+    kind, and a SavedModel without a describe signature (not a tfgen export)."""
+    from tfgen.serving.model_manager import ModelConfig
+    from tfgen.serving.server import ServerOptions, start_in_thread
+
+    root = tmp_path_factory.mktemp("served")
+    models = {"image": tiny_models.image_flow(), "moons": tiny_models.vector_flow(),
+              "vector8": tiny_models.vector_flow(dims=8), "audio": tiny_models.audio_flow(sample_rate=8000)}
+    paths = {name: export_model(model, str(root / name)) for name, model in models.items()}
+    plain = tf.Module()
+    plain.sample = tf.function(lambda seed: {"samples": tf.zeros([tf.size(seed), 2])},
+                               input_signature=[tf.TensorSpec([None], tf.int64, name="seed")])
+    tf.saved_model.save(plain, str(root / "plain" / "1"), signatures={"sample": plain.sample})
+    paths["plain"] = str(root / "plain" / "1")
+    srv = start_in_thread(ServerOptions(
+        models=[ModelConfig(name, os.path.dirname(path)) for name, path in paths.items()], port=0,
+        rest_api_port=None, file_system_poll_wait_seconds=0))
+    yield srv.grpc_address, paths
+    srv.stop()
+
+
+def _sample_server(served, name, out, *args):
+    return main(["sample", "--server", served[0], "--model", name, "--out", str(out), *args])
+
+
+def test_server_image_grid_and_the_same_samples_as_the_export(served, tmp_path):
+    assert _sample_server(served, "image", tmp_path / "grid.png", "-n", "6", "--temperature", "0.7") == 0
+    with Image.open(tmp_path / "grid.png") as image:
+        assert image.format == "PNG" and min(image.size) >= 64
+    # Without --condition the classes cycle, as they do locally; the served samples are
+    # the export's own.
+    assert _sample_server(served, "image", tmp_path / "raw.npy", "-n", "6", "--seed", "3",
+                          "--version", "1") == 0
+    expected = call_signature(served[1]["image"], "sample", {
+        "seed": np.arange(3, 9, dtype=np.int64), "temperature": np.ones(6, np.float32),
+        "condition": np.arange(6, dtype=np.int32) % 3})
+    np.testing.assert_array_equal(np.load(tmp_path / "raw.npy"), expected["samples"])
+
+
+def test_server_2d_scatter(served, tmp_path):
+    assert _sample_server(served, "moons", tmp_path / "scatter.png", "-n", "40") == 0
+    with Image.open(tmp_path / "scatter.png") as image:
+        assert image.format == "PNG"
+
+
+def test_server_audio_is_a_wav_at_the_model_s_sample_rate(served, tmp_path):
+    assert _sample_server(served, "audio", tmp_path / "clip.wav", "-n", "3", "--sample-rate", "16000") == 0
+    with wave.open(str(tmp_path / "clip.wav")) as f:
+        assert (f.getnchannels(), f.getsampwidth(), f.getframerate()) == (1, 2, 8000)
+        frames = f.getnframes()
+    assert frames == 3 * 64 + 2 * int(0.1 * 8000)
+
+
+def test_server_an_8_d_vector_model_is_not_taken_for_audio(served, tmp_path, capsys):
+    """[B, 8] samples look like short audio clips; the model says it is vector data."""
+    assert _sample_server(served, "vector8", tmp_path / "x.wav", "-n", "4") == 2
+    assert "vector samples are written as PNG (or .npy), not WAV" in capsys.readouterr().err
+    assert not (tmp_path / "x.wav").exists()
+    assert _sample_server(served, "vector8", tmp_path / "x.png", "-n", "4") == 2
+    assert "no picture for kind 'vector' with event_shape (8,)" in capsys.readouterr().err
+    assert _sample_server(served, "vector8", tmp_path / "x.npy", "-n", "4") == 0
+    assert np.load(tmp_path / "x.npy").shape == (4, 8)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "image", "--condition", "3"], "condition must be in 0 .. 2"),
+    (["--model", "moons", "--condition", "1"], "unconditional"),
+    (["--model", "nope"], "NOT_FOUND"),
+    (["--model", "moons", "--version", "9"], "NOT_FOUND"),
+    (["--model", "audio"], "use --out FILE.wav"),
+    (["--model", "plain"], "not a tfgen export with a describe signature"),
+])
+def test_server_errors_are_one_line(served, tmp_path, capsys, args, message):
+    out = tmp_path / "x.png"
+    assert main(["sample", "--server", served[0], *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and err.startswith("tfgen sample: error:"), err
+    assert not out.exists()

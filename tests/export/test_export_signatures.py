@@ -1,4 +1,7 @@
-"""The exported signatures of every zoo flow behave like the model (DESIGN.md section 4)."""
+"""The exported signatures of every zoo flow behave like the model (docs/architecture.md,
+"The SavedModel contract")."""
+
+import re
 
 import numpy as np
 import pytest
@@ -38,6 +41,10 @@ def test_signature_names_dtypes_and_batching(exports, name):
                      {"log_prob": (tf.float32, [-1]), "bits_per_dim": (tf.float32, [-1])}),
         "encode": ({"x": (tf.float32, [-1, *event]), **condition}, {"z": (tf.float32, [-1, *event])}),
         "decode": ({"z": (tf.float32, [-1, *event]), **condition}, {"x": (tf.float32, [-1, *event])}),
+        "describe": ({"rows": (tf.int64, [-1])},
+                     {"kind": (tf.string, [-1]), "event_shape": (tf.int64, [-1, len(event)]),
+                      "levels": (tf.int64, [-1]), "num_classes": (tf.int64, [-1]),
+                      "log_prob_kind": (tf.string, [-1]), "sample_rate": (tf.int64, [-1])}),
     }
     expected["serving_default"] = expected["sample"]
 
@@ -47,6 +54,33 @@ def test_signature_names_dtypes_and_batching(exports, name):
     actual = {k: (described(v.inputs), described(v.outputs))
               for k, v in signature_defs.items() if not k.startswith("__")}
     assert actual == expected
+
+
+def test_describe_answers_what_the_model_is_one_row_per_row(exports, name):
+    model, loaded = exports.model(name), exports.loaded(name)
+    spec = model.data_spec
+    described = _call(loaded, "describe", rows=np.array([5, 0, 7], np.int64))
+    assert {k: v.tolist() for k, v in described.items()} == {
+        "kind": [spec.kind.encode()] * 3, "event_shape": [list(spec.event_shape)] * 3,
+        "levels": [spec.levels or 0] * 3, "num_classes": [spec.num_classes or 0] * 3,
+        "log_prob_kind": [str(model.log_prob_kind).encode()] * 3, "sample_rate": [0] * 3}
+
+
+def test_sample_calls_the_decode_and_log_prob_functions_instead_of_copying_them(exports, name):
+    """Each computation is traced once: the sample function's graph holds calls of the
+    decode (and, for exact likelihoods, log_prob) signature functions and no network."""
+    meta_graph, _ = read_signature_defs(exports.path(name))
+    functions = {f.signature.name: f for f in meta_graph.graph_def.library.function}
+
+    def called(function):  # "__inference_log_prob_123" -> "log_prob"
+        return {re.sub(r"^__inference_(.*)_[0-9]+$", r"\1", node.attr["f"].func.name)
+                for node in function.node_def if node.op in ("PartitionedCall", "StatefulPartitionedCall")}
+
+    [sample] = [f for n, f in functions.items() if n.startswith("__inference_sample_")]
+    expected = {"decode", "log_prob"} if exports.model(name).log_prob_kind == "exact" else {"decode"}
+    assert called(sample) == expected
+    weights_read_by_sample = sum(node.op == "ReadVariableOp" for node in sample.node_def)
+    assert weights_read_by_sample == 0
 
 
 def test_temperature_defaults_to_one(exports, name):
@@ -109,15 +143,16 @@ def test_seeds_key_samples_row_by_row(exports, name):
 def test_warmup_requests_replay_through_the_loaded_model(exports, name):
     model, loaded = exports.model(name), exports.loaded(name)
     requests = read_warmup(exports.path(name))
-    assert {signature for signature, _ in requests} == {"sample", "log_prob", "encode", "decode"}
+    assert {signature for signature, _ in requests} == {"sample", "log_prob", "encode", "decode", "describe"}
     assert {len(inputs["seed"]) for signature, inputs in requests if signature == "sample"} == {1, 4}
     for signature, inputs in requests:
         # The restored attribute functions accept omitted inputs that have defaults.
         outputs = getattr(loaded, signature)(**{k: tf.constant(v) for k, v in inputs.items()})
         rows = len(next(iter(inputs.values())))
-        assert all(v.shape[0] == rows and np.all(np.isfinite(v.numpy())) for v in outputs.values())
+        assert all(v.shape[0] == rows for v in outputs.values())
+        assert all(np.all(np.isfinite(v.numpy())) for v in outputs.values() if v.dtype.is_floating)
     # The inputs are the model's own: log_prob gets the samples of the sample request.
-    first = dict(requests[:4])  # the single-row batch: one request per signature
+    first = dict(requests[:5])  # the single-row batch: one request per signature
     condition = first["sample"].get("condition")
     x = model.sample(first["sample"]["seed"], 1.0, condition).numpy()
     np.testing.assert_allclose(first["log_prob"]["x"], x, rtol=1e-5, atol=1e-5)

@@ -7,6 +7,7 @@ import pytest
 import tiny_models
 
 import tfgen
+from tfgen.errors import MissingPath, PathExists, UserError
 from tfgen.export import saved_model
 from tfgen.export.reader import list_versions, read_metadata, resolve_version
 from tfgen.export.saved_model import export_model
@@ -32,7 +33,7 @@ def test_existing_version_is_refused_and_kept(model, tmp_path):
     base = str(tmp_path / "m")
     path = export_model(model, base, version=3)
     before = sorted(os.listdir(path))
-    with pytest.raises(FileExistsError, match="never overwritten"):
+    with pytest.raises(PathExists, match="never overwritten"):
         export_model(model, base, version=3)
     assert sorted(os.listdir(path)) == before
     assert sorted(os.listdir(base)) == ["3"]
@@ -40,7 +41,7 @@ def test_existing_version_is_refused_and_kept(model, tmp_path):
 
 @pytest.mark.parametrize("version", [0, -1, 1.5, "2", True])
 def test_bad_version_is_refused(model, tmp_path, version):
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(UserError, match="positive integer"):
         export_model(model, str(tmp_path / "m"), version=version)
 
 
@@ -63,7 +64,7 @@ def test_partial_version_is_never_visible(model, tmp_path, monkeypatch):
 
 
 def test_unknown_metadata_key_is_refused(model, tmp_path):
-    with pytest.raises(ValueError, match="unknown metadata key"):
+    with pytest.raises(UserError, match="unknown metadata key"):
         export_model(model, str(tmp_path / "m"), metadata={"metrix": {}})
     assert list_versions(str(tmp_path / "m")) == []
 
@@ -72,7 +73,7 @@ def test_metadata_describes_the_model(tmp_path):
     model = tiny_models.image_flow()
     metadata = {"training_data": {"dataset": "digits"}, "metrics": {"test_bits_per_dim": 2.5}}
     doc = read_metadata(export_model(model, str(tmp_path / "m"), metadata=metadata))
-    assert doc["family"] == "flow" and doc["class_name"] == "DiagonalFlow"
+    assert doc["family"] == "flow" and doc["class_name"] == "DiagonalAffineFlow"
     assert doc["config"] == json.loads(json.dumps(model.get_config()))
     assert doc["data_spec"] == model.data_spec.to_dict()
     assert doc["log_prob_kind"] == "dequantized_lower_bound" and doc["has_latent"] is True  # 17-level images
@@ -84,6 +85,9 @@ def test_metadata_describes_the_model(tmp_path):
         "inputs": ["condition", "seed", "temperature"], "outputs": ["samples"]}  # no exact log_prob to add
     assert doc["signatures"]["serving_default"] == doc["signatures"]["sample"]
     assert doc["signatures"]["log_prob"] == {"inputs": ["condition", "x"], "outputs": ["bits_per_dim", "log_prob"]}
+    assert doc["signatures"]["describe"]["inputs"] == ["rows"]
+    assert doc["format_version"] == 2
+    assert doc["latent_shape"] == [4, 4, 1] and doc["stochastic_encoder"] is False
     assert doc["created"].endswith("+00:00")
 
 
@@ -99,8 +103,8 @@ def test_a_version_still_being_copied_in_is_skipped_as_the_server_skips_it(tmp_p
 
 
 def test_resolve_version_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no model directory"):
+    with pytest.raises(MissingPath, match="no model directory"):
         resolve_version(str(tmp_path / "missing"))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="no integer version"):
+    with pytest.raises(MissingPath, match="no integer version"):
         resolve_version(str(tmp_path / "empty"))

@@ -12,8 +12,9 @@ from tfgen.export.reader import call_signature
 
 
 class Gaussian(tf.Module):
-    """SavedModels shaped like tfgen exports (DESIGN.md section 4), cheap to write: a
-    Gaussian density over x [B, *event], its mean shifted by the class if conditional."""
+    """SavedModels shaped like tfgen log_prob exports (docs/architecture.md, "The SavedModel
+    contract"), cheap to write: a Gaussian density over x [B, *event], its mean shifted by
+    the class if conditional."""
 
     def __init__(self, event_shape, conditional):
         super().__init__()

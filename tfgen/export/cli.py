@@ -2,29 +2,33 @@
 
 `tfgen sample --model saved_models/NAME[/VERSION] -n 16 --out grid.png` calls an
 export's `sample` signature in this process (the newest version if none is named) and
-writes an image grid, a 2-D scatter plot, or (for `--out *.npy`) the raw array.
+writes an image grid, a 2-D scatter plot, a WAV, or (for `--out *.npy`) the raw array.
 `tfgen sample --server HOST:PORT --model NAME -n 16 --out grid.png` calls the `sample`
 signature of a model served by `tfgen serve` or `tensorflow_model_server` over gRPC
-(tfgen.serving.Client). A TF Serving client cannot read assets.extra/tfgen.json, so the
-data spec is inferred from the signature metadata (GetModelMetadata): the event shape is
-the `samples` output shape without its batch dim, the model is conditional if `sample`
-takes a `condition`, and the kind follows the event shape:
+(tfgen.serving.Client). Locally the export's tfgen.json says what the data is; a TF
+Serving client cannot read files, so with --server the model's `describe` signature
+says it (data kind, event shape, levels, number of classes, sample rate). What is
+written follows from that, never from the shape of the samples:
 
-    [H, W, C]     image  -> image grid PNG, scaled by --levels L (0 .. L-1) if given,
-                            else by the samples' own min .. max
-    [2]           vector -> 2-D scatter PNG
-    [T] or [T, 1] audio  -> 16-bit PCM mono WAV (T > 2)
+    kind image [H, W, C]  -> image grid PNG, scaled by the levels (0 .. L-1) if discrete
+    kind vector [2]       -> 2-D scatter PNG
+    kind audio            -> 16-bit PCM mono WAV at the model's sample rate
+                             (--sample-rate for models that record none; default 16000)
 
-Locally the export's tfgen.json decides the kind instead. Audio is written as one WAV,
-the samples one after another with 0.1 s of silence between; values are mapped to
--1 .. 1 by --levels (or the data spec's levels) if known, else taken as they are when
-within -1 .. 1 and divided by the largest magnitude otherwise. `--out *.npy` writes the
-raw samples whatever the kind.
+Other vector shapes have no picture: use --out *.npy. Audio is written as one WAV, the
+samples one after another with 0.1 s of silence between; values are mapped to -1 .. 1
+by the levels if discrete, else taken as they are when within -1 .. 1 and divided by the
+largest magnitude otherwise. A conditional model without --condition cycles through
+its classes.
 
 `tfgen check PATH` runs the SavedModel conformance checks and exits 1 if any fails.
 """
 
 import os
+
+from tfgen.errors import UserError
+
+DEFAULT_SAMPLE_RATE = 16000
 
 
 def register(subparsers):
@@ -32,9 +36,9 @@ def register(subparsers):
         "sample", help="draw samples from an exported model and save a picture",
         description="Calls the `sample` signature of an export (or, with --server, of a served "
                     "model over gRPC) with seeds S .. S+n-1 and writes an image grid or 2-D "
-                    "scatter PNG, a WAV for audio, or the raw array for --out *.npy. The kind "
-                    "comes from the export's tfgen.json, or with --server from the `samples` "
-                    "shape: [B, H, W, C] image, [B, 2] scatter, [B, T] or [B, T, 1] audio.",
+                    "scatter PNG, a WAV for audio, or the raw array for --out *.npy. What the "
+                    "data is comes from the export's tfgen.json, or with --server from the "
+                    "model's describe signature: image -> grid, 2-D vector -> scatter, audio -> WAV.",
     )
     sample.add_argument("--model", required=True, metavar="saved_models/NAME[/VERSION] | NAME",
                         help="an export (without VERSION the newest version); with --server, "
@@ -44,17 +48,14 @@ def register(subparsers):
                              "loading the export in this process")
     sample.add_argument("--version", type=int, metavar="N",
                         help="model version (default: the newest / the server's default)")
-    sample.add_argument("--levels", type=int, metavar="L",
-                        help="with --server: the data has L quantization levels 0 .. L-1 "
-                             "(scales pictures and audio; default: the samples' own range)")
-    sample.add_argument("--sample-rate", type=int, default=16000, metavar="HZ",
-                        help="WAV sample rate for audio models (default 16000)")
+    sample.add_argument("--sample-rate", type=int, metavar="HZ",
+                        help="WAV sample rate of an audio model that records none "
+                             f"(default {DEFAULT_SAMPLE_RATE})")
     sample.add_argument("-n", "--num-samples", type=int, default=16, metavar="N", help="rows (default 16)")
     sample.add_argument("--out", required=True, metavar="PATH", help="output .png (.wav for audio; .npy for raw samples)")
     sample.add_argument("--temperature", type=float, default=1.0, metavar="T", help="latent scale (default 1.0)")
     sample.add_argument("--condition", type=int, metavar="C",
-                        help="class id of a conditional model (default: cycle through the classes; "
-                             "required with --server)")
+                        help="class id of a conditional model (default: cycle through the classes)")
     sample.add_argument("--seed", type=int, default=0, metavar="S", help="first seed (default 0)")
     sample.set_defaults(func=run_sample)
 
@@ -78,83 +79,64 @@ def run_sample(args):
     spec = DataSpec.from_dict(reader.read_metadata(version_dir)["data_spec"])
     inputs = reader.sample_rows(args.num_samples, args.seed, args.temperature, args.condition,
                                 spec.num_classes)
-    samples = _draw(version_dir, inputs)
+    samples = reader.call_signature(version_dir, "sample", inputs)["samples"]
     path = _save(samples, spec, args.out, args.sample_rate)
     print(f"tfgen sample: wrote {args.num_samples} samples of {version_dir} to {path}")
 
 
-def _draw(version_dir, inputs):
-    """Samples from the export on disk."""
-    from tfgen.export import reader
-
-    return reader.call_signature(version_dir, "sample", inputs)["samples"]
-
-
 def _run_sample_server(args):
     import grpc
-    import numpy as np
 
-    from tfgen.errors import UserError
     from tfgen.export import reader
     from tfgen.serving import Client
+    from tfgen.serving.tensors import proto_to_ndarray
 
-    inputs = reader.sample_rows(args.num_samples, args.seed, args.temperature)
     with Client(args.server) as client:
         try:
-            signature = client.signature(args.model, "sample", args.version)
-            if "condition" in signature["inputs"]:
-                if args.condition is None:
-                    raise UserError(
-                        f"model {args.model!r} is conditional: pass --condition C (a TF Serving "
-                        "server does not publish the number of classes)")
-                inputs["condition"] = np.full([args.num_samples], args.condition, np.int32)
-            elif args.condition is not None:
-                raise ValueError("this model is unconditional: drop the condition")
+            spec = _spec_from_description(client.describe(args.model, args.version))
+            inputs = reader.sample_rows(args.num_samples, args.seed, args.temperature, args.condition,
+                                        spec.num_classes)
             response = client.predict_response(args.model, inputs, "sample", args.version)
         except grpc.RpcError as e:
             raise UserError(f"{args.server}: {e.code().name}: {e.details()}") from None
-    from tfgen.serving.tensors import proto_to_ndarray
-
+        except ValueError as e:  # the model cannot describe itself: not a tfgen export
+            raise UserError(str(e)) from None
     samples = proto_to_ndarray(response.outputs["samples"], "samples", max_elements=2**62)
-    spec = _spec_from_shape(samples.shape[1:], args.levels)
+    if tuple(samples.shape[1:]) != spec.event_shape:
+        raise UserError(f"model {args.model!r} returned samples of shape {list(samples.shape)}; its "
+                        f"describe signature says [B, *{list(spec.event_shape)}]")
     path = _save(samples, spec, args.out, args.sample_rate)
     print(f"tfgen sample: wrote {args.num_samples} samples of {args.model} version "
           f"{response.model_spec.version.value} ({spec.kind} {list(spec.event_shape)}) from "
           f"{args.server} to {path}")
 
 
-def _spec_from_shape(event_shape, levels=None):
-    """The data spec a client can infer from the `samples` shape (see the module doc)."""
+def _spec_from_description(description):
+    """The `DataSpec` a served model's describe signature gives (0 there means none)."""
     from tfgen.data.spec import DataSpec
 
-    event_shape = tuple(int(d) for d in event_shape)
-    if len(event_shape) == 3:
-        kind = "image"
-    elif event_shape == (2,):
-        kind = "vector"
-    elif len(event_shape) == 1 or (len(event_shape) == 2 and event_shape[1] == 1):
-        kind = "audio"
-    else:
-        raise ValueError(f"no picture or sound for samples of shape [B, *{list(event_shape)}]; "
-                         "use --out FILE.npy for the raw array")
-    return DataSpec(event_shape, kind=kind, levels=levels)
+    return DataSpec(description["event_shape"], kind=description["kind"],
+                    levels=description["levels"] or None, num_classes=description["num_classes"] or None,
+                    sample_rate=description["sample_rate"] or None)
 
 
-def _save(samples, spec, path, sample_rate=16000):
+def _save(samples, spec, path, sample_rate=None):
+    """Writes samples as the data spec's kind is shown (see the module doc); returns the path."""
     import numpy as np
 
     from tfgen.data.visualize import save_samples_figure
+    from tfgen.files import atomic_open
 
     if path.endswith(".npy"):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        np.save(path, samples)
+        with atomic_open(path, "wb") as f:
+            np.save(f, samples)
         return path
     if spec.kind == "audio":
         if not path.endswith(".wav"):
-            raise ValueError(f"audio samples are written as WAV: use --out FILE.wav (or .npy), not {path}")
-        return _save_wav(samples, spec, path, sample_rate)
+            raise UserError(f"audio samples are written as WAV: use --out FILE.wav (or .npy), not {path}")
+        return _save_wav(samples, spec, path, spec.sample_rate or sample_rate or DEFAULT_SAMPLE_RATE)
     if path.endswith(".wav"):
-        raise ValueError(f"{spec.kind} samples are written as PNG (or .npy), not WAV")
+        raise UserError(f"{spec.kind} samples are written as PNG (or .npy), not WAV")
     return save_samples_figure(samples, spec, path)
 
 
@@ -174,14 +156,13 @@ def _save_wav(samples, spec, path, sample_rate, gap_seconds=0.1):
     gap = np.zeros([len(x), int(gap_seconds * sample_rate)])
     pcm = np.concatenate([x, gap], axis=1).reshape(-1)[:-gap.shape[1] or None]
     pcm = np.round(np.clip(np.nan_to_num(pcm), -1.0, 1.0) * 32767).astype("<i2")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp")
-    with wave.open(tmp, "wb") as f:
+    from tfgen.files import atomic_path
+
+    with atomic_path(path) as tmp, wave.open(tmp, "wb") as f:
         f.setnchannels(1)
         f.setsampwidth(2)
         f.setframerate(sample_rate)
         f.writeframes(pcm.tobytes())
-    os.replace(tmp, path)
     return path
 
 

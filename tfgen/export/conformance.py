@@ -1,4 +1,5 @@
-"""Does an export keep the SavedModel contract (DESIGN.md section 4)?
+"""Does an export keep the SavedModel contract (docs/architecture.md, "The SavedModel
+contract")?
 
 `check_export(path)` runs, each in a fresh process and all three at once:
 
@@ -8,8 +9,11 @@
       running every SignatureDef by tensor names and replaying the warmup requests;
   (c) `saved_model_cli run ... --signature_def sample --input_exprs 'seed=...'`;
 
-and, from saved_model.pb and tfgen.json in this process, that the signatures are the
-ones the contract names, with every input and output batched on dim 0.
+and, from saved_model.pb in this process, that the signatures are exactly the ones the
+contract table (`tfgen.contract.SIGNATURES`) gives a model with the capabilities
+tfgen.json records: names, dtypes, shapes batched on dim 0, defaults. The children get
+that resolved table as JSON on their command line, so they need no tfgen to know what
+to call and what must come back.
 
 Example:
 
@@ -24,8 +28,8 @@ import os
 import subprocess
 import sys
 
+from tfgen.contract import DEFAULT_SIGNATURE, SERVING_DEFAULT, Capabilities, signature_plan
 from tfgen.export import standalone
-from tfgen.export.signatures import CONTRACT, SERVING_DEFAULT
 
 #: Seconds one child process may take (TF start is ~6 s, loading and calls a few more).
 TIMEOUT = 300
@@ -75,10 +79,14 @@ def check_export(path):
         raise FileNotFoundError(f"{path} is not a SavedModel version directory (no saved_model.pb)")
     with open(os.path.join(path, standalone.METADATA)) as f:
         metadata = json.load(f)
-    processes = {kind: _start_child(kind, path) for kind in standalone.KINDS}
-    processes["cli"] = _start_cli(path, metadata)
     try:
-        checks = list(static_checks(path, metadata))
+        contract = expected_contract(metadata)
+    except ValueError as e:
+        return Report(path=path, checks=(Check("static", "tfgen.json", False, str(e)),))
+    processes = {kind: _start_child(kind, path, contract) for kind in standalone.KINDS}
+    processes["cli"] = _start_cli(path, contract)
+    try:
+        checks = list(static_checks(path, contract, metadata))
         for kind, process in processes.items():
             checks += _finish(kind, process)
     finally:
@@ -89,50 +97,61 @@ def check_export(path):
     return Report(path=path, checks=tuple(checks))
 
 
-def static_checks(path, metadata):
-    """Signature names and batching, read from saved_model.pb against tfgen.json."""
+def expected_contract(metadata):
+    """What an export with this tfgen.json must answer: the resolved signature table and
+    the aliases, as the JSON the child processes take."""
+    plan = signature_plan(Capabilities.from_metadata(metadata))
+    return {"signatures": plan, "aliases": {SERVING_DEFAULT: DEFAULT_SIGNATURE}}
+
+
+def static_checks(path, contract, metadata):
+    """The SignatureDefs in saved_model.pb against the contract (and tfgen.json's list)."""
     _, signature_defs = standalone.read_signature_defs(path)
-    expected = metadata["signatures"]
+    plan = {entry["name"]: entry for entry in contract["signatures"]}
+    expected = sorted([*plan, *contract["aliases"]])
     present = sorted(n for n in signature_defs if not n.startswith("__"))
-    yield Check("static", "signature set", present == sorted(expected),
-                f"{present}" if present == sorted(expected) else f"found {present}, tfgen.json lists {sorted(expected)}")
+    yield Check("static", "signature set", present == expected,
+                f"{present}" if present == expected else f"found {present}, the contract says {expected}")
+    listed = metadata.get("signatures", {})
+    if sorted(listed) != present:
+        yield Check("static", "tfgen.json signatures", False, f"tfgen.json lists {sorted(listed)}")
     for name in present:
-        yield _signature_check(name, signature_defs[name], expected.get(name))
-    if SERVING_DEFAULT in signature_defs and "sample" in signature_defs:
-        same = _io(signature_defs[SERVING_DEFAULT]) == _io(signature_defs["sample"])
-        yield Check("static", "serving_default = sample", same)
+        entry = plan.get(contract["aliases"].get(name, name))
+        yield _signature_check(name, signature_defs[name], entry, listed.get(name))
 
 
-def _io(signature_def):
-    """Names, dtypes and shapes of a SignatureDef's inputs and outputs (not tensor names)."""
-    def describe(infos):
-        return {k: (v.dtype, tuple(d.size for d in v.tensor_shape.dim), v.tensor_shape.unknown_rank)
-                for k, v in infos.items()}
-    return describe(signature_def.inputs), describe(signature_def.outputs)
+def _signature_check(name, signature_def, entry, listed):
+    """Names, dtypes, shapes (dim 0 batched) and defaults, as the contract gives them."""
+    import tensorflow as tf
 
-
-def _signature_check(name, signature_def, listed):
-    """Contract names, the names tfgen.json lists, and dim 0 batched for every tensor."""
-    contract = CONTRACT.get("sample" if name == SERVING_DEFAULT else name)
+    if entry is None:
+        return Check("static", f"{name} signature", False, "not a contract signature")
     problems = []
-    if contract is None:
-        problems.append("not a contract signature")
-    else:
-        for kind, names, allowed in (("input", signature_def.inputs, contract[0]),
-                                     ("output", signature_def.outputs, contract[1])):
-            stray = sorted(set(names) - set(allowed))
-            if stray:
-                problems.append(f"{kind} names {stray} not in the contract {list(allowed)}")
+    for kind, infos, specs in (("input", signature_def.inputs, entry["inputs"]),
+                               ("output", signature_def.outputs, entry["outputs"])):
+        specs = {spec["name"]: spec for spec in specs}
+        if sorted(infos) != sorted(specs):
+            problems.append(f"{kind}s {sorted(infos)}, the contract says {sorted(specs)}")
+        for key, info in infos.items():
+            dims = [d.size for d in info.tensor_shape.dim]
+            if info.tensor_shape.unknown_rank or not dims or dims[0] != -1:
+                problems.append(f"{key} not batched on dim 0")
+            elif key in specs:
+                dtype = tf.as_dtype(info.dtype).name
+                spec = specs[key]
+                if (dtype, dims) != (spec["dtype"], spec["shape"]):
+                    problems.append(f"{key} is {dtype}{dims}, the contract says {spec['dtype']}{spec['shape']}")
+    # A default is stored as a one-row tensor (see tfgen.export.signatures).
+    defaults = {spec["name"]: [spec["default"]] for spec in entry["inputs"] if spec["default"] is not None}
+    stored = {k: tf.make_ndarray(v).tolist() for k, v in signature_def.defaults.items()}
+    if stored != defaults:
+        problems.append(f"defaults {stored}, the contract says {defaults}")
     if listed and (sorted(signature_def.inputs), sorted(signature_def.outputs)) != (
             sorted(listed["inputs"]), sorted(listed["outputs"])):
         problems.append("inputs/outputs differ from tfgen.json")
-    for key, info in [*signature_def.inputs.items(), *signature_def.outputs.items()]:
-        dims = info.tensor_shape.dim
-        if info.tensor_shape.unknown_rank or not dims or dims[0].size != -1:
-            problems.append(f"{key} not batched on dim 0")
     detail = "; ".join(problems) or ", ".join(
         f"{k}{[d.size for d in v.tensor_shape.dim]}" for k, v in sorted(signature_def.inputs.items()))
-    return Check("static", f"{name} names and batching", not problems, detail)
+    return Check("static", f"{name} signature", not problems, detail)
 
 
 def _environment():
@@ -146,9 +165,10 @@ def _popen(command):
                             text=True, env=_environment())
 
 
-def _start_child(kind, path):
+def _start_child(kind, path, contract):
     # -P: don't put the script's directory (tfgen/export) on sys.path.
-    return _popen([sys.executable, "-P", standalone.__file__, kind, os.path.abspath(path)])
+    return _popen([sys.executable, "-P", standalone.__file__, kind, os.path.abspath(path),
+                   json.dumps(contract)])
 
 
 def saved_model_cli():
@@ -159,16 +179,17 @@ def saved_model_cli():
     return [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
 
 
-def _start_cli(path, metadata):
-    # TF 2.21's saved_model_cli evaluates --input_exprs with ast.literal_eval only, so
-    # `seed=np.arange(4)` is refused: spell the lists out.
-    rows = list(range(_CLI_ROWS))
-    exprs = f"seed={rows}"
-    num_classes = metadata["data_spec"].get("num_classes")
-    if num_classes:
-        exprs += f";condition={[r % num_classes for r in rows]}"
+def _start_cli(path, contract):
+    # The required inputs of `sample`, made as the contract's examples make them (the
+    # defaulted temperature is left out). TF 2.21's saved_model_cli evaluates
+    # --input_exprs with ast.literal_eval only, so `seed=np.arange(4)` is refused:
+    # spell the lists out.
+    sample = next(e for e in contract["signatures"] if e["name"] == DEFAULT_SIGNATURE)
+    sample = dict(sample, inputs=[i for i in sample["inputs"] if i["default"] is None])
+    [(_, inputs, _)] = standalone.example_requests([sample], _CLI_ROWS, 0, lambda name, feeds: {})
+    exprs = ";".join(f"{k}={v.tolist()}" for k, v in inputs.items())
     return _popen([*saved_model_cli(), "run", "--dir", os.path.abspath(path), "--tag_set", "serve",
-                   "--signature_def", "sample", "--input_exprs", exprs])
+                   "--signature_def", DEFAULT_SIGNATURE, "--input_exprs", exprs])
 
 
 def _finish(kind, process):

@@ -9,6 +9,8 @@ import os
 
 import numpy as np
 
+from tfgen.contract import SIGNATURES
+from tfgen.errors import MissingPath, UserError
 from tfgen.export.standalone import METADATA
 from tfgen.versions import is_complete, version_dirs
 
@@ -25,31 +27,32 @@ def resolve_version(path):
     still being copied in (no saved_model.pb yet) is skipped, not picked.
 
     Raises:
-      FileNotFoundError: `path` does not exist or holds no version.
+      MissingPath: `path` does not exist or holds no version.
     """
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"no model directory {path}")
+        raise MissingPath(f"no model directory {path}")
     if is_complete(path):
         return path
     versions = version_dirs(path)
     if not versions:
-        raise FileNotFoundError(
+        raise MissingPath(
             f"{path} holds no SavedModel and no integer version directory with a saved_model.pb"
         )
     return versions[max(versions)]
 
 
 def read_metadata(version_dir):
-    """The tfgen.json document of an export (see `saved_model.describe`)."""
+    """The tfgen.json document of an export (see `saved_model.metadata_document`)."""
     path = os.path.join(version_dir, METADATA)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{version_dir} has no {METADATA}: not a tfgen export")
+        raise MissingPath(f"{version_dir} has no {METADATA}: not a tfgen export")
     with open(path) as f:
         return json.load(f)
 
 
 def sample_rows(num_samples, first_seed=0, temperature=1.0, condition=None, num_classes=None):
-    """The `sample` signature inputs for seeds `first_seed .. first_seed + n - 1`.
+    """The `sample` signature inputs for seeds `first_seed .. first_seed + n - 1`, in the
+    dtypes of the signature table (`tfgen.contract.SIGNATURES`).
 
     Args:
       num_samples: rows, >= 1.
@@ -57,24 +60,29 @@ def sample_rows(num_samples, first_seed=0, temperature=1.0, condition=None, num_
       temperature: >= 0, the same for every row.
       condition: class id for every row of a conditional model; None cycles through
         the classes 0, 1, ..., num_classes - 1.
-      num_classes: the model's number of classes, None if unconditional.
+      num_classes: the model's number of classes, None (or 0) if unconditional.
     """
     if num_samples < 1:
-        raise ValueError(f"the number of samples (-n) must be >= 1, got {num_samples}")
+        raise UserError(f"the number of samples (-n) must be >= 1, got {num_samples}")
     if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    seed = np.arange(first_seed, first_seed + num_samples, dtype=np.int64)
-    inputs = {"seed": seed, "temperature": np.full([num_samples], temperature, np.float32)}
-    if num_classes is None:
+        raise UserError(f"temperature must be >= 0, got {temperature}")
+    sample = SIGNATURES["sample"]
+
+    def column(name, values):
+        return np.asarray(values, sample.input(name).dtype)
+
+    seed = np.arange(first_seed, first_seed + num_samples)
+    inputs = {"seed": column("seed", seed), "temperature": column("temperature", np.full([num_samples], temperature))}
+    if not num_classes:
         if condition is not None:
-            raise ValueError("this model is unconditional: drop the condition")
+            raise UserError("this model is unconditional: drop the condition")
         return inputs
     if condition is None:
-        inputs["condition"] = (np.arange(num_samples) % num_classes).astype(np.int32)
+        inputs["condition"] = column("condition", np.arange(num_samples) % num_classes)
     elif not 0 <= condition < num_classes:
-        raise ValueError(f"condition must be in 0 .. {num_classes - 1}, got {condition}")
+        raise UserError(f"condition must be in 0 .. {num_classes - 1}, got {condition}")
     else:
-        inputs["condition"] = np.full([num_samples], condition, np.int32)
+        inputs["condition"] = column("condition", np.full([num_samples], condition))
     return inputs
 
 
@@ -84,6 +92,6 @@ def call_signature(version_dir, name, inputs):
 
     loaded = tf.saved_model.load(version_dir)
     if name not in loaded.signatures:
-        raise ValueError(f"{version_dir} has no signature {name!r}; it has {sorted(loaded.signatures)}")
+        raise UserError(f"{version_dir} has no signature {name!r}; it has {sorted(loaded.signatures)}")
     outputs = loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
     return {k: v.numpy() for k, v in outputs.items()}

@@ -1,4 +1,4 @@
-"""Writing versioned SavedModels (DESIGN.md section 4).
+"""Writing versioned SavedModels (docs/architecture.md, "The SavedModel contract").
 
     base_path/
       1/  saved_model.pb, variables/, assets.extra/{tfgen.json, tf_serving_warmup_requests}
@@ -7,7 +7,8 @@
 A version is a positive integer directory, as TF Serving expects. It is written to a
 hidden temporary sibling (`.tmp-<version>-<pid>`, which TF Serving ignores: not an
 integer) and renamed into place, so a reader polling `base_path` never sees a partial
-version. Signatures are described in `tfgen.export.signatures`.
+version. Signatures are described in `tfgen.export.signatures`; the written graph is
+compacted (`tfgen.export.compact`) before the version appears.
 
 Example:
 
@@ -23,6 +24,9 @@ import shutil
 
 import tfgen
 from tfgen.backend import tf, tfp
+from tfgen.contract import FORMAT_VERSION, Capabilities
+from tfgen.errors import PathExists, UserError
+from tfgen.export.compact import compact_saved_model
 from tfgen.export.reader import list_versions
 from tfgen.export.signatures import SignatureModule, build_model
 from tfgen.export.standalone import METADATA, WARMUP, read_signature_defs
@@ -30,7 +34,11 @@ from tfgen.export.warmup import WARMUP_ROWS, write_warmup
 
 #: Keys `export_model(metadata=...)` accepts, each copied into tfgen.json.
 METADATA_KEYS = ("training_data", "metrics")
-FORMAT_VERSION = 1
+#: Custom gradients stay out: serving never differentiates, and a saved custom gradient
+#: names tensors of its forward function, which `compact_saved_model` renames (a load
+#: then fails). The cost: loaders log "Importing a function ... with ops with unsaved
+#: custom gradients", and gradients through such ops fail in a loaded export.
+SAVE_OPTIONS = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
 
 
 def export_model(model, base_path, version=None, metadata=None, warmup_rows=WARMUP_ROWS):
@@ -45,18 +53,18 @@ def export_model(model, base_path, version=None, metadata=None, warmup_rows=WARM
       warmup_rows: batch sizes of the warmup requests (one request per signature each).
 
     Raises:
-      FileExistsError: the version already exists (exports are never overwritten).
-      ValueError: bad version or metadata.
+      PathExists: the version already exists (exports are never overwritten).
+      UserError: bad version or metadata.
     """
     metadata = dict(metadata or {})
     unknown = sorted(set(metadata) - set(METADATA_KEYS))
     if unknown:
-        raise ValueError(f"unknown metadata key(s) {unknown}; accepted: {list(METADATA_KEYS)}")
+        raise UserError(f"unknown metadata key(s) {unknown}; accepted: {list(METADATA_KEYS)}")
     os.makedirs(base_path, exist_ok=True)
     if version is None:
         version = max(list_versions(base_path), default=0) + 1
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"version must be a positive integer, got {version!r}")
+        raise UserError(f"version must be a positive integer, got {version!r}")
     final = os.path.join(base_path, str(version))
     _refuse_existing(final)
 
@@ -65,12 +73,14 @@ def export_model(model, base_path, version=None, metadata=None, warmup_rows=WARM
     tmp = os.path.join(base_path, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        tf.saved_model.save(module, tmp, signatures=module.signatures())
+        tf.saved_model.save(module, tmp, signatures=module.signatures(), options=SAVE_OPTIONS)
+        compact_saved_model(tmp)
         extra = os.path.join(tmp, "assets.extra")
         os.makedirs(extra)
         with open(os.path.join(tmp, METADATA), "w") as f:
-            json.dump(describe(model, read_signature_defs(tmp)[1], metadata), f, indent=2, sort_keys=True)
-        write_warmup(model, os.path.join(tmp, WARMUP), warmup_rows)
+            json.dump(metadata_document(model, read_signature_defs(tmp)[1], metadata), f, indent=2,
+                      sort_keys=True)
+        write_warmup(module, os.path.join(tmp, WARMUP), warmup_rows)
         _refuse_existing(final)  # another writer may have taken the version meanwhile
         os.rename(tmp, final)
     except BaseException:
@@ -81,11 +91,11 @@ def export_model(model, base_path, version=None, metadata=None, warmup_rows=WARM
 
 def _refuse_existing(path):
     if os.path.exists(path):
-        raise FileExistsError(f"{path} already exists: exported versions are never overwritten; "
+        raise PathExists(f"{path} already exists: exported versions are never overwritten; "
                               "pass another version (or version=None for the next one)")
 
 
-def describe(model, signature_defs, metadata=None):
+def metadata_document(model, signature_defs, metadata=None):
     """The tfgen.json document of `model`: what a reader needs without tfgen's code.
 
     Args:
@@ -94,14 +104,17 @@ def describe(model, signature_defs, metadata=None):
       metadata: the `export_model` metadata dict.
     """
     metadata = metadata or {}
+    capabilities = Capabilities.of_model(model)
     return {
         "format_version": FORMAT_VERSION,
         "family": model.family,
         "class_name": type(model).__name__,
         "config": model.get_config(),
         "data_spec": model.data_spec.to_dict(),
-        "log_prob_kind": model.log_prob_kind,
-        "has_latent": model.has_latent,
+        "log_prob_kind": capabilities.log_prob_kind.value,
+        "has_latent": capabilities.has_latent,
+        "latent_shape": list(capabilities.latent_shape),
+        "stochastic_encoder": capabilities.stochastic_encoder,
         "signatures": {name: {"inputs": sorted(s.inputs), "outputs": sorted(s.outputs)}
                        for name, s in signature_defs.items() if not name.startswith("__")},
         "training_data": metadata.get("training_data"),

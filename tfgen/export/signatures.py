@@ -1,20 +1,27 @@
-"""The serving signatures of a tfgen SavedModel (DESIGN.md section 4).
+"""The serving signatures of a tfgen SavedModel (docs/architecture.md, "The SavedModel
+contract").
 
-Every input and output is batched on dim 0 (TF Serving's batching splits and joins
-along it) and has an explicit name:
+Which signatures a model has, with which named, typed, batched inputs and outputs, is
+the table `tfgen.contract.SIGNATURES`; this module computes them (`COMPUTE`, one
+function per table entry) and traces each once:
 
-    sample    seed int64 [B], temperature float32 [B] (default 1.0), condition int32 [B]*
+    sample    seed int64 [B], condition int32 [B]*, temperature float32 [B] (default 1.0)
               -> samples float32 [B, *event], log_prob float32 [B]**
     log_prob  x float32 [B, *event], condition*  -> log_prob, bits_per_dim float32 [B]
-    encode    x, condition*  -> z float32 [B, *latent]       (models with a latent space)
-    decode    z, condition*  -> x float32 [B, *event]        (models with a latent space)
+    encode    x, condition*, seed*** -> z float32 [B, *latent]    (models with a latent space)
+    decode    z, condition*  -> x float32 [B, *event]             (models with a latent space)
+    describe  rows int64 [B] -> kind, event_shape, levels, num_classes, log_prob_kind,
+              sample_rate, one identical row per input row        (every model)
     serving_default = sample
 
-    *  conditional models only;  ** models whose `log_prob_kind` is "exact", where the
-    density of the returned sample comes with one more pass (flows, autoregressive).
+    * conditional models only; ** exact likelihoods only; *** stochastic encoders only.
 
-The `sample` log_prob is the model's density of the returned sample, not of the tempered
-distribution it was drawn from.
+Traced once, shared. Each signature is one `tf.function` (autograph off: tracing never
+re-reads source files, which a long-running process may see change). `sample`'s
+log_prob calls the `log_prob` function, and while `sample` is traced the model's own
+calls of `decode`/`encode`/`log_prob` (a flow's `sample` decodes a latent draw) run
+those signatures' functions too, so the SavedModel holds each computation once and
+calls it, where each signature used to hold its own copy of the whole model.
 
 Temperature default. `tf.saved_model.save` writes `SignatureDef.defaults` (and a
 `PlaceholderWithDefault` in the graph) for a `tf.function` argument whose Python default
@@ -25,35 +32,26 @@ or send one value per row; a `[1]` temperature with B > 1 also works when called
 directly but defeats server-side batching, which concatenates inputs along dim 0.
 """
 
+import contextlib
+import inspect
+
 from tfgen.backend import tf
+from tfgen.contract import DEFAULT_SIGNATURE, SERVING_DEFAULT, SIGNATURES, Capabilities, signature_plan
 from tfgen.metrics.bits import bits_per_dim
 
-SERVING_DEFAULT = "serving_default"
-
-#: The contract: signature -> (input names, output names), before per-model omissions.
-CONTRACT = {
-    "sample": (("seed", "temperature", "condition"), ("samples", "log_prob")),
-    "log_prob": (("x", "condition"), ("log_prob", "bits_per_dim")),
-    "encode": (("x", "condition"), ("z",)),
-    "decode": (("z", "condition"), ("x",)),
-}
-
-DEFAULT_TEMPERATURE = 1.0
-
-
-def _batched(event_shape, dtype, name):
-    return tf.TensorSpec([None, *event_shape], dtype, name=name)
+#: The model method each signature shares while `sample` is traced, and the output that
+#: is the method's value. The method takes the signature's inputs in table order.
+_MODEL_METHODS = {"decode": "x", "encode": "z", "log_prob": "log_prob"}
 
 
 class SignatureModule(tf.Module):
     """A `tf.Module` with one `tf.function` per signature of `model`.
 
     It tracks the model's variables, not the Keras model, so the SavedModel holds no
-    Keras objects at all: DESIGN.md section 8 measured a module holding a Keras model
-    that loaded with `tf.saved_model.load` yet failed in the TF1 Session loader. (With
-    the zoo flows of today, attaching the model as well still passes the conformance
-    checks, with "Skipping full serialization of TF-Keras layer" warnings.) The model
-    must be built (see `build_model`) before tracing, so tracing never creates variables.
+    Keras objects at all: a module holding a Keras model loaded with
+    `tf.saved_model.load` yet failed in the TF1 Session loader (docs/architecture.md,
+    "The SavedModel contract"). The model must be built (see `build_model`) before
+    tracing, so tracing never creates variables.
 
     Args:
       model: a built tfgen `GenerativeModel`.
@@ -61,82 +59,170 @@ class SignatureModule(tf.Module):
 
     def __init__(self, model):
         super().__init__(name="tfgen_signatures")
-        self._signatures = _signature_functions(model)
+        self.capabilities = Capabilities.of_model(model)
+        tracer = _Tracer(model, signature_plan(self.capabilities))
+        self._signatures = tracer.functions
         # The variables the signatures capture must be reachable from this module;
         # metric accumulators are left out, serving never reads them.
         metric_variables = {v.ref() for metric in model.metrics for v in metric.variables}
         self.model_variables = [v for v in model.variables if v.ref() not in metric_variables]
         for name, function in self._signatures.items():
             setattr(self, name, function)
+        tracer.trace()
 
     def signatures(self):
         """The dict `tf.saved_model.save(..., signatures=...)` takes."""
-        return {**self._signatures, SERVING_DEFAULT: self._signatures["sample"]}
+        return {**self._signatures, SERVING_DEFAULT: self._signatures[DEFAULT_SIGNATURE]}
 
+    def call(self, name, inputs):
+        """Runs signature `name` in this process on `{input: array}`; numpy outputs.
 
-def signature_names(model):
-    """The signature names `model` exports, `serving_default` excluded."""
-    names = ["sample"]
-    if model.log_prob_kind is not None:
-        names.append("log_prob")
-    if model.has_latent:
-        names += ["encode", "decode"]
-    return names
+        Inputs the request leaves out take their defaults, as a served model does.
+        """
+        outputs = self._signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
+        return {k: v.numpy() for k, v in outputs.items()}
 
 
 def build_model(model):
     """Runs every exported method once eagerly on one row, creating all variables."""
-    spec = model.data_spec
-    condition = tf.zeros([1], tf.int32) if spec.conditional else None
-    x = model.sample(tf.constant([0], tf.int64), tf.constant([DEFAULT_TEMPERATURE]), condition)
-    if model.log_prob_kind is not None:
+    capabilities = Capabilities.of_model(model)
+    seed = tf.constant([0], tf.int64)
+    condition = tf.zeros([1], tf.int32) if capabilities.conditional else None
+    x = model.sample(seed, tf.constant([1.0]), condition)
+    if capabilities.log_prob_kind.has_log_prob:
         model.log_prob(x, condition)
-    if model.has_latent:
-        model.decode(model.encode(x, condition), condition)
+    if capabilities.has_latent:
+        z = model.encode(x, condition, seed=seed) if capabilities.stochastic_encoder else model.encode(x, condition)
+        model.decode(z, condition)
 
 
-def _signature_functions(model):
-    """name -> `tf.function` with a fully named, batched input signature."""
-    spec = model.data_spec
-    event = spec.event_shape
-    conditional = spec.conditional
-    seed = _batched([], tf.int64, "seed")
-    temperature = _batched([], tf.float32, "temperature")
-    condition = [_batched([], tf.int32, "condition")] if conditional else []
-    x = _batched(event, tf.float32, "x")
-    with_sample_log_prob = model.log_prob_kind == "exact"
+# === What each signature computes ===
+# `tracer` gives the model (`tracer.model`, its methods as they were before any sharing),
+# the signature's resolved plan entry and `tracer.call` for another signature.
 
-    def sample_outputs(seed, temperature, condition=None):
-        temperature = tf.broadcast_to(temperature, tf.shape(seed))
-        samples = model.sample(seed, temperature, condition)
-        outputs = {"samples": samples}
-        if with_sample_log_prob:
-            outputs["log_prob"] = model.log_prob(samples, condition)
-        return outputs
+def _sample(tracer, seed, temperature, condition=None):
+    temperature = tf.broadcast_to(temperature, tf.shape(seed))
+    with tracer.sharing():
+        samples = tracer.model.sample(seed, temperature, condition)
+    outputs = {"samples": samples}
+    if tracer.has_output("sample", "log_prob"):
+        outputs["log_prob"] = tracer.call("log_prob", x=samples, condition=condition)["log_prob"]
+    return outputs
 
-    def log_prob_outputs(x, condition=None):
-        log_prob = model.log_prob(x, condition)
-        return {"log_prob": log_prob, "bits_per_dim": bits_per_dim(log_prob, spec.num_dims)}
 
-    # The temperature default must be a tensor for SignatureDef.defaults (see docstring),
-    # and the last positional argument, so `condition` comes before it.
-    default_temperature = tf.constant([DEFAULT_TEMPERATURE], tf.float32)
-    if conditional:
-        def sample(seed, condition, temperature=default_temperature):
-            return sample_outputs(seed, temperature, condition)
-    else:
-        def sample(seed, temperature=default_temperature):
-            return sample_outputs(seed, temperature)
+def _log_prob(tracer, x, condition=None):
+    log_prob = tracer.method("log_prob")(x, condition)
+    return {"log_prob": log_prob, "bits_per_dim": bits_per_dim(log_prob, tracer.num_dims)}
 
-    functions = {"sample": tf.function(sample, input_signature=[seed, *condition, temperature])}
-    if model.log_prob_kind is not None:
-        functions["log_prob"] = tf.function(log_prob_outputs, input_signature=[x, *condition])
-    if model.has_latent:
-        z = _batched(model.latent_shape, tf.float32, "z")
-        functions["encode"] = tf.function(
-            lambda x, condition=None: {"z": model.encode(x, condition)}, input_signature=[x, *condition]
-        )
-        functions["decode"] = tf.function(
-            lambda z, condition=None: {"x": model.decode(z, condition)}, input_signature=[z, *condition]
-        )
-    return functions
+
+def _encode(tracer, x, condition=None, seed=None):
+    encode = tracer.method("encode")
+    return {"z": encode(x, condition) if seed is None else encode(x, condition, seed=seed)}
+
+
+def _decode(tracer, z, condition=None):
+    return {"x": tracer.method("decode")(z, condition)}
+
+
+def _describe(tracer, rows):
+    """The constant description, one row per input row."""
+    outputs = {}
+    for output in tracer.entry("describe")["outputs"]:
+        value = tf.constant([output["value"]], tf.as_dtype(output["dtype"]))
+        multiples = tf.concat([tf.shape(rows)[:1], tf.ones([value.shape.rank - 1], tf.int32)], 0)
+        outputs[output["name"]] = tf.tile(value, multiples)
+    return outputs
+
+
+#: signature name -> `(tracer, **inputs) -> {output: tensor}`; one per table entry.
+COMPUTE = {"sample": _sample, "log_prob": _log_prob, "encode": _encode, "decode": _decode,
+           "describe": _describe}
+if set(COMPUTE) != set(SIGNATURES):
+    raise AssertionError(f"signatures without a computation: {sorted(set(SIGNATURES) ^ set(COMPUTE))}")
+
+
+class _Tracer:
+    """Builds the `tf.function` of each planned signature and traces them in an order
+    where the ones `sample` shares exist first."""
+
+    def __init__(self, model, plan):
+        self.model = model
+        self.num_dims = model.data_spec.num_dims
+        self._plan = {entry["name"]: entry for entry in plan}
+        # Bound before any sharing patches the instance, so a shared function's own
+        # body runs the model's method, not itself.
+        self._methods = {name: getattr(model, name) for name in _MODEL_METHODS if name in self._plan}
+        self.functions = {name: self._function(entry) for name, entry in self._plan.items()}
+
+    def entry(self, name):
+        return self._plan[name]
+
+    def method(self, name):
+        return self._methods[name]
+
+    def has_output(self, signature, output):
+        return any(o["name"] == output for o in self._plan[signature]["outputs"])
+
+    def call(self, name, **inputs):
+        """Calls signature `name`'s function (a call op in the graph being traced)."""
+        names = [i["name"] for i in self._plan[name]["inputs"]]
+        stray = sorted(k for k, v in inputs.items() if v is not None and k not in names)
+        if stray:
+            raise ValueError(f"signature {name!r} of {self.model.name} takes no {stray}")
+        missing = [n for n in names if inputs.get(n) is None]
+        if missing:
+            raise ValueError(f"signature {name!r} of {self.model.name} needs {missing}")
+        return self.functions[name](*[inputs[n] for n in names])
+
+    @contextlib.contextmanager
+    def sharing(self):
+        """While the block traces, the model's own `decode`/`encode`/`log_prob` calls run
+        the signature functions (instance attributes shadow the methods; Keras'
+        attribute tracking is bypassed, so nothing is tracked or left behind)."""
+        patched = []
+        for name, output in _MODEL_METHODS.items():
+            if name in self._methods:
+                object.__setattr__(self.model, name, self._shared(name, output))
+                patched.append(name)
+        try:
+            yield
+        finally:
+            for name in patched:
+                object.__delattr__(self.model, name)
+
+    def _shared(self, name, output):
+        parameters = [t.name for t in SIGNATURES[name].inputs]
+
+        def method(*args, **kwargs):
+            inputs = dict(zip(parameters, args), **kwargs)
+            return self.call(name, **inputs)[output]
+        return method
+
+    def _function(self, entry):
+        """The `tf.function` of one plan entry: named, batched input specs; a Python
+        signature whose tensor defaults become `SignatureDef.defaults`."""
+        compute = COMPUTE[entry["name"]]
+        specs, parameters = [], []
+        for i in entry["inputs"]:
+            dtype = tf.as_dtype(i["dtype"])
+            specs.append(tf.TensorSpec([None if d < 0 else d for d in i["shape"]], dtype, name=i["name"]))
+            default = inspect.Parameter.empty if i["default"] is None else tf.constant([i["default"]], dtype)
+            parameters.append(inspect.Parameter(i["name"], inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                default=default))
+        python_signature = inspect.Signature(parameters)
+
+        def signature_function(*args, **kwargs):
+            bound = python_signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            return compute(self, **bound.arguments)
+
+        signature_function.__signature__ = python_signature
+        signature_function.__name__ = entry["name"]  # names the graph functions
+        return tf.function(signature_function, input_signature=specs, autograph=False)
+
+    def trace(self):
+        """Traces every function; those `sample` shares first, so none is first traced
+        while the model's methods are shadowed."""
+        order = sorted(self.functions, key=lambda name: name == DEFAULT_SIGNATURE)
+        for name in order:
+            self.functions[name].get_concrete_function()

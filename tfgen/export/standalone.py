@@ -1,8 +1,10 @@
 """Loader checks that run in a child process importing only TensorFlow.
 
 `tfgen.export.conformance` runs this file as a script (`python -P standalone.py KIND
-PATH`) so the child never imports tfgen or TensorFlow Probability: an export must be
-usable by anyone holding TensorFlow alone. Nothing here may import tfgen.
+PATH CONTRACT_JSON`) so the child never imports tfgen or TensorFlow Probability: an
+export must be usable by anyone holding TensorFlow alone. Nothing here may import tfgen:
+what the export must answer comes in as CONTRACT_JSON, `{"signatures":
+tfgen.contract.signature_plan(...), "aliases": {"serving_default": "sample"}}`.
 
 Kinds:
   load     `tf.saved_model.load` + every signature, and the graph holds only ops that
@@ -24,10 +26,9 @@ METADATA = os.path.join("assets.extra", "tfgen.json")
 WARMUP = os.path.join("assets.extra", "tf_serving_warmup_requests")
 #: Op types that call back into Python: a server without the exporting process can't run them.
 PYTHON_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
-#: Rows fed to every signature.
+#: Rows fed to every signature, and the first row's seed.
 BATCH = 3
-#: Signatures fed first, because their outputs feed the later ones (samples -> x, z).
-ORDER = ("sample", "log_prob", "encode", "decode")
+FIRST_SEED = 11
 
 
 def read_warmup(path):
@@ -57,60 +58,115 @@ def read_signature_defs(path):
     raise ValueError(f"{path}: no MetaGraph tagged 'serve'")
 
 
-def _user_signatures(signature_defs):
-    """Signature names a client calls (not the `__saved_model_init_op` bookkeeping one)."""
-    names = [n for n in signature_defs if not n.startswith("__")]
-    return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+def example_requests(plan, rows, first_seed, call, omit_defaults=False):
+    """Makes example rows for every signature of `plan` and calls it, in plan order.
 
+    Yields `(signature, inputs, outputs)`, where `outputs` is `{output: np.ndarray}` or
+    the exception the call raised. An input's `example` rule (`tfgen.contract.Example`)
+    says how its rows are made: the seeds `first_seed .. first_seed + rows - 1`, the
+    classes `seed % num_classes`, one value in every row, or an earlier signature's
+    output (samples -> x, codes -> z). The warmup requests of an export and the
+    conformance checks both come from here.
 
-def exercise(call, signature_defs, metadata):
-    """Calls every signature on real inputs; returns checks.
-
-    `call(signature, feeds) -> {output: np.ndarray}`. Samples feed `x`, codes feed `z`,
-    and `sample` is also called with only its required inputs to prove the defaults.
+    Args:
+      plan: `tfgen.contract.signature_plan(...)` (plain JSON data).
+      rows: batch size.
+      first_seed: the first row's seed.
+      call: `(signature, {input: np.ndarray}) -> {output: np.ndarray}`.
+      omit_defaults: leave out the inputs that have defaults (the request a default serves).
     """
     import numpy as np
 
-    feeds = {
-        "seed": np.arange(BATCH, dtype=np.int64) + 11,
-        "temperature": np.full([BATCH], 0.9, np.float32),
-    }
-    num_classes = metadata["data_spec"].get("num_classes")
-    if num_classes:
-        feeds["condition"] = np.arange(BATCH, dtype=np.int32) % num_classes
-    checks = []
-    for name in _user_signatures(signature_defs):
-        inputs = signature_defs[name].inputs
-        missing = sorted(set(inputs) - set(feeds))
-        if missing:
-            checks.append(_check(name, False, f"no test input for {missing}"))
+    seeds = np.arange(first_seed, first_seed + rows, dtype=np.int64)
+    returned = {}
+    for entry in plan:
+        inputs = {}
+        try:
+            for spec in entry["inputs"]:
+                if omit_defaults and spec["default"] is not None:
+                    continue
+                kind, *value = spec["example"]
+                if kind == "seeds":
+                    array = seeds
+                elif kind == "classes":
+                    array = seeds % value[0]
+                elif kind == "fill":
+                    array = np.full([rows], value[0])
+                elif kind == "output":
+                    source, output = value[0]
+                    if source not in returned:
+                        raise LookupError(f"input {spec['name']!r} needs {source}/{output}, and {source} failed")
+                    array = returned[source][output]
+                else:
+                    raise ValueError(f"input {spec['name']!r}: unknown example kind {kind!r}")
+                inputs[spec["name"]] = np.asarray(array, dtype=spec["dtype"] if spec["dtype"] != "string" else object)
+            outputs = call(entry["name"], inputs)
+        except Exception as e:  # noqa: BLE001  (reported by the caller, per signature)
+            yield entry["name"], inputs, e
             continue
-        checks.append(_run(name, call, {k: feeds[k] for k in inputs}, feeds))
-    if "sample" in signature_defs:
-        defaults = set(signature_defs["sample"].defaults)
-        required = {k: feeds[k] for k in signature_defs["sample"].inputs if k not in defaults}
-        checks.append(_run("sample (defaults)", call, required, {}, signature="sample"))
+        returned[entry["name"]] = outputs
+        yield entry["name"], inputs, outputs
+
+
+def exercise(call, contract):
+    """Calls every signature of the contract on example rows and checks what comes
+    back; returns checks.
+
+    `call(signature, feeds) -> {output: np.ndarray}`. Every output must have the plan's
+    dtype and shape (`BATCH` rows), floats must be finite, and constant outputs (the
+    description) must hold the plan's values. An alias (serving_default) is called with
+    the same rows as its signature; signatures with defaulted inputs are called once
+    more without them, to prove the defaults.
+    """
+    plan = contract["signatures"]
+    checks = []
+    for name, inputs, outputs in example_requests(plan, BATCH, FIRST_SEED, call):
+        entry = next(e for e in plan if e["name"] == name)
+        checks.append(_outputs_check(name, entry, outputs))
+        for alias in sorted(a for a, target in contract["aliases"].items() if target == name):
+            checks.append(_outputs_check(alias, entry, _call_or_error(call, alias, inputs)))
+        defaulted = {i["name"] for i in entry["inputs"] if i["default"] is not None}
+        if defaulted and isinstance(outputs, dict):
+            required = {k: v for k, v in inputs.items() if k not in defaulted}
+            checks.append(_outputs_check(f"{name} (defaults)", entry, _call_or_error(call, name, required)))
     return checks
 
 
-def _run(label, call, inputs, feeds, signature=None):
-    """One signature call; outputs must be finite and have BATCH rows."""
+def _call_or_error(call, name, inputs):
+    try:
+        return call(name, inputs)
+    except Exception as e:  # noqa: BLE001
+        return e
+
+
+def _outputs_check(label, entry, outputs):
+    """Outputs have the plan's names, dtypes, shapes and values, and floats are finite."""
     import numpy as np
 
-    try:
-        outputs = call(signature or label, inputs)
-    except Exception as e:  # noqa: BLE001  (any failure is the check's result)
-        return _check(label, False, _one_line(e))
-    bad = [k for k, v in outputs.items() if v.shape[:1] != (BATCH,) or not np.all(np.isfinite(v))]
-    if bad:
-        return _check(label, False, f"outputs {bad} not finite or not [{BATCH}, ...]")
-    # Later signatures take these as inputs: samples -> x, codes -> z.
-    if "samples" in outputs:
-        feeds["x"] = outputs["samples"]
-    if "z" in outputs:
-        feeds["z"] = outputs["z"]
-    shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in sorted(outputs.items()))
-    return _check(label, True, shapes)
+    if isinstance(outputs, Exception):
+        return _check(label, False, _one_line(outputs))
+    problems = []
+    expected = {o["name"]: o for o in entry["outputs"]}
+    if set(outputs) != set(expected):
+        problems.append(f"outputs {sorted(outputs)}, the contract says {sorted(expected)}")
+    for key, value in outputs.items():
+        spec = expected.get(key)
+        if spec is None:
+            continue
+        shape = [BATCH] + spec["shape"][1:]
+        kind = "S" if spec["dtype"] == "string" else np.dtype(spec["dtype"]).kind
+        if list(value.shape) != shape or (value.dtype.kind in "SOU") != (kind == "S") or (
+                kind != "S" and value.dtype != np.dtype(spec["dtype"])):
+            problems.append(f"{key} is {value.dtype}{list(value.shape)}, expected {spec['dtype']}{shape}")
+        elif kind == "f" and not np.all(np.isfinite(value)):
+            problems.append(f"{key} not finite")
+        elif "value" in spec:
+            rows = [v.decode() if isinstance(v, bytes) else v for v in value.tolist()]
+            if any(row != spec["value"] for row in rows):
+                problems.append(f"{key} is {rows[0]!r}, tfgen.json says {spec['value']!r}")
+    if problems:
+        return _check(label, False, "; ".join(problems))
+    return _check(label, True, ", ".join(f"{k}{list(v.shape)}" for k, v in sorted(outputs.items())))
 
 
 def _check(name, ok, detail=""):
@@ -122,7 +178,7 @@ def _one_line(error):
     return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
 
 
-def check_load(path, metadata):
+def check_load(path, contract):
     """`tf.saved_model.load` in this TF-only process, and the graph's op types."""
     import tensorflow as tf
     from tensorflow.python.framework import op_def_registry
@@ -138,7 +194,7 @@ def check_load(path, metadata):
         outputs = function(**{k: tf.constant(v) for k, v in feeds.items()})
         return {k: v.numpy() for k, v in outputs.items()}
 
-    checks = exercise(call, signature_defs, metadata)
+    checks = exercise(call, contract)
     op_types = {node.op for node in meta_graph.graph_def.node}
     for function in meta_graph.graph_def.library.function:
         op_types.update(node.op for node in function.node_def)
@@ -157,7 +213,7 @@ def check_load(path, metadata):
     return checks
 
 
-def check_session(path, metadata):
+def check_session(path, contract):
     """The TF1 Session loader, as TF Serving loads a model, plus the warmup replay."""
     import tensorflow as tf
 
@@ -177,7 +233,7 @@ def check_session(path, metadata):
             )
             return dict(zip(keys, values))
 
-        checks = exercise(call, signature_defs, metadata)
+        checks = exercise(call, contract)
         try:
             requests = read_warmup(path)
             for name, inputs in requests:
@@ -192,11 +248,9 @@ KINDS = {"load": check_load, "session": check_session}
 
 
 def main(argv):
-    kind, path = argv
-    with open(os.path.join(path, METADATA)) as f:
-        metadata = json.load(f)
+    kind, path, contract = argv
     try:
-        checks = KINDS[kind](path, metadata)
+        checks = KINDS[kind](path, json.loads(contract))
     except Exception as e:  # noqa: BLE001  (a failed load is a result, not a crash)
         checks = [_check(f"{kind} loader", False, _one_line(e))]
     print(RESULT_MARKER + json.dumps(checks), flush=True)

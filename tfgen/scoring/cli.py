@@ -37,7 +37,7 @@ def run(args):
     from tfgen.scoring.score import LocalScorer, ServerScorer, Unreachable, score_file
 
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     try:
         if args.server:
             scorer = ServerScorer(args.server, args.model, args.version)

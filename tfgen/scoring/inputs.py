@@ -23,6 +23,8 @@ from typing import Optional
 
 import numpy as np
 
+from tfgen.errors import MissingPath, UserError
+
 
 @dataclasses.dataclass
 class Row:
@@ -69,7 +71,7 @@ def _array_rows(array, event_shape, start=0):
 def _npy_rows(path, event_shape, chunk=4096):
     array = np.load(path, mmap_mode="r", allow_pickle=False)
     if array.ndim == 0:
-        raise ValueError(f"{path}: a scalar, not an array of examples")
+        raise UserError(f"{path}: a scalar, not an array of examples")
     for start in range(0, array.shape[0], chunk):
         yield from _array_rows(np.asarray(array[start:start + chunk]), event_shape, start)
 
@@ -82,7 +84,7 @@ def _npz(path, condition_column):
     else:
         others = [k for k in keys if k != (condition_column or "condition")]
         if len(others) != 1:
-            raise ValueError(f"{path}: name the examples `x` (arrays: {keys})")
+            raise UserError(f"{path}: name the examples `x` (arrays: {keys})")
         x_key = others[0]
     return archive, x_key
 
@@ -112,7 +114,7 @@ def _csv_rows(path, event_shape, condition_column):
             elif str(condition_column).isdigit():
                 column = int(condition_column)
             else:
-                raise ValueError(f"{path}: no column {condition_column!r}"
+                raise UserError(f"{path}: no column {condition_column!r}"
                                  + (f" (header: {header})" if header else " (no header line)"))
         rows = itertools.chain([first] if first is not None else [], lines)
         for index, fields in enumerate(rows):
@@ -154,18 +156,18 @@ def _conditions_from_file(path):
 def read_rows(path, event_shape, conditional=False, condition_column=None, condition_file=None):
     """Yields one `Row` per example of `path`, in order (see the module doc)."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"no input file {path}")
+        raise MissingPath(f"no input file {path}")
     if condition_file and condition_column:
-        raise ValueError("use either --condition-column or --condition-file")
+        raise UserError("use either --condition-column or --condition-file")
     if condition_file and not os.path.isfile(condition_file):
-        raise FileNotFoundError(f"no condition file {condition_file}")
+        raise MissingPath(f"no condition file {condition_file}")
     if (condition_file or condition_column) and not conditional:
-        raise ValueError("this model is unconditional: drop the condition")
+        raise UserError("this model is unconditional: drop the condition")
     ext = os.path.splitext(path)[1].lower()
     conditions = None
     if ext == ".npy":
         if condition_column:
-            raise ValueError("a .npy input has no columns: use --condition-file")
+            raise UserError("a .npy input has no columns: use --condition-file")
         rows = _npy_rows(path, event_shape)
     elif ext == ".npz":
         archive, x_key = _npz(path, condition_column)
@@ -173,17 +175,17 @@ def read_rows(path, event_shape, conditional=False, condition_column=None, condi
         key = condition_column or "condition"
         if conditional and not condition_file:
             if key not in archive:
-                raise ValueError(f"{path}: the model is conditional and there is no array {key!r}"
+                raise UserError(f"{path}: the model is conditional and there is no array {key!r}"
                                  " (name it with --condition-column or use --condition-file)")
             conditions = (_condition_value(v.item()) for v in archive[key].reshape(-1))
     elif ext == ".csv":
         rows = _csv_rows(path, event_shape, condition_column)
     else:
-        raise ValueError(f"{path}: unknown input format {ext!r}; use .npy, .npz or .csv")
+        raise UserError(f"{path}: unknown input format {ext!r}; use .npy, .npz or .csv")
     if condition_file:
         conditions = _conditions_from_file(condition_file)
     if conditional and conditions is None and condition_column is None:
-        raise ValueError("the model is conditional: give the classes with --condition-column "
+        raise UserError("the model is conditional: give the classes with --condition-column "
                          "or --condition-file")
     for row in rows:
         if conditions is not None:
@@ -196,7 +198,7 @@ def read_rows(path, event_shape, conditional=False, condition_column=None, condi
 def batches(rows, batch_size):
     """Lists of up to `batch_size` rows."""
     if batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
+        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     iterator = iter(rows)
     while True:
         batch = list(itertools.islice(iterator, batch_size))

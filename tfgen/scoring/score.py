@@ -21,8 +21,15 @@ import time
 
 import numpy as np
 
+from tfgen.contract import SIGNATURES
+from tfgen.errors import UserError
+from tfgen.files import atomic_open
 from tfgen.scoring.inputs import batches, read_rows
 
+#: The signature both scorers call, and the names of its tensors (tfgen.contract).
+LOG_PROB = SIGNATURES["log_prob"]
+_X, _CONDITION = (LOG_PROB.input(n).name for n in ("x", "condition"))
+_LOG_PROB, _BITS_PER_DIM = (LOG_PROB.output(n).name for n in ("log_prob", "bits_per_dim"))
 FIELDS = ("index", "log_prob", "bits_per_dim", "is_finite", "error")
 
 
@@ -45,26 +52,26 @@ class LocalScorer:
 
         self.source = resolve_version(path if version is None else os.path.join(path, str(version)))
         loaded = tf.saved_model.load(self.source)
-        if "log_prob" not in loaded.signatures:
-            raise ValueError(f"{self.source} has no log_prob signature; it has "
-                             f"{sorted(loaded.signatures)}")
+        if LOG_PROB.name not in loaded.signatures:
+            raise UserError(f"{self.source} has no {LOG_PROB.name} signature; it has "
+                            f"{sorted(loaded.signatures)}")
         self._loaded = loaded
-        self._fn = loaded.signatures["log_prob"]
+        self._fn = loaded.signatures[LOG_PROB.name]
         specs = self._fn.structured_input_signature[1]
-        self.event_shape = tuple(specs["x"].shape[1:])
-        self.conditional = "condition" in specs
+        self.event_shape = tuple(specs[_X].shape[1:])
+        self.conditional = _CONDITION in specs
 
     def __call__(self, x, condition=None):
         import tensorflow as tf
 
-        inputs = {"x": tf.constant(x, tf.float32)}
+        inputs = {_X: tf.constant(x, LOG_PROB.input(_X).dtype)}
         if self.conditional:
-            inputs["condition"] = tf.constant(condition, tf.int32)
+            inputs[_CONDITION] = tf.constant(condition, LOG_PROB.input(_CONDITION).dtype)
         try:
             out = self._fn(**inputs)
         except (tf.errors.InvalidArgumentError, tf.errors.FailedPreconditionError) as e:
             raise RowError(_first_line(e.message)) from None
-        return out["log_prob"].numpy(), out["bits_per_dim"].numpy()
+        return out[_LOG_PROB].numpy(), out[_BITS_PER_DIM].numpy()
 
     def close(self):
         pass
@@ -82,14 +89,14 @@ class ServerScorer:
         self.model, self.version = model, version
         self.source = f"{model} at {address}" + (f" version {version}" if version else "")
         try:
-            signature = self.client.signature(model, "log_prob", version)
+            signature = self.client.signature(model, LOG_PROB.name, version)
         except grpc.RpcError as e:
             self.client.close()
             raise Unreachable(f"{address}: {e.code().name}: {e.details()}") from None
-        self.event_shape = tuple(signature["inputs"]["x"][1][1:])
+        self.event_shape = tuple(signature["inputs"][_X][1][1:])
         if any(d < 0 for d in self.event_shape):
-            raise ValueError(f"{self.source}: log_prob x has unknown dims {list(self.event_shape)}")
-        self.conditional = "condition" in signature["inputs"]
+            raise UserError(f"{self.source}: {LOG_PROB.name} {_X} has unknown dims {list(self.event_shape)}")
+        self.conditional = _CONDITION in signature["inputs"]
 
     def __call__(self, x, condition=None):
         import grpc
@@ -102,7 +109,7 @@ class ServerScorer:
                             grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNIMPLEMENTED):
                 raise Unreachable(f"{self.client.address}: {e.code().name}: {e.details()}") from None
             raise RowError(f"{e.code().name}: {e.details()}") from None
-        return out["log_prob"], out["bits_per_dim"]
+        return out[_LOG_PROB], out[_BITS_PER_DIM]
 
     def close(self):
         self.client.close()
@@ -179,33 +186,25 @@ def score_file(scorer, input_path, out_path, batch_size=256, condition_column=No
     rows = read_rows(input_path, scorer.event_shape, scorer.conditional, condition_column,
                      condition_file)
     summary = Summary()
-    out_dir = os.path.dirname(os.path.abspath(out_path))
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = os.path.join(out_dir, f".{os.path.basename(out_path)}.tmp")
-    try:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(FIELDS)
-            for batch in batches(rows, batch_size):
-                results = _score_batch(scorer, batch)
-                for r in batch:
-                    lp, bpd = results.get(r.index, (None, None))
-                    finite = lp is not None and math.isfinite(lp) and math.isfinite(bpd)
-                    summary.rows += 1
-                    if lp is None:
-                        summary.errors += 1
+    with atomic_open(out_path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(FIELDS)
+        for batch in batches(rows, batch_size):
+            results = _score_batch(scorer, batch)
+            for r in batch:
+                lp, bpd = results.get(r.index, (None, None))
+                finite = lp is not None and math.isfinite(lp) and math.isfinite(bpd)
+                summary.rows += 1
+                if lp is None:
+                    summary.errors += 1
+                else:
+                    summary.scored += 1
+                    if finite:
+                        summary.bits_per_dim_sum += float(bpd)
                     else:
-                        summary.scored += 1
-                        if finite:
-                            summary.bits_per_dim_sum += float(bpd)
-                        else:
-                            summary.non_finite += 1
-                    writer.writerow([r.index, _number(lp), _number(bpd), str(finite).lower(),
-                                     r.error or ""])
-                f.flush()
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+                        summary.non_finite += 1
+                writer.writerow([r.index, _number(lp), _number(bpd), str(finite).lower(),
+                                 r.error or ""])
+            f.flush()
     summary.seconds = time.monotonic() - start
     return summary

@@ -7,7 +7,10 @@ tensorflow-serving-api stubs:
     with Client("127.0.0.1:8500") as client:
         samples = client.sample("flow_digits", seeds=[0, 1, 2], temperature=0.8)
         scores = client.log_prob("flow_digits", x=samples["samples"])
+        print(client.describe("flow_digits"))  # kind, event_shape, levels, num_classes, ...
         print(client.status("flow_digits"))
+
+Input names and dtypes come from the signature table (`tfgen.contract.SIGNATURES`).
 """
 
 import grpc
@@ -21,6 +24,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from tfgen.contract import SIGNATURES, Shape, read_description
+from tfgen.errors import UserError
 from tfgen.serving.tensors import ndarray_to_proto, proto_to_ndarray
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -89,28 +94,37 @@ class Client:
         return self.predictions.Predict(request, timeout=self.timeout)
 
     def sample(self, model, seeds, temperature=None, condition=None, version=None, label=None):
-        """Call the `sample` signature: one sample per seed (int64), same seed, same sample."""
-        seeds = np.asarray(seeds, dtype=np.int64).reshape(-1)
-        inputs = {"seed": seeds}
-        if temperature is not None:
-            inputs["temperature"] = np.broadcast_to(
-                np.asarray(temperature, dtype=np.float32), seeds.shape
-            ).copy()
-        if condition is not None:
-            inputs["condition"] = np.broadcast_to(
-                np.asarray(condition, dtype=np.int32), seeds.shape
-            ).copy()
+        """Call the `sample` signature: one sample per seed (int64), same seed, same sample.
+        `temperature` and `condition` may be one value for every row."""
+        seeds = np.asarray(seeds).reshape(-1)
+        inputs = _inputs("sample", len(seeds), seed=seeds, temperature=temperature, condition=condition)
         return self.predict(model, inputs, "sample", version, label)
 
     def log_prob(self, model, x, condition=None, version=None, label=None):
         """Call the `log_prob` signature on a batch x (and its int32 condition, for
         conditional models): returns log_prob, bits_per_dim."""
-        inputs = {"x": np.asarray(x)}
-        if condition is not None:
-            inputs["condition"] = np.broadcast_to(
-                np.asarray(condition, dtype=np.int32), inputs["x"].shape[:1]
-            ).copy()
-        return self.predict(model, inputs, "log_prob", version, label)
+        x = np.asarray(x)
+        return self.predict(model, _inputs("log_prob", len(x), x=x, condition=condition), "log_prob",
+                            version, label)
+
+    def describe(self, model, version=None, label=None):
+        """What the model's `describe` signature says of it, e.g. `{"kind": "image",
+        "event_shape": (8, 8, 1), "levels": 17, "num_classes": 10, "log_prob_kind":
+        "dequantized_lower_bound", "sample_rate": 0}` (0: none; see
+        `tfgen.contract.SIGNATURES["describe"]`).
+
+        Raises:
+          ValueError: the model has no such signature (not a tfgen export of this format).
+        """
+        inputs = _inputs("describe", 1, rows=0)
+        try:
+            outputs = self.predict(model, inputs, "describe", version, label)
+        except grpc.RpcError as e:
+            if e.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT):
+                raise UserError(f"model {model!r} cannot describe itself ({e.details()}): it is not "
+                                 "a tfgen export with a describe signature") from None
+            raise
+        return read_description(outputs)
 
     def metadata(self, model, version=None, label=None):
         """The model's SignatureDefs, as a dict (JSON form of the protos)."""
@@ -137,7 +151,7 @@ class Client:
 
         defs = self.metadata(model, version, label)["signature_def"]
         if signature not in defs:
-            raise ValueError(f"model {model!r} has no signature {signature!r}; it has {sorted(defs)}")
+            raise UserError(f"model {model!r} has no signature {signature!r}; it has {sorted(defs)}")
         found = defs[signature]
 
         def tensors(kind):
@@ -166,3 +180,19 @@ class Client:
             }
             for s in response.model_version_status
         ]
+
+
+def _inputs(signature, num_rows, **values):
+    """`{input: array}` for the named inputs of a table signature that are not None, in
+    the table's dtypes; a one-value-per-row input given as one value is repeated
+    `num_rows` times."""
+    inputs = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        tensor = SIGNATURES[signature].input(name)
+        array = np.asarray(value, dtype=tensor.dtype)
+        if tensor.shape is Shape.ROW:
+            array = np.broadcast_to(array.reshape(-1), [num_rows]).copy()
+        inputs[name] = array
+    return inputs

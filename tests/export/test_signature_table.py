@@ -1,0 +1,119 @@
+"""The signature table (tfgen.contract.SIGNATURES) decides each family's exports.
+
+The pure part (which model has which signature and tensor) runs without TensorFlow;
+the test models of tests/toy_models.py (an adversarial model without a likelihood, a
+latent-variable model with a stochastic encoder) are exported and checked end to end.
+"""
+
+import numpy as np
+import pytest
+import toy_models
+
+from tfgen.backend import tf
+from tfgen.contract import SIGNATURES, Capabilities, LogProbKind, read_description, signature_plan
+from tfgen.export.conformance import check_export
+from tfgen.export.saved_model import export_model
+from tfgen.export.standalone import read_warmup
+
+
+def _io(plan):
+    return {e["name"]: ([i["name"] for i in e["inputs"]], [o["name"] for o in e["outputs"]]) for e in plan}
+
+
+def test_a_conditional_flow_on_discrete_images():
+    capabilities = Capabilities((8, 8, 1), "image", levels=17, num_classes=10,
+                                log_prob_kind=LogProbKind.DEQUANTIZED_LOWER_BOUND, has_latent=True,
+                                latent_shape=(8, 8, 1))
+    plan = signature_plan(capabilities)
+    assert _io(plan) == {
+        "sample": (["seed", "condition", "temperature"], ["samples"]),  # a bound: no free log_prob
+        "log_prob": (["x", "condition"], ["log_prob", "bits_per_dim"]),
+        "encode": (["x", "condition"], ["z"]),
+        "decode": (["z", "condition"], ["x"]),
+        "describe": (["rows"], ["kind", "event_shape", "levels", "num_classes", "log_prob_kind", "sample_rate"]),
+    }
+    sample = plan[0]
+    assert [i["shape"] for i in sample["inputs"]] == [[-1], [-1], [-1]]
+    assert [i["default"] for i in sample["inputs"]] == [None, None, 1.0]
+    assert sample["inputs"][1]["example"] == ["classes", 10]
+    assert sample["outputs"][0] == {"name": "samples", "dtype": "float32", "shape": [-1, 8, 8, 1]}
+    describe = {o["name"]: o for o in plan[-1]["outputs"]}
+    assert describe["event_shape"]["shape"] == [-1, 3]
+    assert {k: o["value"] for k, o in describe.items()} == {
+        "kind": "image", "event_shape": [8, 8, 1], "levels": 17, "num_classes": 10,
+        "log_prob_kind": "dequantized_lower_bound", "sample_rate": 0}
+
+
+def test_no_likelihood_no_latent_means_sample_and_describe_only():
+    plan = signature_plan(Capabilities((2,), log_prob_kind="none"))
+    assert _io(plan) == {"sample": (["seed", "temperature"], ["samples"]),
+                         "describe": (["rows"], list(_io(plan)["describe"][1]))}
+
+
+def test_a_stochastic_encoder_takes_a_seed_and_an_exact_likelihood_comes_with_samples():
+    plan = _io(signature_plan(Capabilities((3,), has_latent=True, latent_shape=(1,), stochastic_encoder=True)))
+    assert plan["encode"] == (["x", "seed"], ["z"])
+    assert plan["sample"] == (["seed", "temperature"], ["samples", "log_prob"])
+
+
+def test_an_audio_model_describes_its_sample_rate():
+    plan = signature_plan(Capabilities((64, 1), "audio", sample_rate=8000))
+    values = {o["name"]: o.get("value") for o in plan[-1]["outputs"]}
+    assert values["kind"] == "audio" and values["sample_rate"] == 8000 and values["event_shape"] == [64, 1]
+
+
+def test_read_description_takes_the_first_row():
+    outputs = {"kind": np.array([b"vector"] * 2, object), "event_shape": np.array([[8], [8]]),
+               "levels": np.array([0, 0]), "num_classes": np.array([0, 0]),
+               "log_prob_kind": np.array([b"exact"] * 2, object), "sample_rate": np.array([0, 0])}
+    assert read_description(outputs) == {"kind": "vector", "event_shape": (8,), "levels": 0, "num_classes": 0,
+                                         "log_prob_kind": "exact", "sample_rate": 0}
+    del outputs["levels"]
+    with pytest.raises(ValueError, match="no output 'levels'"):
+        read_description(outputs)
+
+
+def test_every_example_reads_only_what_an_earlier_signature_returns():
+    seen = set()
+    for signature in SIGNATURES.values():
+        for tensor in signature.inputs:
+            if tensor.example.kind == "output":
+                assert tuple(tensor.example.value) in seen, (signature.name, tensor.name)
+        seen |= {(signature.name, t.name) for t in signature.outputs}
+
+
+@pytest.fixture(scope="module")
+def toy_exports(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toys")
+    spec = {"event_shape": [3], "kind": "vector"}
+    models = {"adversarial": toy_models.ToyAdversarial(spec), "latent": toy_models.ToyLatentGaussian(spec)}
+    return {name: (model, export_model(model, str(root / name))) for name, model in models.items()}
+
+
+@pytest.mark.parametrize("name", ["adversarial", "latent"])
+def test_test_models_export_and_conform(toy_exports, name):
+    report = check_export(toy_exports[name][1])
+    assert report.ok, report.table()
+
+
+def test_a_model_without_likelihood_has_no_log_prob_signature(toy_exports):
+    _, path = toy_exports["adversarial"]
+    loaded = tf.saved_model.load(path)
+    assert sorted(loaded.signatures) == ["describe", "sample", "serving_default"]
+    described = loaded.signatures["describe"](rows=tf.constant([0], tf.int64))
+    assert described["log_prob_kind"].numpy()[0] == b"none"
+
+
+def test_a_stochastic_encode_is_keyed_by_the_seed_row_by_row(toy_exports):
+    model, path = toy_exports["latent"]
+    encode = tf.saved_model.load(path).signatures["encode"]
+    x = tf.constant(np.linspace(-1, 1, 9, dtype=np.float32).reshape(3, 3))
+    z = encode(x=x, seed=tf.constant([1, 2, 3], tf.int64))["z"].numpy()
+    again = encode(x=x, seed=tf.constant([1, 2, 3], tf.int64))["z"].numpy()
+    other = encode(x=x, seed=tf.constant([1, 5, 3], tf.int64))["z"].numpy()
+    np.testing.assert_array_equal(z, again)
+    np.testing.assert_array_equal(other[[0, 2]], z[[0, 2]])
+    assert not np.array_equal(other[1], z[1])
+    np.testing.assert_allclose(z, model.encode(x, seed=tf.constant([1, 2, 3], tf.int64)).numpy(), rtol=1e-5,
+                               atol=1e-6)
+    assert {signature for signature, inputs in read_warmup(path) if "seed" in inputs} == {"sample", "encode"}

@@ -1,8 +1,8 @@
 """The shipped models in saved_models/: reproducible from tf_configs/, listed in
-serving/models.config, small, and as good as their metadata says."""
+serving/models.config, small, conforming, answering as they did when recorded, and as
+good as their metadata says."""
 
 import glob
-import json
 import os
 
 import numpy as np
@@ -11,12 +11,17 @@ import yaml
 
 from tfgen.backend import tf
 from tfgen.data.datasets import load_dataset
+from tfgen.export.conformance import check_export
 from tfgen.metrics.bits import bits_per_dim
 from tfgen.export.reader import list_versions, read_metadata
 from tfgen.metrics.baselines import gmm_baseline
 from tfgen.serving import config as serving_config
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
+REFERENCE = os.path.join(os.path.dirname(__file__), "reference", "shipped_reference.npz")
+#: saved_model.pb bytes of the shipped exports at fba1226, before each computation was
+#: traced once and the graphs compacted (tools/reexport_shipped.py; docs/benchmarks.md).
+BYTES_BEFORE = {"digits_realnvp": 4007936, "digits_conditional_glow": 5378515, "two_moons_nsf": 4601662}
 SHIPPED = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "saved_models", "*")) if os.path.isdir(p))
 
 
@@ -50,6 +55,37 @@ def test_serving_models_config_lists_exactly_the_shipped_models():
 def test_shipped_models_fit_in_30_mb():
     total = sum(os.path.getsize(p) for p in glob.glob(os.path.join(ROOT, "saved_models", "**"), recursive=True) if os.path.isfile(p))
     assert total < 30 * 2**20, f"saved_models/ is {total / 2**20:.1f} MB"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_graphs_are_at_most_1_mb_and_a_quarter_of_their_old_size(name):
+    size = os.path.getsize(os.path.join(newest(name), "saved_model.pb"))
+    assert size <= 1_000_000 and size <= BYTES_BEFORE[name] / 4, (size, BYTES_BEFORE[name])
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_models_answer_as_recorded_before_the_re_export(name):
+    """Every output of every signature on the recorded inputs, to float32 rounding."""
+    import sys
+
+    sys.path.insert(0, os.path.dirname(REFERENCE))
+    from record_shipped_reference import answers
+
+    reference = np.load(REFERENCE)
+    prefix = f"{name}/"
+    inputs = {k[len(prefix + "input/"):]: reference[k] for k in reference.files if k.startswith(prefix + "input/")}
+    expected = {k[len(prefix):]: reference[k] for k in reference.files
+                if k.startswith(prefix) and not k.startswith(prefix + "input/")}
+    got = answers(newest(name), inputs)
+    assert sorted(got) == sorted(expected)
+    for key, value in expected.items():
+        np.testing.assert_allclose(got[key], value, rtol=1e-6, atol=1e-6, err_msg=f"{name} {key}")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_models_keep_the_savedmodel_contract(name):
+    report = check_export(newest(name))
+    assert report.ok, report.table()
 
 
 @pytest.fixture(scope="module")

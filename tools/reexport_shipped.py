@@ -1,0 +1,122 @@
+"""Re-exports the shipped models in place with the same weights and today's export code.
+
+    .venv/bin/python tools/reexport_shipped.py [--dry-run] [NAME ...]
+
+For each shipped model (default: every directory under saved_models/), it
+
+1. rebuilds the model from the newest version's tfgen.json (class and config) and
+   assigns it the variables of that export, in order, checking count, shapes and the
+   layer/weight part of every name (so a model whose layout changed is refused);
+2. exports it with `tfgen.export.saved_model.export_model` to a temporary base path,
+   keeping the old tfgen.json's `training_data`, `metrics` and `created` (the weights,
+   and what was measured of them, are unchanged);
+3. calls every signature of the old and the new export on the reference inputs of
+   tests/reference/record_shipped_reference.py and refuses to go on unless they agree
+   to float32 rounding (relative 1e-6, absolute 1e-5 near 0);
+4. replaces the version directory (renames: the old one aside, the new one in, the
+   old one deleted), so a server polling saved_models/ sees one or the other.
+
+Exports are otherwise never overwritten (`export_model` refuses an existing version);
+this script is the deliberate exception, for changes of the export format that leave
+the model alone. `--dry-run` stops after step 3 and prints the sizes.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+
+from record_shipped_reference import answers, reference_inputs  # noqa: E402
+
+from tfgen.backend import tf  # noqa: E402
+from tfgen.export.reader import read_metadata, resolve_version  # noqa: E402
+from tfgen.export.saved_model import export_model  # noqa: E402
+from tfgen.export.signatures import build_model  # noqa: E402
+from tfgen.export.standalone import METADATA  # noqa: E402
+from tfgen.models.base import model_from_config  # noqa: E402
+
+RTOL, ATOL = 1e-6, 1e-5
+
+
+def restore(version_dir):
+    """A freshly built model holding the weights of the export at `version_dir`."""
+    meta = read_metadata(version_dir)
+    model = model_from_config(meta["class_name"], meta["config"])
+    build_model(model)
+    metric_variables = {v.ref() for metric in model.metrics for v in metric.variables}
+    fresh = [v for v in model.variables if v.ref() not in metric_variables]
+    saved = list(tf.saved_model.load(version_dir).model_variables)
+    if len(saved) != len(fresh):
+        raise SystemExit(f"{version_dir}: {len(saved)} saved variables, the rebuilt model has {len(fresh)}")
+    for old, new in zip(saved, fresh):
+        # Scope prefixes depend on which method built a layer first; the layer and
+        # weight names do not.
+        if old.shape != new.shape or old.name.split("/")[-2:] != new.name.split("/")[-2:]:
+            raise SystemExit(f"{version_dir}: saved {old.name} {old.shape} does not match "
+                             f"rebuilt {new.name} {new.shape}")
+        new.assign(old)
+    return model, meta
+
+
+def compare(name, old_dir, new_dir):
+    """Largest relative difference over every output; exits if any is beyond tolerance."""
+    inputs = reference_inputs(name)
+    old, new = answers(old_dir, inputs), answers(new_dir, inputs)
+    worst = 0.0
+    for key, expected in old.items():
+        got = new[key]
+        if got.shape != expected.shape or not np.allclose(got, expected, rtol=RTOL, atol=ATOL):
+            raise SystemExit(f"{name}: {key} differs between {old_dir} and {new_dir}: "
+                             f"max abs diff {np.max(np.abs(got - expected))}")
+        scale = np.maximum(np.abs(expected), ATOL / RTOL)
+        worst = max(worst, float(np.max(np.abs(got - expected) / scale)))
+    return worst
+
+
+def reexport(name, dry_run=False):
+    base = os.path.join(ROOT, "saved_models", name)
+    old_dir = resolve_version(base)
+    version = int(os.path.basename(old_dir))
+    model, meta = restore(old_dir)
+    staging = tempfile.mkdtemp(prefix=f".reexport-{name}-", dir=os.path.dirname(base))
+    try:
+        new_dir = export_model(model, os.path.join(staging, name), version=version,
+                               metadata={k: meta[k] for k in ("training_data", "metrics")})
+        doc = read_metadata(new_dir)
+        doc["created"] = meta["created"]
+        with open(os.path.join(new_dir, METADATA), "w") as f:
+            json.dump(doc, f, indent=2, sort_keys=True)
+        worst = compare(name, old_dir, new_dir)
+        sizes = [os.path.getsize(os.path.join(d, "saved_model.pb")) for d in (old_dir, new_dir)]
+        print(f"{name}: saved_model.pb {sizes[0]} -> {sizes[1]} bytes; outputs agree "
+              f"(largest relative difference {worst:.2e})", flush=True)
+        if dry_run:
+            return
+        aside = os.path.join(base, f".old-{version}-{os.getpid()}")
+        os.rename(old_dir, aside)
+        os.rename(new_dir, old_dir)
+        shutil.rmtree(aside)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="model names under saved_models/ (default: all)")
+    parser.add_argument("--dry-run", action="store_true", help="export and compare, replace nothing")
+    args = parser.parse_args(argv)
+    names = args.names or sorted(n for n in os.listdir(os.path.join(ROOT, "saved_models"))
+                                 if not n.startswith("."))
+    for name in names:
+        reexport(name, args.dry_run)
+
+
+if __name__ == "__main__":
+    main()

@@ -78,7 +78,8 @@ def measure_model(class_name, kwargs, batch_sizes, rounds, call_scale, train_ste
     exported = tf.saved_model.load(path).signatures["log_prob"]
 
     spec = data.spec
-    in_process = tf.function(lambda x: model.log_prob(x),
+    # Traced like the export (autograph off), so the two sides run the same kind of graph.
+    in_process = tf.function(lambda x: model.log_prob(x), autograph=False,
                              input_signature=[tf.TensorSpec([None, *spec.event_shape], tf.float32)])
     pool = np.concatenate([data.splits[s].x for s in ("test", "validation", "train")])
     rows = []

@@ -59,7 +59,7 @@ def test_partial_version_is_never_visible(model, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         export_model(model, base)
     assert seen["versions"] == []
-    assert len(seen["entries"]) == 1 and seen["entries"][0].startswith(".tmp-1-")
+    assert len(seen["entries"]) == 1 and seen["entries"][0].startswith(".1.tmp-")
     assert os.listdir(base) == []
 
 
@@ -100,6 +100,15 @@ def test_a_version_still_being_copied_in_is_skipped_as_the_server_skips_it(tmp_p
     assert version_dirs(str(base)) == {1: str(base / "1")}  # the server's view
     assert list_versions(str(base)) == [1]
     assert resolve_version(str(base)) == str(base / "1")
+
+
+def test_next_version_skips_a_version_still_being_copied_in(model, tmp_path):
+    """Reader and server skip a half-copied `2`; the next export still must not take it."""
+    base = tmp_path / "m"
+    export_model(model, str(base))
+    (base / "2" / "variables").mkdir(parents=True)  # half copied: no saved_model.pb yet
+    assert export_model(model, str(base)) == str(base / "3")
+    assert list_versions(str(base)) == [1, 3]
 
 
 def test_resolve_version_errors(tmp_path):

@@ -5,8 +5,8 @@
       2/  ...
 
 A version is a positive integer directory, as TF Serving expects. It is written to a
-hidden temporary sibling (`.tmp-<version>-<pid>`, which TF Serving ignores: not an
-integer) and renamed into place, so a reader polling `base_path` never sees a partial
+hidden temporary sibling (`.<version>.tmp-<pid>`, which TF Serving ignores: not an
+integer; `tfgen.files.atomic_directory`) and renamed into place, so a reader polling `base_path` never sees a partial
 version. Signatures are described in `tfgen.export.signatures`; the written graph is
 compacted (`tfgen.export.compact`) before the version appears.
 
@@ -20,17 +20,17 @@ Example:
 import datetime
 import json
 import os
-import shutil
 
 import tfgen
 from tfgen.backend import tf, tfp
 from tfgen.contract import FORMAT_VERSION, Capabilities
-from tfgen.errors import PathExists, UserError
+from tfgen.errors import UserError
 from tfgen.export.compact import compact_saved_model
-from tfgen.export.reader import list_versions
 from tfgen.export.signatures import SignatureModule, build_model
 from tfgen.export.standalone import METADATA, WARMUP, read_signature_defs
 from tfgen.export.warmup import WARMUP_ROWS, write_warmup
+from tfgen.files import atomic_directory
+from tfgen.versions import parse_version
 
 #: Keys `export_model(metadata=...)` accepts, each copied into tfgen.json.
 METADATA_KEYS = ("training_data", "metrics")
@@ -60,39 +60,30 @@ def export_model(model, base_path, version=None, metadata=None, warmup_rows=WARM
     unknown = sorted(set(metadata) - set(METADATA_KEYS))
     if unknown:
         raise UserError(f"unknown metadata key(s) {unknown}; accepted: {list(METADATA_KEYS)}")
-    os.makedirs(base_path, exist_ok=True)
     if version is None:
-        version = max(list_versions(base_path), default=0) + 1
+        version = next_version(base_path)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise UserError(f"version must be a positive integer, got {version!r}")
-    final = os.path.join(base_path, str(version))
-    _refuse_existing(final)
 
-    build_model(model)
-    module = SignatureModule(model)
-    tmp = os.path.join(base_path, f".tmp-{version}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    final = os.path.join(base_path, str(version))
+    with atomic_directory(final) as tmp:
+        build_model(model)
+        module = SignatureModule(model)
         tf.saved_model.save(module, tmp, signatures=module.signatures(), options=SAVE_OPTIONS)
         compact_saved_model(tmp)
-        extra = os.path.join(tmp, "assets.extra")
-        os.makedirs(extra)
+        os.makedirs(os.path.join(tmp, "assets.extra"))
         with open(os.path.join(tmp, METADATA), "w") as f:
             json.dump(metadata_document(model, read_signature_defs(tmp)[1], metadata), f, indent=2,
                       sort_keys=True)
         write_warmup(module, os.path.join(tmp, WARMUP), warmup_rows)
-        _refuse_existing(final)  # another writer may have taken the version meanwhile
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 
-def _refuse_existing(path):
-    if os.path.exists(path):
-        raise PathExists(f"{path} already exists: exported versions are never overwritten; "
-                              "pass another version (or version=None for the next one)")
+def next_version(base_path):
+    """One more than the largest version number under `base_path`, counting directories
+    still being copied in (a complete-only count would pick a number already taken)."""
+    names = os.listdir(base_path) if os.path.isdir(base_path) else []
+    return max((v for v in map(parse_version, names) if v is not None), default=0) + 1
 
 
 def metadata_document(model, signature_defs, metadata=None):

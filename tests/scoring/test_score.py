@@ -5,42 +5,10 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
+import toy_savedmodels
 
 from tfgen.cli import main
 from tfgen.export.reader import call_signature
-
-
-class Gaussian(tf.Module):
-    """SavedModels shaped like tfgen log_prob exports (docs/architecture.md, "The SavedModel
-    contract"), cheap to write: a Gaussian density over x [B, *event], its mean shifted by
-    the class if conditional."""
-
-    def __init__(self, event_shape, conditional):
-        super().__init__()
-        self.scale = tf.Variable(1.5)
-        dims = int(np.prod(event_shape))
-        x_spec = tf.TensorSpec([None, *event_shape], tf.float32, name="x")
-
-        def log_prob(x, condition=None):
-            x = tf.reshape(x, [-1, dims])
-            if condition is not None:
-                check = tf.debugging.assert_less(condition, 3, message="condition out of range")
-                with tf.control_dependencies([check]):
-                    x = x - tf.cast(condition, tf.float32)[:, None]
-            lp = tf.reduce_sum(-0.5 * tf.square(x / self.scale) - tf.math.log(self.scale)
-                               - 0.5 * np.log(2 * np.pi), axis=-1)
-            return {"log_prob": lp, "bits_per_dim": -lp / (dims * np.log(2.0))}
-
-        if conditional:
-            self.log_prob = tf.function(
-                log_prob, input_signature=[x_spec, tf.TensorSpec([None], tf.int32, name="condition")])
-        else:
-            self.log_prob = tf.function(lambda x: log_prob(x), input_signature=[x_spec])
-
-    def save(self, base):
-        tf.saved_model.save(self, os.path.join(base, "1"), signatures={"log_prob": self.log_prob})
-        return base
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +19,9 @@ def served(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("scoring")
     bases = {"vec": str(root / "vec"), "img": str(root / "img")}
-    Gaussian([2], conditional=False).save(bases["vec"])
-    Gaussian([4, 4, 1], conditional=True).save(bases["img"])
+    # Gaussian densities (tests/toy_savedmodels.py), the image one shifted by the class.
+    toy_savedmodels.write_model(bases["vec"], 1, scale=1.5, warmup=False)
+    toy_savedmodels.write_model(bases["img"], 1, conditional=True, event_shape=(4, 4, 1), scale=1.5, warmup=False)
     srv = start_in_thread(ServerOptions(
         models=[ModelConfig(n, p) for n, p in bases.items()], port=0, rest_api_port=None,
         file_system_poll_wait_seconds=0))

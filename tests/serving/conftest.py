@@ -1,13 +1,8 @@
 import os
 import shutil
-import sys
 
 import pytest
-
-# Lets the serving tests `import serving_models` (SavedModels built for these tests).
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import serving_models as savedmodels  # noqa: E402
+import toy_savedmodels as savedmodels
 
 
 @pytest.fixture(scope="session")

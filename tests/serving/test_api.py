@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-import serving_models as sm
+import toy_savedmodels as sm
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +39,8 @@ def test_grpc_conditional_sample_and_log_prob(client, in_process):
     want = call(in_process["cond"], "sample", seed=seeds, temperature=np.ones(4, np.float32),
                 condition=np.array([0, 1, 2, 0], np.int32))
     np.testing.assert_array_equal(got["samples"], want["samples"])
-    scores = client.log_prob("cond", got["samples"])
-    want_lp, want_bpd = sm.log_prob_np(got["samples"])
+    scores = client.log_prob("cond", got["samples"], condition=[0, 1, 2, 0])
+    want_lp, want_bpd = sm.log_prob_np(got["samples"], [0, 1, 2, 0])
     np.testing.assert_allclose(scores["log_prob"], want_lp, rtol=1e-6)
     np.testing.assert_allclose(scores["bits_per_dim"], want_bpd, rtol=1e-6)
 

@@ -8,7 +8,7 @@ import grpc
 import numpy as np
 import pytest
 
-import serving_models as sm
+import toy_savedmodels as sm
 from conftest import Rest, make_server
 from tfgen.serving import Client
 from tfgen.serving.batching import QUEUE_FULL_MESSAGE, BatchingParameters

@@ -217,7 +217,7 @@ REST_MALFORMED = {
     "ragged list": (b'{"signature_name": "log_prob", "instances": [[1.0, 2.0], [1.0]]}', "Encountered list at unexpected size"),
     "string for float": (b'{"signature_name": "log_prob", "instances": [["a", "b"]]}', "is not of expected type: float"),
     "int64 overflow": (b'{"signature_name": "sample", "instances": [{"seed": 100000000000000000000000}]}', "is not of expected type: int64"),
-    "malformed base64": (b'{"signature_name": "describe", "instances": [{"b64": "!!!"}]}', "Unable to base64 decode"),
+    "malformed base64": (b'{"signature_name": "echo", "instances": [{"b64": "!!!"}]}', "Unable to base64 decode"),
     "NaN token": (b'{"signature_name": "log_prob", "instances": [[NaN, 1.0]]}', "contains NaN or infinite"),
     "unknown key in object": (b'{"signature_name": "sample", "instances": [{"seed": 1, "oops": 2}]}', "does not have named input: oops"),
     "deep nesting": (b'{"instances": ' + b"[" * 100000 + b"]" * 100000 + b"}", "JSON Parse error"),
@@ -236,7 +236,7 @@ def test_malformed_rest_body_is_400(case, rest, server, client):
 def test_b64_strings_round_trip(rest):
     data = bytes(range(256))
     status, body = rest.post("/v1/models/toy:predict", {
-        "signature_name": "describe",
+        "signature_name": "echo",
         "instances": [{"b64": base64.b64encode(data).decode()}, "plain"]})
     assert status == 200, body
     first, second = body["predictions"]

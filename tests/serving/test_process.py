@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-import serving_models as sm
+import toy_savedmodels as sm
 from conftest import Rest, make_server
 from tfgen.cli import main
 from tfgen.serving import Client

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from tensorflow_serving.apis import model_management_pb2
 
-import serving_models as sm
+import toy_savedmodels as sm
 from conftest import Rest, make_server
 from tfgen.serving import Client
 from tfgen.serving.batching import BatchingParameters

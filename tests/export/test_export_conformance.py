@@ -1,27 +1,13 @@
-"""`check_export` passes every zoo flow's export and catches a broken one."""
+"""`check_export` catches a broken export (tests/models/test_contract.py passes one model
+of every class through it)."""
 
 import json
 import os
 
-import pytest
-from export_fixtures import flow_params
 
 from tfgen.backend import tf
 from tfgen.export.conformance import check_export
 from tfgen.export.standalone import METADATA
-
-
-@pytest.mark.parametrize("name", flow_params())
-def test_zoo_exports_conform(exports, name):
-    report = exports.report(name)
-    assert report.ok, report.table()
-    checks = {(c.stage, c.name) for c in report.checks}
-    for stage in ("load", "session"):
-        for signature in ("sample", "log_prob", "encode", "decode", "describe", "serving_default",
-                          "sample (defaults)"):
-            assert (stage, signature) in checks
-    assert {("load", "core TF ops only"), ("load", "process imported only TF"),
-            ("session", "warmup replay"), ("cli", "saved_model_cli run sample")} <= checks
 
 
 class _PythonSampler(tf.Module):

@@ -153,9 +153,14 @@ def test_export_conforms_and_answers_like_the_model(exported, name):
     model = cached(name)
     path, report = exported(name)
     assert report.ok, report.table()
-    stages = {c.stage for c in report.checks}
-    assert {"static", "load", "session", "cli"} <= stages
     loaded = tf.saved_model.load(path)
+    checks = {(c.stage, c.name) for c in report.checks}
+    # Every signature ran in both loaders, the defaults were proven, the warmup replayed.
+    for stage in ("load", "session"):
+        for signature in [*loaded.signatures, "sample (defaults)"]:
+            assert (stage, signature) in checks, (stage, signature)
+    assert {("load", "core TF ops only"), ("load", "process imported only TF"),
+            ("session", "warmup replay"), ("cli", "saved_model_cli run sample")} <= checks
     seeds, condition = rows(model, 3)
     extra = {} if condition is None else {"condition": condition}
     served = loaded.signatures["sample"](seed=seeds, temperature=tf.ones([3]), **extra)

@@ -4,7 +4,7 @@ A config has these sections (every key but `model.class_name` and `data.name` ha
 default; see the dataclasses below for each key's meaning):
 
 ```yaml
-model:                      # a registered tfgen model class and its constructor kwargs
+model:                      # a registered class (or module:Class) and its constructor kwargs
   class_name: RealNVP
   config: {steps_per_level: 6, hidden_units: 64}   # data_spec: from the dataset unless given
 data:                       # passed as a dict to tfgen.data.datasets.load_dataset
@@ -17,8 +17,8 @@ training:
   schedule: {name: cosine, warmup_steps: 100}
   clipnorm: 1.0
   seed: 0
-  optimizers:               # only for models with several (e.g. a GAN's generator and
-    discriminator: {learning_rate: 4.0e-4}   # discriminator): per-optimizer overrides
+  # optimizers: {discriminator: {learning_rate: 4.0e-4}}   # models with several
+  #   optimizers (a GAN's generator and discriminator): per-optimizer overrides
 strategy: {name: default}   # default | mirrored | multi_worker | tpu
 checkpoint: {keep: 3, every: 1}
 tensorboard: {enabled: true, sample_every: 5}

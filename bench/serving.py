@@ -6,7 +6,7 @@ measures requests/s and p50/p99 latency of
   in-process   the SavedModel's signature called in this process (tf.saved_model.load),
                by as many Python threads as there are clients, same inputs;
   off          `tfgen serve` without batching;
-  on           `tfgen serve --batching_parameters_file F`;
+  on           `tfgen serve --enable_batching --batching_parameters_file F`;
 
 and prints them side by side with the on/off ratio of requests/s. The server is a real
 subprocess (`python -m tfgen.cli serve ...`) on free loopback ports. The clients run in

@@ -15,7 +15,7 @@ def test_ascii_digit_names_within_int64_are_versions(name, version):
 @pytest.mark.parametrize("name", [
     "²",  # str.isdigit() is True, int() raises
     "٣",  # Arabic-Indic three: int() accepts it, TF Serving does not
-    "7\n", " 7", "+7", "-1", "1.5", "1_000", "", "latest", ".tmp-3-1234",
+    "7\n", " 7", "+7", "-1", "1.5", "1_000", "", "latest", ".tmp-3-1234", ".3.tmp-1234",
     str(INT64_MAX + 1),
 ])
 def test_other_names_are_not_versions(name):

@@ -6,7 +6,7 @@
 
 A version is a directory whose name is ASCII digits only (`^[0-9]+$`) and whose value
 fits in an int64, as TF Serving's version numbers do. Anything else is not a version and
-is ignored: `.tmp-3-1234` (an export in progress), `latest`, `²` (`str.isdigit()` accepts
+is ignored: `.3.tmp-1234` (an export in progress), `latest`, `²` (`str.isdigit()` accepts
 it, `int()` does not), `99999999999999999999`. A version counts only once it is complete,
 that is, once it holds `saved_model.pb` (or `saved_model.pbtxt`), so an integer directory
 still being copied in is skipped until its graph file lands.

@@ -14,7 +14,8 @@ For each shipped model (default: every directory under saved_models/), it
    tests/reference/record_shipped_reference.py and refuses to go on unless they agree
    to float32 rounding (relative 1e-6, absolute 1e-5 near 0);
 4. replaces the version directory (renames: the old one aside, the new one in, the
-   old one deleted), so a server polling saved_models/ sees one or the other.
+   old one deleted). Between the two renames the version is missing, so stop a server
+   polling saved_models/ (or let it reload) rather than run this under it.
 
 Exports are otherwise never overwritten (`export_model` refuses an existing version);
 this script is the deliberate exception, for changes of the export format that leave
@@ -38,7 +39,7 @@ from record_shipped_reference import answers, reference_inputs  # noqa: E402
 from tfgen.backend import tf  # noqa: E402
 from tfgen.export.reader import read_metadata, resolve_version  # noqa: E402
 from tfgen.export.saved_model import export_model  # noqa: E402
-from tfgen.export.signatures import build_model  # noqa: E402
+from tfgen.export.signatures import build_model, exported_variables  # noqa: E402
 from tfgen.export.standalone import METADATA  # noqa: E402
 from tfgen.models.base import model_from_config  # noqa: E402
 
@@ -50,8 +51,7 @@ def restore(version_dir):
     meta = read_metadata(version_dir)
     model = model_from_config(meta["class_name"], meta["config"])
     build_model(model)
-    metric_variables = {v.ref() for metric in model.metrics for v in metric.variables}
-    fresh = [v for v in model.variables if v.ref() not in metric_variables]
+    fresh = exported_variables(model)
     saved = list(tf.saved_model.load(version_dir).model_variables)
     if len(saved) != len(fresh):
         raise SystemExit(f"{version_dir}: {len(saved)} saved variables, the rebuilt model has {len(fresh)}")

@@ -29,6 +29,7 @@ import subprocess
 import sys
 
 from tfgen.contract import DEFAULT_SIGNATURE, SERVING_DEFAULT, Capabilities, signature_plan
+from tfgen.errors import MissingPath
 from tfgen.export import standalone
 
 #: Seconds one child process may take (TF start is ~6 s, loading and calls a few more).
@@ -76,7 +77,10 @@ class Report:
 def check_export(path):
     """Runs every conformance check on the version directory `path`; returns a `Report`."""
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        raise FileNotFoundError(f"{path} is not a SavedModel version directory (no saved_model.pb)")
+        raise MissingPath(f"{path} is not a SavedModel version directory (no saved_model.pb)")
+    if not os.path.isfile(os.path.join(path, standalone.METADATA)):
+        raise MissingPath(f"{path} has no {standalone.METADATA}: not a tfgen export (`tfgen check` checks "
+                          "the tfgen SavedModel contract)")
     with open(os.path.join(path, standalone.METADATA)) as f:
         metadata = json.load(f)
     try:

@@ -21,7 +21,7 @@ re-reads source files, which a long-running process may see change). `sample`'s
 log_prob calls the `log_prob` function, and while `sample` is traced the model's own
 calls of `decode`/`encode`/`log_prob` (a flow's `sample` decodes a latent draw) run
 those signatures' functions too, so the SavedModel holds each computation once and
-calls it, where each signature used to hold its own copy of the whole model.
+calls it, instead of every signature holding its own trace of the whole model.
 
 Temperature default. `tf.saved_model.save` writes `SignatureDef.defaults` (and a
 `PlaceholderWithDefault` in the graph) for a `tf.function` argument whose Python default
@@ -62,10 +62,8 @@ class SignatureModule(tf.Module):
         self.capabilities = Capabilities.of_model(model)
         tracer = _Tracer(model, signature_plan(self.capabilities))
         self._signatures = tracer.functions
-        # The variables the signatures capture must be reachable from this module;
-        # metric accumulators are left out, serving never reads them.
-        metric_variables = {v.ref() for metric in model.metrics for v in metric.variables}
-        self.model_variables = [v for v in model.variables if v.ref() not in metric_variables]
+        # The variables the signatures capture must be reachable from this module.
+        self.model_variables = exported_variables(model)
         for name, function in self._signatures.items():
             setattr(self, name, function)
         tracer.trace()
@@ -81,6 +79,13 @@ class SignatureModule(tf.Module):
         """
         outputs = self._signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
         return {k: v.numpy() for k, v in outputs.items()}
+
+
+def exported_variables(model):
+    """The variables an export holds, in the model's order: all but the metric
+    accumulators (serving never reads them)."""
+    metric_variables = {v.ref() for metric in model.metrics for v in metric.variables}
+    return [v for v in model.variables if v.ref() not in metric_variables]
 
 
 def build_model(model):

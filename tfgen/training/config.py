@@ -112,7 +112,8 @@ class OptimizerConfig:
     """Overrides for one of a model's optimizers (`training.optimizers.<name>`).
 
     Every key means what the `training` key of the same name means; a key left out
-    (None) takes the `training` value.
+    (None) takes the `training` value (a `schedule` given here replaces the training
+    one as a whole).
     """
 
     optimizer: Optional[str] = None
@@ -416,7 +417,7 @@ def load_config(path):
             raise UserError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from None
     try:
         return parse_config(data, name=os.path.splitext(os.path.basename(path))[0])
-    except ValueError as e:
+    except UserError as e:
         raise UserError(f"{path}: {e}") from None
 
 

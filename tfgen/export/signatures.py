@@ -97,7 +97,7 @@ def build_model(model):
     if capabilities.log_prob_kind.has_log_prob:
         model.log_prob(x, condition)
     if capabilities.has_latent:
-        z = model.encode(x, condition, seed=seed) if capabilities.stochastic_encoder else model.encode(x, condition)
+        z = model.encode(x, condition, seed=seed if capabilities.stochastic_encoder else None)
         model.decode(z, condition)
 
 
@@ -121,8 +121,7 @@ def _log_prob(tracer, x, condition=None):
 
 
 def _encode(tracer, x, condition=None, seed=None):
-    encode = tracer.method("encode")
-    return {"z": encode(x, condition) if seed is None else encode(x, condition, seed=seed)}
+    return {"z": tracer.method("encode")(x, condition, seed=seed)}
 
 
 def _decode(tracer, z, condition=None):

@@ -26,10 +26,10 @@ from tfgen.errors import UserError
 from tfgen.files import atomic_open
 from tfgen.scoring.inputs import batches, read_rows
 
-#: The signature both scorers call, and the names of its tensors (tfgen.contract).
+#: The signature both scorers call and its tensors (tfgen.contract), looked up once.
 LOG_PROB = SIGNATURES["log_prob"]
-_X, _CONDITION = (LOG_PROB.input(n).name for n in ("x", "condition"))
-_LOG_PROB, _BITS_PER_DIM = (LOG_PROB.output(n).name for n in ("log_prob", "bits_per_dim"))
+_X, _CONDITION = LOG_PROB.input("x"), LOG_PROB.input("condition")
+_LOG_PROB, _BITS_PER_DIM = LOG_PROB.output("log_prob").name, LOG_PROB.output("bits_per_dim").name
 FIELDS = ("index", "log_prob", "bits_per_dim", "is_finite", "error")
 
 
@@ -58,15 +58,15 @@ class LocalScorer:
         self._loaded = loaded
         self._fn = loaded.signatures[LOG_PROB.name]
         specs = self._fn.structured_input_signature[1]
-        self.event_shape = tuple(specs[_X].shape[1:])
-        self.conditional = _CONDITION in specs
+        self.event_shape = tuple(specs[_X.name].shape[1:])
+        self.conditional = _CONDITION.name in specs
 
     def __call__(self, x, condition=None):
         import tensorflow as tf
 
-        inputs = {_X: tf.constant(x, LOG_PROB.input(_X).dtype)}
+        inputs = {_X.name: tf.constant(x, _X.dtype)}
         if self.conditional:
-            inputs[_CONDITION] = tf.constant(condition, LOG_PROB.input(_CONDITION).dtype)
+            inputs[_CONDITION.name] = tf.constant(condition, _CONDITION.dtype)
         try:
             out = self._fn(**inputs)
         except (tf.errors.InvalidArgumentError, tf.errors.FailedPreconditionError) as e:
@@ -93,10 +93,10 @@ class ServerScorer:
         except grpc.RpcError as e:
             self.client.close()
             raise Unreachable(f"{address}: {e.code().name}: {e.details()}") from None
-        self.event_shape = tuple(signature["inputs"][_X][1][1:])
+        self.event_shape = tuple(signature["inputs"][_X.name][1][1:])
         if any(d < 0 for d in self.event_shape):
-            raise UserError(f"{self.source}: {LOG_PROB.name} {_X} has unknown dims {list(self.event_shape)}")
-        self.conditional = _CONDITION in signature["inputs"]
+            raise UserError(f"{self.source}: {LOG_PROB.name} {_X.name} has unknown dims {list(self.event_shape)}")
+        self.conditional = _CONDITION.name in signature["inputs"]
 
     def __call__(self, x, condition=None):
         import grpc

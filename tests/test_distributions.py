@@ -1,0 +1,62 @@
+"""Likelihoods on a dataset's discrete levels (tfgen.distributions)."""
+
+import numpy as np
+import pytest
+
+from tfgen import distributions
+from tfgen.backend import tf
+from tfgen.errors import UserError
+
+LEVELS = 5
+
+
+def every_level():
+    return tf.reshape(tf.range(LEVELS, dtype=tf.float32), [LEVELS, 1])
+
+
+@pytest.mark.parametrize("likelihood,components", [("categorical", None),
+                                                   ("discretized_logistic_mixture", 3)])
+def test_probabilities_over_the_levels_sum_to_one(likelihood, components):
+    count = distributions.parameter_count(likelihood, LEVELS, components)
+    params = tf.random.stateless_normal([1, 1, count], seed=[1, 2]) * 3.0
+    dist = distributions.on_levels(likelihood, tf.repeat(params, LEVELS, axis=0), LEVELS,
+                                   event_ndims=1, num_components=components)
+    probabilities = np.exp(dist.log_prob(every_level()).numpy())
+    np.testing.assert_allclose(probabilities.sum(), 1.0, rtol=1e-5)
+    samples = dist.sample(seed=[3, 4]).numpy()
+    assert set(np.unique(samples)) <= set(range(LEVELS))
+
+
+def test_one_logistic_matches_the_hand_computed_masses():
+    loc_level, scale = 1.3, 0.8
+    centre = (LEVELS - 1) / 2.0
+    raw_log_scale = 7.0 * np.arctanh(np.log(scale) / 7.0)  # inverts bounded_scale (centre 0, half-range 7)
+    params = tf.constant([[[0.0, (loc_level - centre) / centre, raw_log_scale]]], tf.float32)
+    dist = distributions.discretized_logistic_mixture(tf.repeat(params, LEVELS, axis=0), LEVELS, 1, 1)
+
+    def cdf(v):
+        return 1.0 / (1.0 + np.exp(-(v - loc_level) / scale))
+
+    edges = [-np.inf] + [k + 0.5 for k in range(LEVELS - 1)] + [np.inf]
+    expected = [cdf(hi) - cdf(lo) for lo, hi in zip(edges[:-1], edges[1:])]
+    np.testing.assert_allclose(np.exp(dist.log_prob(every_level()).numpy()), expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("likelihood,components", [("categorical", None),
+                                                   ("discretized_logistic_mixture", 2)])
+def test_extreme_parameters_give_finite_log_probs_and_gradients(likelihood, components):
+    count = distributions.parameter_count(likelihood, LEVELS, components)
+    params = tf.Variable(tf.constant([[-1e4] * count, [1e4] * count], tf.float32)[:, None, :])
+    x = tf.constant([[0.0], [LEVELS - 1.0]])
+    with tf.GradientTape() as tape:
+        log_prob = distributions.on_levels(likelihood, params, LEVELS, 1, components).log_prob(x)
+    gradient = tape.gradient(log_prob, params)
+    assert np.all(np.isfinite(log_prob.numpy())), log_prob.numpy()
+    assert np.all(np.isfinite(gradient.numpy()))
+
+
+def test_unknown_likelihood_names_the_valid_ones():
+    with pytest.raises(UserError, match="categorical.*discretized_logistic_mixture"):
+        distributions.parameter_count("gaussian", LEVELS)
+    with pytest.raises(UserError, match="levels >= 2"):
+        distributions.parameter_count("categorical", None)

@@ -1,7 +1,7 @@
 """Held-out bits/dim of a tfgen model, averaged over dequantization noise.
 
 For discrete data a flow's per-example objective is the dequantization bound
-(`tfgen.models.flows.dequantization`)
+(`tfgen.models.dequantization`)
 
     log P(x) >= E_noise[ log p_u((x + noise) / L) ] - D log L,
 

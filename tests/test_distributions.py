@@ -60,3 +60,22 @@ def test_unknown_likelihood_names_the_valid_ones():
         distributions.parameter_count("gaussian", LEVELS)
     with pytest.raises(UserError, match="levels >= 2"):
         distributions.parameter_count("categorical", None)
+
+
+@pytest.mark.parametrize("likelihood,components", [("categorical", None),
+                                                   ("discretized_logistic_mixture", 2)])
+def test_per_row_draws_follow_the_probabilities_and_ignore_the_batch(likelihood, components):
+    count = distributions.parameter_count(likelihood, LEVELS, components)
+    params = tf.random.stateless_normal([1, 3, count], seed=[5, 6]) * 2.0
+    rows = 4000
+    dist = distributions.on_levels(likelihood, tf.repeat(params, rows, axis=0), LEVELS, 1, components)
+    seeds = tf.range(rows, dtype=tf.int64)
+    draws = distributions.sample_on_levels(dist, LEVELS, seeds).numpy()
+    probabilities = np.exp(distributions.level_log_probabilities(dist, LEVELS).numpy()[0])  # [3, LEVELS]
+    for dim in range(3):
+        frequencies = np.bincount(draws[:, dim].astype(int), minlength=LEVELS) / rows
+        np.testing.assert_allclose(frequencies, probabilities[dim], atol=0.03)
+    first_rows = distributions.on_levels(likelihood, tf.repeat(params, 2, axis=0), LEVELS, 1, components)
+    np.testing.assert_array_equal(distributions.sample_on_levels(first_rows, LEVELS, seeds[:2]).numpy(), draws[:2])
+    modes = distributions.mode_on_levels(dist, LEVELS).numpy()[0]
+    np.testing.assert_array_equal(modes, probabilities.argmax(-1))

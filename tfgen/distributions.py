@@ -11,6 +11,7 @@ NaN or an infinite log-probability.
 
 from tfgen.backend import tf, tfb, tfd
 from tfgen.errors import UserError
+from tfgen.random import per_row_uniform
 
 # exp(-7) ~ 1e-3 of a level: sharper than any level spacing; exp(7) covers any range.
 MIN_LOG_SCALE = -7.0
@@ -26,6 +27,14 @@ def bounded_scale(raw_log_scale):
     half_range = (MAX_LOG_SCALE - MIN_LOG_SCALE) / 2.0
     centre = (MAX_LOG_SCALE + MIN_LOG_SCALE) / 2.0
     return tf.exp(centre + half_range * tf.tanh((raw_log_scale - centre) / half_range))
+
+
+def inverse_bounded_scale(scale):
+    """The raw log-scale `bounded_scale` maps to `scale` (clipped into its range)."""
+    half_range = (MAX_LOG_SCALE - MIN_LOG_SCALE) / 2.0
+    centre = (MAX_LOG_SCALE + MIN_LOG_SCALE) / 2.0
+    ratio = (tf.math.log(tf.convert_to_tensor(scale, tf.float32)) - centre) / half_range
+    return centre + half_range * tf.atanh(tf.clip_by_value(ratio, -1.0 + 1e-6, 1.0 - 1e-6))
 
 
 def categorical(logits, event_ndims):
@@ -75,6 +84,32 @@ LIKELIHOODS = {
     "categorical": "a softmax over the levels per dimension",
     "discretized_logistic_mixture": "PixelCNN++'s discretized mixture of logistics",
 }
+
+
+def level_log_probabilities(dist, levels):
+    """`[..., *event, levels]`: each dimension's log-probability of every level, from a
+    distribution built here (the per-dimension marginals of its `Independent`)."""
+    per_dimension = dist.distribution
+    rank = len(per_dimension.batch_shape)
+    # [levels, 1, ..., 1] broadcasts against the batch shape: one log_prob per level.
+    values = tf.reshape(tf.range(levels, dtype=tf.float32), [levels] + [1] * rank)
+    log_probs = per_dimension.log_prob(values)
+    return tf.transpose(log_probs, list(range(1, rank + 1)) + [0])
+
+
+def mode_on_levels(dist, levels):
+    """The most probable level of every dimension (float32, like the data)."""
+    return tf.cast(tf.argmax(level_log_probabilities(dist, levels), axis=-1), tf.float32)
+
+
+def sample_on_levels(dist, levels, seed, salt=0):
+    """One draw per row keyed by the row's int64 `seed` (`[B]`): Gumbel-max over each
+    dimension's level probabilities, so a row's draw never depends on its batch (TFP's
+    own `sample(seed=...)` draws the whole batch from one seed)."""
+    log_probs = level_log_probabilities(dist, levels)
+    uniform = per_row_uniform(seed, log_probs.shape[1:], salt=salt)
+    gumbel = -tf.math.log(-tf.math.log(tf.clip_by_value(uniform, 1e-20, 1.0 - 1e-7)))
+    return tf.cast(tf.argmax(log_probs + gumbel, axis=-1), tf.float32)
 
 
 def check_levels(levels):

@@ -16,10 +16,9 @@ import math
 
 from tfgen.backend import keras, tf
 from tfgen.contract import LogProbKind
-from tfgen.errors import UserError
 from tfgen.metrics.bits import bits_per_dim, evaluate_bits_per_dim
 from tfgen.models import dequantization
-from tfgen.models.base import GenerativeModel
+from tfgen.models.base import GenerativeModel, check_log_prob_samples
 
 
 class LikelihoodModel(GenerativeModel):
@@ -94,14 +93,13 @@ class DensityModel(LikelihoodModel):
       **kwargs: `keras.Model` arguments (`name`).
     """
 
+    log_prob_samples_key = "dequantization_samples"
     #: Seed of the fixed dequantization draws of `log_prob` (shared by every row).
     DEQUANTIZATION_SEED = (20161, 1511)
 
     def __init__(self, data_spec, dequantization_samples=4, **kwargs):
         super().__init__(data_spec, **kwargs)
-        self.dequantization_samples = int(dequantization_samples)
-        if self.dequantization_samples < 1:
-            raise UserError(f"dequantization_samples must be >= 1, got {dequantization_samples}")
+        self.dequantization_samples = check_log_prob_samples(dequantization_samples, "dequantization_samples")
         if self.data_spec.is_discrete:
             # log_prob's fixed draws: constants of the model, drawn once rather than per call.
             self._dequantization_noise = tf.random.stateless_uniform(
@@ -121,17 +119,6 @@ class DensityModel(LikelihoodModel):
     def _unit_log_prob(self, u, condition):
         """Log density of `u` in the model's data space (see the class docstring)."""
         raise NotImplementedError
-
-    def _check_x(self, x):
-        x = tf.convert_to_tensor(x, tf.float32)
-        x = tf.debugging.assert_all_finite(x, "x contains NaN or Inf")
-        spec = self.data_spec
-        if spec.is_discrete:
-            tf.debugging.assert_greater_equal(x, 0.0, message="x must be >= 0")
-            tf.debugging.assert_less_equal(
-                x, float(spec.levels - 1), message=f"x must be <= levels-1 = {spec.levels - 1}"
-            )
-        return x
 
     def _to_model_space(self, x, noise=None):
         """Raw data -> model data space; bin centres unless dequantization noise is given."""

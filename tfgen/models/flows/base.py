@@ -60,13 +60,7 @@ class FlowModel(DensityModel):
     def _condition_features(self, condition):
         if not self.data_spec.conditional:
             return None
-        condition = tf.cast(condition, tf.int32)
-        tf.debugging.assert_non_negative(condition, message="condition must be >= 0")
-        tf.debugging.assert_less(
-            condition, self.data_spec.num_classes,
-            message=f"condition must be < num_classes={self.data_spec.num_classes}",
-        )
-        return self.condition_embedding(condition)
+        return self.condition_embedding(self._check_condition(condition))
 
     def _data_bijector(self):
         """Flow space -> the model's data space (unit cube for discrete data)."""

@@ -46,14 +46,18 @@ def categorical(logits, event_ndims):
 def discretized_logistic_mixture(params, levels, num_components, event_ndims):
     """PixelCNN++'s discretized mixture of logistics (Salimans et al. 2017), per dimension.
 
-    `params` is `[..., *event, 3 * num_components]`: mixture logits, locations (in level
-    units, centred on the level range) and raw log-scales. Level `k` gets the logistic mass
-    of `[k - 0.5, k + 0.5]`; the end levels take the tails, as in PixelCNN++.
+    `params` is `[..., *event, 3 * num_components]`: mixture logits, raw locations and raw
+    log-scales. Level `k` gets the logistic mass of `[k - 0.5, k + 0.5]`; the end levels
+    take the tails, as in PixelCNN++. A raw location r sits at level
+    `c + 2c tanh(r / 2)` (c the middle level; about `c + c r` near 0), softly bounded to
+    [-c, 3c]: an unbounded location far out in a tail makes the two CDFs of a bin equal
+    in float32 and its log-probability -inf, which no bounded scale prevents.
     """
     check_levels(levels)
-    logits, locs, raw_log_scales = tf.split(params, 3, axis=-1)
+    logits, raw_locs, raw_log_scales = tf.split(params, 3, axis=-1)
     centre = (levels - 1) / 2.0
-    logistic = tfd.Logistic(loc=locs * centre + centre, scale=bounded_scale(raw_log_scales))
+    locs = centre + 2.0 * centre * tf.tanh(raw_locs / 2.0)
+    logistic = tfd.Logistic(loc=locs, scale=bounded_scale(raw_log_scales))
     # Shift by -0.5 so that QuantizedDistribution's bins (k-1, k] become [k-0.5, k+0.5).
     shifted = tfd.TransformedDistribution(logistic, tfb.Shift(tf.constant(-0.5, params.dtype)))
     quantized = tfd.QuantizedDistribution(shifted, low=0.0, high=float(levels - 1))

@@ -97,8 +97,8 @@ class VAE(GenerativeModel):
     #: Seed of `log_prob`'s fixed reparameterization noise (shared by every row).
     LOG_PROB_SEED = 20140
     CONFIG_KEYS = ("latent_dim", "network", "hidden_units", "conv_filters", "activation", "likelihood",
-                   "num_mixture_components", "prior", "num_pseudo_inputs", "prior_flow_steps",
-                   "prior_hidden_units", "posterior", "posterior_flow_steps", "posterior_hidden_units",
+                   "num_mixture_components", "num_pseudo_inputs", "prior_flow_steps",
+                   "prior_hidden_units", "posterior_flow_steps", "posterior_hidden_units",
                    "objective", "training_samples", "beta", "kl_warmup_steps", "num_importance_samples",
                    "condition_dim")
 
@@ -119,11 +119,12 @@ class VAE(GenerativeModel):
             likelihood = "categorical" if spec.is_discrete else "gaussian"
         self.likelihood = _choice("likelihood", likelihood, LIKELIHOODS)
         self.num_mixture_components = int(num_mixture_components)
-        self.prior = _choice("prior", prior, priors.PRIORS)
+        # Stored as *_name: `posterior` is the contract method (q's mean and scale).
+        self.prior_name = _choice("prior", prior, priors.PRIORS)
         self.num_pseudo_inputs = int(num_pseudo_inputs)
         self.prior_flow_steps = int(prior_flow_steps)
         self.prior_hidden_units = int(prior_hidden_units)
-        self.posterior = _choice("posterior", posterior, posteriors.POSTERIORS)
+        self.posterior_name = _choice("posterior", posterior, posteriors.POSTERIORS)
         self.posterior_flow_steps = int(posterior_flow_steps)
         self.posterior_hidden_units = int(posterior_hidden_units)
         self.objective = _choice("objective", objective, OBJECTIVES)
@@ -142,7 +143,7 @@ class VAE(GenerativeModel):
         # Zero-initialized: every posterior starts as N(0, I), so no first step sees a huge KL.
         self.posterior_head = keras.layers.Dense(2 * self.latent_dim, kernel_initializer="zeros",
                                                  name="posterior_head")
-        self.posterior_flow = posteriors.posterior_flow(self.posterior, self.latent_dim, self.posterior_flow_steps,
+        self.posterior_flow = posteriors.posterior_flow(self.posterior_name, self.latent_dim, self.posterior_flow_steps,
                                                         self.posterior_hidden_units)
         params_per_dim = {"bernoulli": 1, "gaussian": 1}.get(self.likelihood) or distributions.parameter_count(
             self.likelihood, spec.levels, self.num_mixture_components)
@@ -174,16 +175,16 @@ class VAE(GenerativeModel):
                 raise UserError(f"{key} must be >= 1, got {value}")
         if self.beta < 0 or self.kl_warmup_steps < 0:
             raise UserError(f"beta and kl_warmup_steps must be >= 0, got {self.beta}, {self.kl_warmup_steps}")
-        if self.prior == "realnvp" and self.latent_dim < 2:
+        if self.prior_name == "realnvp" and self.latent_dim < 2:
             raise UserError("prior 'realnvp' couples halves of z: needs latent_dim >= 2")
 
     def _build_prior(self):
-        if self.prior == "standard_normal":
+        if self.prior_name == "standard_normal":
             return priors.StandardNormalPrior(self.latent_dim, name="prior")
-        if self.prior == "vamp":
+        if self.prior_name == "vamp":
             return priors.VampPrior(self.latent_dim, self.num_pseudo_inputs, self.data_spec.event_shape,
                                     self._gaussian_posterior, self.data_spec.num_classes, name="prior")
-        return priors.FlowPrior({"maf": "MAF", "realnvp": "RealNVP"}[self.prior], self.latent_dim,
+        return priors.FlowPrior({"maf": "MAF", "realnvp": "RealNVP"}[self.prior_name], self.latent_dim,
                                 self.prior_flow_steps, self.prior_hidden_units, name="prior")
 
     @property
@@ -280,7 +281,7 @@ class VAE(GenerativeModel):
             objective = tf.reduce_logsumexp(log_likelihood - weight * (log_q - log_p), 0) - log_k
             bound = tf.reduce_logsumexp(log_likelihood + log_p - log_q, 0) - log_k
         else:
-            if self.prior == "standard_normal" and self.posterior == "gaussian":
+            if self.prior_name == "standard_normal" and self.posterior_name == "gaussian":
                 kl = tf.reduce_sum(0.5 * (mean ** 2 + scale ** 2 - 1.0) - tf.math.log(scale), -1)
             else:
                 kl = tf.reduce_mean(log_q - log_p, 0)
@@ -327,18 +328,20 @@ class VAE(GenerativeModel):
         return iwae
 
     # === Contract ===
-    def importance_weighted_bounds(self, x, condition=None, num_samples=None):
+    def importance_weighted_bounds(self, x, condition=None, num_samples=None, seed=None):
         """{"log_prob": the IWAE estimate, "elbo": the ELBO}, `[B]` nats, over the same K
         fixed posterior draws (K = `num_samples` or `num_importance_samples`), computed
-        `DRAWS_PER_PASS` draws at a time so memory stays bounded at any K."""
+        `DRAWS_PER_PASS` draws at a time so memory stays bounded at any K. `seed` (an int)
+        replaces the fixed draws' seed `LOG_PROB_SEED`, e.g. to average over draw sets."""
         k = self.num_importance_samples if num_samples is None else check_log_prob_samples(num_samples, "num_samples")
         per_pass = _divisor_at_most(k, DRAWS_PER_PASS)
+        draw_seed = self.LOG_PROB_SEED if seed is None else int(seed)
         x = tf.convert_to_tensor(x, tf.float32)
         batch = tf.shape(x)[0]
 
         def one_pass(i, running_max, running_sum, elbo_sum):
             noise = tf.random.stateless_normal([per_pass, 1, self.latent_dim],
-                                               seed=tf.stack([tf.constant(self.LOG_PROB_SEED), i]))
+                                               seed=tf.stack([tf.constant(draw_seed), i]))
             log_likelihood, log_p, log_q, _ = self._log_weight_terms(x, condition, noise)
             log_weights = log_likelihood + log_p - log_q  # [per_pass, B]
             new_max = tf.maximum(running_max, tf.reduce_max(log_weights, 0))
@@ -391,4 +394,5 @@ class VAE(GenerativeModel):
     def get_config(self):
         config = super().get_config()
         config.update({key: getattr(self, key) for key in self.CONFIG_KEYS})
+        config.update(prior=self.prior_name, posterior=self.posterior_name)
         return config

@@ -211,7 +211,6 @@ class VAE(GenerativeModel):
 
     def _network_input(self, x):
         """Checked raw data -> the encoder's input: discrete levels scaled to [-1, 1]."""
-        x = self._check_x(x)
         if self.data_spec.is_discrete:
             return x * (2.0 / (self.data_spec.levels - 1)) - 1.0
         return x
@@ -243,18 +242,19 @@ class VAE(GenerativeModel):
 
     def _log_weight_terms(self, x, condition, noise):
         """Per-draw terms of the bound, each `[K, B]`: log p(x | z), log p(z), log q(z | x)
-        at z = flow(mean + scale * noise), `noise` `[K, B or 1, L]`."""
+        at z = flow(mean + scale * noise), `noise` `[K, B or 1, L]` with a static K."""
+        x = self._check_x(x)
         h, mean, scale = self._gaussian_posterior(self._network_input(x), condition)
-        draws, batch = tf.shape(noise)[0], tf.shape(x)[0]
+        draws, batch = noise.shape[0], tf.shape(x)[0]
         z0 = tf.reshape(mean + scale * noise, [-1, self.latent_dim])  # [K * B, L]
 
-        def tiled(t):
-            return None if t is None else tf.tile(t, tf.concat([[draws], tf.ones([tf.rank(t) - 1], tf.int32)], 0))
+        def tiled(t):  # [B, ...] -> [K * B, ...], draw-major like z0
+            return t if t is None or draws == 1 else tf.tile(t, [draws] + [1] * (len(t.shape) - 1))
 
         z, log_det = self._flow(z0, tiled(h))
         log_q = priors.normal_log_density(z0, tiled(mean), tiled(scale)) - log_det
         log_p = self.prior_distribution.log_prob(z)
-        log_likelihood = self._decoder_distribution(z, tiled(condition)).log_prob(tiled(self._check_x(x)))
+        log_likelihood = self._decoder_distribution(z, tiled(condition)).log_prob(tiled(x))
 
         def per_draw(t):
             return tf.reshape(t, [draws, batch])
@@ -359,13 +359,13 @@ class VAE(GenerativeModel):
 
     def posterior(self, x, condition=None):
         """(mean, scale) `[B, L]` of the Gaussian q_0(z | x), before any posterior flow."""
-        _, mean, scale = self._gaussian_posterior(self._network_input(x), condition)
+        _, mean, scale = self._gaussian_posterior(self._network_input(self._check_x(x)), condition)
         return mean, scale
 
     def encode(self, x, condition=None, seed=None):
         """A draw z ~ q(z | x) keyed by the row's seed; without a seed, the posterior
         flow's image of the Gaussian's mean."""
-        h, mean, scale = self._gaussian_posterior(self._network_input(x), condition)
+        h, mean, scale = self._gaussian_posterior(self._network_input(self._check_x(x)), condition)
         z0 = mean if seed is None else mean + scale * per_row_normal(seed, [self.latent_dim], salt=2)
         return self._flow(z0, h)[0]
 

@@ -17,6 +17,8 @@ import zoo
 
 NAMES = {"flow": "toy_diagonal_flow_image_conditional", "vae": "toy_latent_gaussian", "gan": "toy_adversarial"}
 DECODE_ONLY_LATENT = 3
+#: A shipped flow with encode and decode (exported before the reconstruct signature).
+SHIPPED_FLOW = os.path.join(os.path.dirname(__file__), "..", "..", "saved_models", "digits_realnvp")
 
 
 def write_decode_only(path, recorded_latent_shape=(DECODE_ONLY_LATENT,)):
@@ -58,6 +60,7 @@ def server(exports):
     from tfgen.serving.server import ServerOptions, start_in_thread
 
     models = [ModelConfig(name=name, base_path=path) for name, (_, path) in exports.items()]
+    models.append(ModelConfig(name="digits_realnvp", base_path=SHIPPED_FLOW))
     srv = start_in_thread(ServerOptions(models=models, port=0, rest_api_port=None))
     yield srv
     srv.stop()

@@ -3,7 +3,7 @@ through a real server: the same numbers either way."""
 
 import numpy as np
 import pytest
-from conftest import DECODE_ONLY_LATENT, write_decode_only
+from conftest import DECODE_ONLY_LATENT, SHIPPED_FLOW, write_decode_only
 
 from tfgen.errors import UserError
 from tfgen.latent import LatentSpace, LocalCaller, ServerCaller, interpolate, prior_codes
@@ -119,7 +119,7 @@ def test_a_decode_only_model_interpolates_between_seeds_only(exports, tmp_path):
 
 def test_an_export_without_reconstruct_falls_back_to_encode_and_decode():
     """The shipped flows were exported before the reconstruct signature existed."""
-    space = LatentSpace(LocalCaller("saved_models/digits_realnvp"))
+    space = LatentSpace(LocalCaller(SHIPPED_FLOW))
     assert not space.has_reconstruct
     x = np.random.default_rng(2).integers(0, 17, size=(3, 8, 8, 1)).astype(np.float32)
     np.testing.assert_allclose(space.reconstruct(x), x, atol=1e-3)

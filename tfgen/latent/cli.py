@@ -58,7 +58,8 @@ def register(subparsers):
     attribute.add_argument("--without-label", metavar="L[,L...]",
                            help="labels that lack it (default: all the others)")
     attribute.add_argument("--strengths", default="-2,-1,0,1,2", metavar="S,S,...",
-                           help="multiples of the vector to add (default -2,-1,0,1,2)")
+                           help="multiples of the vector to add (default -2,-1,0,1,2; write --strengths=-1,1 when the "
+                                "first is negative)")
     attribute.add_argument("--vector", metavar="FILE.npy", help="use this attribute vector instead of computing one")
     attribute.add_argument("--save-vector", metavar="FILE.npy", help="also write the attribute vector")
     attribute.set_defaults(func=run_attribute)
@@ -236,13 +237,15 @@ def _write(grid, spec, path):
 def run_interpolate(args):
     import numpy as np
 
+    methods = ("linear", "slerp") if args.method == "both" else (args.method,)
+    between_seeds = args.seeds is not None or not (args.dataset or args.input)
+    if between_seeds:
+        if args.rows:
+            raise UserError("--rows picks examples of --dataset or --input; give one of them (or use --seeds)")
+        seeds = _pick_two(_parse_ints(args.seeds or "0,1", "--seeds"), "--seeds")
     space, spec = _open(args)
     try:
-        methods = ("linear", "slerp") if args.method == "both" else (args.method,)
-        if args.seeds is not None or not (args.dataset or args.input):
-            if args.rows:
-                raise UserError("--rows picks examples of --dataset or --input; give one of them (or use --seeds)")
-            seeds = _pick_two(_parse_ints(args.seeds or "0,1", "--seeds"), "--seeds")
+        if between_seeds:
             condition = _conditions(args, space, None, None)
             strips = [space.interpolate_seeds(*seeds, args.steps, m, condition) for m in methods]
             what = f"seeds {seeds[0]} and {seeds[1]}"

@@ -243,6 +243,14 @@ def _named(tensors, name, what):
 _CONDITION = Tensor("condition", "int32", Shape.ROW, "class id of each row (conditional models)",
                     when=_conditional, example=CLASSES)
 
+#: What encode (and reconstruct, which encodes first) take.
+_ENCODE_INPUTS = (
+    Tensor("x", "float32", Shape.EVENT, "examples", example=Example("output", ("sample", "samples"))),
+    _CONDITION,
+    Tensor("seed", "int64", Shape.ROW, "the row's seed of the posterior draw", when=_stochastic_encoder,
+           example=SEEDS),
+)
+
 #: The table. Signatures come in the order their example rows are made (a later one may
 #: take an earlier one's output). Adding a signature is one entry here plus the function
 #: that computes it (`tfgen.export.signatures.COMPUTE`).
@@ -274,10 +282,7 @@ SIGNATURES = {s.name: s for s in (
     ),
     Signature(
         "encode", "x -> its code z (a draw keyed by the row's seed for stochastic encoders)",
-        inputs=(Tensor("x", "float32", Shape.EVENT, "examples", example=Example("output", ("sample", "samples"))),
-                _CONDITION,
-                Tensor("seed", "int64", Shape.ROW, "the row's seed of the posterior draw",
-                       when=_stochastic_encoder, example=SEEDS)),
+        inputs=_ENCODE_INPUTS,
         outputs=(Tensor("z", "float32", Shape.LATENT, "codes"),
                  Tensor("mean", "float32", Shape.LATENT,
                         "mean of the encoder's Gaussian posterior q(z|x), before any posterior flow",
@@ -296,10 +301,7 @@ SIGNATURES = {s.name: s for s in (
     ),
     Signature(
         "reconstruct", "x -> decode(encode(x)), the reconstruction (calls the encode and decode functions)",
-        inputs=(Tensor("x", "float32", Shape.EVENT, "examples", example=Example("output", ("sample", "samples"))),
-                _CONDITION,
-                Tensor("seed", "int64", Shape.ROW, "the row's seed of the posterior draw",
-                       when=_stochastic_encoder, example=SEEDS)),
+        inputs=_ENCODE_INPUTS,
         outputs=(Tensor("x", "float32", Shape.EVENT, "reconstructions, in raw form"),),
         when=lambda c: c.has_latent,
         since=3,

@@ -115,3 +115,22 @@ def test_bad_files_and_models_are_named(capsys, tmp_path, exports):
     assert code == 2 and "has no decode signature, so no latent space" in err
     code, _, err = run(capsys, "interpolate", "--model", exports["vae"][1], "--out", str(tmp_path / "o.png"))
     assert code == 2 and "vector data has no picture: use --out FILE.npy" in err
+
+
+def test_a_vae_on_a_csv_with_a_label_column(capsys, tmp_path, exports):
+    """Labels from a file's column; a VAE codes by its posterior mean, or by seeded draws."""
+    from tfgen.latent import LatentSpace, LocalCaller
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(12, 2)).astype(np.float32)
+    labels = (x[:, 1] > 0).astype(int)
+    lines = ["a,b,label"] + [f"{p},{q},{label}" for (p, q), label in zip(x.tolist(), labels)]
+    (tmp_path / "points.csv").write_text("\n".join(lines) + "\n")
+    base = ["attribute", "--model", exports["vae"][1], "--input", str(tmp_path / "points.csv"),
+            "--label-column", "label", "--with-label", "1", "--rows", "0,1", "--strengths", "0,1"]
+    assert run(capsys, *base, "--out", str(tmp_path / "mean.npy"), "--save-vector", str(tmp_path / "v.npy"))[0] == 0
+    space = LatentSpace(LocalCaller(exports["vae"][1]))
+    np.testing.assert_allclose(np.load(tmp_path / "v.npy"), space.attribute_vector(x, labels == 1), atol=1e-6)
+    np.testing.assert_allclose(np.load(tmp_path / "mean.npy")[:, 0], space.decode(space.encode(x[:2])), atol=1e-6)
+    assert run(capsys, *base, "--code", "draw", "--out", str(tmp_path / "draw.npy"))[0] == 0
+    assert not np.allclose(np.load(tmp_path / "draw.npy"), np.load(tmp_path / "mean.npy"))

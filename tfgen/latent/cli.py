@@ -257,7 +257,7 @@ def run_interpolate(args):
                 condition = int(condition[0])  # one class for the whole path: the first row's
             x = examples.x
             strips = [space.interpolate_inputs(x[rows[0]], x[rows[1]], args.steps, m, condition,
-                                               args.seed, args.code) for m in methods]
+                                               [args.seed + row for row in rows], args.code) for m in methods]
             what = f"rows {rows[0]} and {rows[1]} of {examples.where}"
         path = _write(np.stack(strips), spec, args.out)
     finally:

@@ -159,8 +159,9 @@ class LatentSpace:
         self._require_encode()
         return self.decode(self._rows("encode", inputs, "z"), condition)
 
-    def interpolate_inputs(self, x0, x1, steps=8, method="linear", condition=None, seed=0, code="mean"):
-        """Decoded codes from `x0`'s to `x1`'s: `[steps, *event]`."""
+    def interpolate_inputs(self, x0, x1, steps=8, method="linear", condition=None, seed=None, code="mean"):
+        """Decoded codes from `x0`'s to `x1`'s: `[steps, *event]` (`seed`: the two rows'
+        seeds of a stochastic encoder's draws, default 0, 1)."""
         codes = self.encode(np.stack([x0, x1]), condition, seed, code)
         return self.decode(interpolate(codes[0], codes[1], steps, method), condition)
 

@@ -194,13 +194,13 @@ class ToyLatentGaussian(GenerativeModel):
         x, _ = self._split(inputs)
         return self.log_prob(x)
 
-    def _posterior(self, x):
-        loc, log_scale = tf.split(self.encoder(x), 2, axis=-1)
+    def posterior(self, x, condition=None):
+        loc, log_scale = tf.split(self.encoder(_flat(x, self.data_spec.num_dims)), 2, axis=-1)
         return loc, tf.exp(log_scale)
 
     def _log_weights(self, x, eps):
         """log p(x, z) - log q(z | x) at z = mu(x) + s(x) * eps; eps `[..., B, latent]`."""
-        loc, scale = self._posterior(x)
+        loc, scale = self.posterior(x)
         z = loc + scale * eps
         mean = tf.reshape(self.decoder(tf.reshape(z, [-1, self.latent_dim])),
                           tf.concat([tf.shape(z)[:-1], [self.data_spec.num_dims]], 0))
@@ -237,7 +237,7 @@ class ToyLatentGaussian(GenerativeModel):
         return {"loss": self.loss_tracker.result()}
 
     def encode(self, x, condition=None, seed=None):
-        loc, scale = self._posterior(_flat(x, self.data_spec.num_dims))
+        loc, scale = self.posterior(x)
         if seed is None:
             return loc
         return loc + scale * per_row_normal(seed, [self.latent_dim])

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "tfgen.export.cli",  # sample (local), check
     "tfgen.serving.cli",  # serve
     "tfgen.scoring.cli",  # score
+    "tfgen.latent.cli",  # interpolate, attribute, reconstruct
 ]
 
 

@@ -36,6 +36,14 @@ class LogProbKind(str, enum.Enum):
         return self is not LogProbKind.NONE
 
 
+#: The tfgen.json format: 2 added the describe signature, latent_shape and stochastic_encoder;
+#: 3 added the reconstruct signature, encode's mean and scale, log_prob's elbo (for
+#: importance-weighted bounds) and log_prob_samples.
+FORMAT_VERSION = 3
+#: The oldest format readers understand (format 1 recorded no capabilities).
+OLDEST_FORMAT_VERSION = 2
+
+
 # === Capabilities: what a model can do, as readers of its export see it ===
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +64,9 @@ class Capabilities:
       has_latent: whether `encode`/`decode` exist.
       latent_shape: shape of one code `z` (empty without a latent space).
       stochastic_encoder: whether `encode` draws, keyed by a per-row seed.
+      format_version: the tfgen.json format of the export (the current one for a model
+        being exported): signatures and tensors added in a later format are not expected
+        of an older export.
     """
 
     event_shape: Tuple[int, ...]
@@ -67,12 +78,13 @@ class Capabilities:
     has_latent: bool = False
     latent_shape: Tuple[int, ...] = ()
     stochastic_encoder: bool = False
+    format_version: int = FORMAT_VERSION
 
     def __post_init__(self):
         object.__setattr__(self, "event_shape", tuple(int(d) for d in self.event_shape))
         object.__setattr__(self, "latent_shape", tuple(int(d) for d in self.latent_shape))
         object.__setattr__(self, "log_prob_kind", LogProbKind(self.log_prob_kind))
-        for name in ("levels", "num_classes", "sample_rate"):
+        for name in ("levels", "num_classes", "sample_rate", "format_version"):
             object.__setattr__(self, name, int(getattr(self, name) or 0))
         if self.has_latent and not self.latent_shape:
             raise ValueError("a model with a latent space needs its latent_shape")
@@ -105,10 +117,11 @@ class Capabilities:
                 log_prob_kind=doc["log_prob_kind"], has_latent=doc["has_latent"],
                 latent_shape=doc.get("latent_shape") or (),
                 stochastic_encoder=doc.get("stochastic_encoder", False),
+                format_version=doc.get("format_version", OLDEST_FORMAT_VERSION),
             )
         except KeyError as e:
             raise ValueError(f"tfgen.json has no {e.args[0]!r}: not a tfgen export of format "
-                             f">= {FORMAT_VERSION}") from None
+                             f">= {OLDEST_FORMAT_VERSION}") from None
 
 
 # === The SavedModel contract: one table of signatures ===
@@ -160,6 +173,10 @@ def _conditional(capabilities):
     return capabilities.conditional
 
 
+def _stochastic_encoder(capabilities):
+    return capabilities.stochastic_encoder
+
+
 @dataclasses.dataclass(frozen=True)
 class Tensor:
     """One input or output of a signature.
@@ -174,6 +191,7 @@ class Tensor:
         as `SignatureDef.defaults`, one value broadcast to every row); None: required.
       example: inputs only: how example rows are made (an `Example`).
       value: outputs of constant signatures only: `Capabilities -> value of every row`.
+      since: the tfgen.json format that added it (older exports lack it).
     """
 
     name: str
@@ -184,6 +202,7 @@ class Tensor:
     default: Optional[float] = None
     example: Optional[Example] = None
     value: Optional[Callable] = None
+    since: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,8 +210,8 @@ class Signature:
     """One entry of the SavedModel contract: a signature some models export.
 
     `when(capabilities)` says which models have it; inputs and outputs have their own
-    `when`. Inputs are listed required first, then defaulted (the order of the exported
-    function's arguments).
+    `when`. `since` is the tfgen.json format that added it. Inputs are listed required
+    first, then defaulted (the order of the exported function's arguments).
     """
 
     name: str
@@ -200,12 +219,19 @@ class Signature:
     inputs: Tuple[Tensor, ...]
     outputs: Tuple[Tensor, ...]
     when: Callable = _always
+    since: int = 1
 
     def input(self, name):
         return _named(self.inputs, name, f"input of signature {self.name!r}")
 
     def output(self, name):
         return _named(self.outputs, name, f"output of signature {self.name!r}")
+
+
+def present(item, capabilities):
+    """Whether an export with `capabilities` has the `Signature` or `Tensor` `item`: its
+    `when` holds and the export's format is not older than the item's `since`."""
+    return capabilities.format_version >= item.since and item.when(capabilities)
 
 
 def _named(tensors, name, what):
@@ -217,6 +243,14 @@ def _named(tensors, name, what):
 
 _CONDITION = Tensor("condition", "int32", Shape.ROW, "class id of each row (conditional models)",
                     when=_conditional, example=CLASSES)
+
+#: What encode (and reconstruct, which encodes first) take.
+_ENCODE_INPUTS = (
+    Tensor("x", "float32", Shape.EVENT, "examples", example=Example("output", ("sample", "samples"))),
+    _CONDITION,
+    Tensor("seed", "int64", Shape.ROW, "the row's seed of the posterior draw", when=_stochastic_encoder,
+           example=SEEDS),
+)
 
 #: The table. Signatures come in the order their example rows are made (a later one may
 #: take an earlier one's output). Adding a signature is one entry here plus the function
@@ -247,16 +281,19 @@ SIGNATURES = {s.name: s for s in (
                  Tensor("bits_per_dim", "float32", Shape.ROW, "-log_prob / (D ln 2)"),
                  Tensor("elbo", "float32", Shape.ROW,
                         "the evidence lower bound from the same posterior draws (nats; <= log_prob)",
-                        when=lambda c: c.log_prob_kind is LogProbKind.IMPORTANCE_WEIGHTED_BOUND)),
+                        when=lambda c: c.log_prob_kind is LogProbKind.IMPORTANCE_WEIGHTED_BOUND, since=3)),
         when=lambda c: c.log_prob_kind.has_log_prob,
     ),
     Signature(
         "encode", "x -> its code z (a draw keyed by the row's seed for stochastic encoders)",
-        inputs=(Tensor("x", "float32", Shape.EVENT, "examples", example=Example("output", ("sample", "samples"))),
-                _CONDITION,
-                Tensor("seed", "int64", Shape.ROW, "the row's seed of the posterior draw",
-                       when=lambda c: c.stochastic_encoder, example=SEEDS)),
-        outputs=(Tensor("z", "float32", Shape.LATENT, "codes"),),
+        inputs=_ENCODE_INPUTS,
+        outputs=(Tensor("z", "float32", Shape.LATENT, "codes"),
+                 Tensor("mean", "float32", Shape.LATENT,
+                        "mean of the encoder's Gaussian posterior q(z|x), before any posterior flow",
+                        when=_stochastic_encoder, since=3),
+                 Tensor("scale", "float32", Shape.LATENT,
+                        "standard deviation of that Gaussian, per latent dimension",
+                        when=_stochastic_encoder, since=3)),
         when=lambda c: c.has_latent,
     ),
     Signature(
@@ -265,6 +302,13 @@ SIGNATURES = {s.name: s for s in (
                 _CONDITION),
         outputs=(Tensor("x", "float32", Shape.EVENT, "examples, in raw form"),),
         when=lambda c: c.has_latent,
+    ),
+    Signature(
+        "reconstruct", "x -> decode(encode(x)), the reconstruction (calls the encode and decode functions)",
+        inputs=_ENCODE_INPUTS,
+        outputs=(Tensor("x", "float32", Shape.EVENT, "reconstructions, in raw form"),),
+        when=lambda c: c.has_latent,
+        since=3,
     ),
     Signature(
         "describe", "what a client needs to know of the model, one identical row per input row "
@@ -289,8 +333,6 @@ SIGNATURES = {s.name: s for s in (
 #: What TF Serving calls when a request names no signature; the same function as this one.
 SERVING_DEFAULT = "serving_default"
 DEFAULT_SIGNATURE = "sample"
-#: The tfgen.json format: 2 added the describe signature, latent_shape and stochastic_encoder.
-FORMAT_VERSION = 2
 
 
 def check_table(signatures):
@@ -327,14 +369,14 @@ def signature_plan(capabilities):
     """
     plan = []
     for signature in SIGNATURES.values():
-        if not signature.when(capabilities):
+        if not present(signature, capabilities):
             continue
         inputs = [{"name": t.name, "dtype": t.dtype, "shape": t.shape.dims(capabilities),
                    "default": t.default, "example": t.example.to_json(capabilities)}
-                  for t in signature.inputs if t.when(capabilities)]
+                  for t in signature.inputs if present(t, capabilities)]
         outputs = []
         for t in signature.outputs:
-            if t.when(capabilities):
+            if present(t, capabilities):
                 output = {"name": t.name, "dtype": t.dtype, "shape": t.shape.dims(capabilities)}
                 if t.value is not None:
                     output["value"] = t.value(capabilities)
@@ -354,7 +396,7 @@ def read_description(outputs):
     for tensor in SIGNATURES["describe"].outputs:
         if tensor.name not in outputs:
             raise ValueError(f"the describe signature has no output {tensor.name!r} (it has "
-                             f"{sorted(outputs)}): not a tfgen export of format >= {FORMAT_VERSION}")
+                             f"{sorted(outputs)}): not a tfgen export of format >= {OLDEST_FORMAT_VERSION}")
         row = outputs[tensor.name][0]
         if tensor.shape is Shape.EVENT_RANK:
             described[tensor.name] = tuple(int(d) for d in row)

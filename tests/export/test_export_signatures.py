@@ -41,6 +41,7 @@ def test_signature_names_dtypes_and_batching(exports, name):
                      {"log_prob": (tf.float32, [-1]), "bits_per_dim": (tf.float32, [-1])}),
         "encode": ({"x": (tf.float32, [-1, *event]), **condition}, {"z": (tf.float32, [-1, *event])}),
         "decode": ({"z": (tf.float32, [-1, *event]), **condition}, {"x": (tf.float32, [-1, *event])}),
+        "reconstruct": ({"x": (tf.float32, [-1, *event]), **condition}, {"x": (tf.float32, [-1, *event])}),
         "describe": ({"rows": (tf.int64, [-1])},
                      {"kind": (tf.string, [-1]), "event_shape": (tf.int64, [-1, len(event)]),
                       "levels": (tf.int64, [-1]), "num_classes": (tf.int64, [-1]),
@@ -113,6 +114,7 @@ def test_exported_outputs_equal_the_model(exports, name):
     z = _call(loaded, "encode", x=x, **common)["z"]
     np.testing.assert_allclose(z, model.encode(x, condition).numpy(), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(_call(loaded, "decode", z=z, **common)["x"], x, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(_call(loaded, "reconstruct", x=x, **common)["x"], x, rtol=1e-4, atol=1e-4)
 
 
 def test_samples_round_trip_to_finite_log_prob(exports, name):
@@ -143,7 +145,8 @@ def test_seeds_key_samples_row_by_row(exports, name):
 def test_warmup_requests_replay_through_the_loaded_model(exports, name):
     model, loaded = exports.model(name), exports.loaded(name)
     requests = read_warmup(exports.path(name))
-    assert {signature for signature, _ in requests} == {"sample", "log_prob", "encode", "decode", "describe"}
+    assert {signature for signature, _ in requests} == {"sample", "log_prob", "encode", "decode", "reconstruct",
+                                                      "describe"}
     assert {len(inputs["seed"]) for signature, inputs in requests if signature == "sample"} == {1, 4}
     for signature, inputs in requests:
         # The restored attribute functions accept omitted inputs that have defaults.
@@ -152,7 +155,7 @@ def test_warmup_requests_replay_through_the_loaded_model(exports, name):
         assert all(v.shape[0] == rows for v in outputs.values())
         assert all(np.all(np.isfinite(v.numpy())) for v in outputs.values() if v.dtype.is_floating)
     # The inputs are the model's own: log_prob gets the samples of the sample request.
-    first = dict(requests[:5])  # the single-row batch: one request per signature
+    first = dict(requests[:6])  # the single-row batch: one request per signature
     condition = first["sample"].get("condition")
     x = model.sample(first["sample"]["seed"], 1.0, condition).numpy()
     np.testing.assert_allclose(first["log_prob"]["x"], x, rtol=1e-5, atol=1e-5)

@@ -7,6 +7,7 @@ import pytest
 import tiny_models
 
 import tfgen
+from tfgen.contract import FORMAT_VERSION
 from tfgen.errors import MissingPath, PathExists, UserError
 from tfgen.export import saved_model
 from tfgen.export.reader import list_versions, read_metadata, resolve_version
@@ -86,7 +87,7 @@ def test_metadata_describes_the_model(tmp_path):
     assert doc["signatures"]["serving_default"] == doc["signatures"]["sample"]
     assert doc["signatures"]["log_prob"] == {"inputs": ["condition", "x"], "outputs": ["bits_per_dim", "log_prob"]}
     assert doc["signatures"]["describe"]["inputs"] == ["rows"]
-    assert doc["format_version"] == 2
+    assert doc["format_version"] == FORMAT_VERSION
     assert doc["latent_shape"] == [4, 4, 1] and doc["stochastic_encoder"] is False
     assert doc["created"].endswith("+00:00")
 

@@ -29,6 +29,7 @@ def test_a_conditional_flow_on_discrete_images():
         "log_prob": (["x", "condition"], ["log_prob", "bits_per_dim"]),
         "encode": (["x", "condition"], ["z"]),
         "decode": (["z", "condition"], ["x"]),
+        "reconstruct": (["x", "condition"], ["x"]),
         "describe": (["rows"], ["kind", "event_shape", "levels", "num_classes", "log_prob_kind", "sample_rate"]),
     }
     sample = plan[0]
@@ -51,8 +52,18 @@ def test_no_likelihood_no_latent_means_sample_and_describe_only():
 
 def test_a_stochastic_encoder_takes_a_seed_and_an_exact_likelihood_comes_with_samples():
     plan = _io(signature_plan(Capabilities((3,), has_latent=True, latent_shape=(1,), stochastic_encoder=True)))
-    assert plan["encode"] == (["x", "seed"], ["z"])
+    assert plan["encode"] == (["x", "seed"], ["z", "mean", "scale"])
+    assert plan["reconstruct"] == (["x", "seed"], ["x"])
     assert plan["sample"] == (["seed", "temperature"], ["samples", "log_prob"])
+
+
+def test_an_export_of_an_older_format_is_not_expected_to_have_what_came_later():
+    older = _io(signature_plan(Capabilities((3,), has_latent=True, latent_shape=(1,), stochastic_encoder=True,
+                                            format_version=2)))
+    assert "reconstruct" not in older and older["encode"] == (["x", "seed"], ["z"])
+    read = Capabilities.from_metadata({"data_spec": {"event_shape": [3], "kind": "vector"}, "log_prob_kind": "exact",
+                                       "has_latent": True, "latent_shape": [3], "format_version": 2})
+    assert "reconstruct" not in _io(signature_plan(read))
 
 
 def test_an_audio_model_describes_its_sample_rate():
@@ -107,4 +118,19 @@ def test_a_stochastic_encode_is_keyed_by_the_seed_row_by_row(toy_exports):
     assert not np.array_equal(other[1], z[1])
     np.testing.assert_allclose(z, model.encode(x, seed=tf.constant([1, 2, 3], tf.int64)).numpy(), rtol=1e-5,
                                atol=1e-6)
-    assert {signature for signature, inputs in read_warmup(path) if "seed" in inputs} == {"sample", "encode"}
+    assert {signature for signature, inputs in read_warmup(path) if "seed" in inputs} == {
+        "sample", "encode", "reconstruct"}
+
+
+def test_a_stochastic_encode_returns_its_posterior_and_reconstruct_decodes_the_draw(toy_exports):
+    model, path = toy_exports["latent"]
+    loaded = tf.saved_model.load(path)
+    x = tf.constant(np.linspace(-1, 1, 9, dtype=np.float32).reshape(3, 3))
+    seed = tf.constant([4, 5, 6], tf.int64)
+    encoded = {k: v.numpy() for k, v in loaded.signatures["encode"](x=x, seed=seed).items()}
+    mean, scale = model.posterior(x)
+    np.testing.assert_allclose(encoded["mean"], mean.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(encoded["scale"], scale.numpy(), rtol=1e-5, atol=1e-6)
+    assert np.all(encoded["scale"] > 0) and not np.allclose(encoded["z"], encoded["mean"])
+    reconstruction = loaded.signatures["reconstruct"](x=x, seed=seed)["x"].numpy()
+    np.testing.assert_allclose(reconstruction, model.decode(encoded["z"]).numpy(), rtol=1e-5, atol=1e-6)

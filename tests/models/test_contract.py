@@ -173,3 +173,19 @@ def test_export_conforms_and_answers_like_the_model(exported, name):
         assert np.all(np.isfinite(log_prob))
     else:
         assert "log_prob" not in loaded.signatures
+    if model.has_latent:
+        # encode returns the model's code (and its posterior's parameters, for a stochastic
+        # encoder); reconstruct is decode of that code.
+        if model.stochastic_encoder:
+            extra["seed"] = seeds
+        encoded = loaded.signatures["encode"](x=served["samples"], **extra)
+        np.testing.assert_allclose(encoded["z"].numpy(), model.encode(
+            served["samples"], condition, seed=extra.get("seed")).numpy(), rtol=1e-4, atol=1e-4)
+        if model.stochastic_encoder:
+            for key, value in zip(("mean", "scale"), model.posterior(served["samples"], condition)):
+                np.testing.assert_allclose(encoded[key].numpy(), value.numpy(), rtol=1e-4, atol=1e-5, err_msg=key)
+        else:
+            assert set(encoded) == {"z"}
+        reconstruction = loaded.signatures["reconstruct"](x=served["samples"], **extra)["x"].numpy()
+        np.testing.assert_allclose(reconstruction, model.decode(encoded["z"], condition).numpy(),
+                                   rtol=1e-4, atol=1e-4)

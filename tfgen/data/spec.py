@@ -72,3 +72,11 @@ class DataSpec:
         if unknown:
             raise UserError(f"unknown data spec key(s): {sorted(unknown)}")
         return cls(**d)
+
+    @classmethod
+    def from_description(cls, description) -> "DataSpec":
+        """The spec a model's `describe` signature gives (`tfgen.contract.read_description`;
+        0 there means none). It records no value range."""
+        return cls(description["event_shape"], kind=description["kind"],
+                   levels=description["levels"] or None, num_classes=description["num_classes"] or None,
+                   sample_rate=description["sample_rate"] or None)

@@ -87,13 +87,14 @@ def run_sample(args):
 def _run_sample_server(args):
     import grpc
 
+    from tfgen.data.spec import DataSpec
     from tfgen.export import reader
     from tfgen.serving import Client
     from tfgen.serving.tensors import proto_to_ndarray
 
     with Client(args.server) as client:
         try:
-            spec = _spec_from_description(client.describe(args.model, args.version))
+            spec = DataSpec.from_description(client.describe(args.model, args.version))
             inputs = reader.sample_rows(args.num_samples, args.seed, args.temperature, args.condition,
                                         spec.num_classes)
             response = client.predict_response(args.model, inputs, "sample", args.version)
@@ -109,15 +110,6 @@ def _run_sample_server(args):
     print(f"tfgen sample: wrote {args.num_samples} samples of {args.model} version "
           f"{response.model_spec.version.value} ({spec.kind} {list(spec.event_shape)}) from "
           f"{args.server} to {path}")
-
-
-def _spec_from_description(description):
-    """The `DataSpec` a served model's describe signature gives (0 there means none)."""
-    from tfgen.data.spec import DataSpec
-
-    return DataSpec(description["event_shape"], kind=description["kind"],
-                    levels=description["levels"] or None, num_classes=description["num_classes"] or None,
-                    sample_rate=description["sample_rate"] or None)
 
 
 def _save(samples, spec, path, sample_rate=None):

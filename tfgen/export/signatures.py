@@ -9,7 +9,9 @@ function per table entry) and traces each once:
               -> samples float32 [B, *event], log_prob float32 [B]**
     log_prob  x float32 [B, *event], condition*  -> log_prob, bits_per_dim, elbo**** float32 [B]
     encode    x, condition*, seed*** -> z float32 [B, *latent]    (models with a latent space)
+              (+ mean, scale float32 [B, *latent] of q(z|x)***)
     decode    z, condition*  -> x float32 [B, *event]             (models with a latent space)
+    reconstruct  x, condition*, seed*** -> x float32 [B, *event]  (decode of encode)
     describe  rows int64 [B] -> kind, event_shape, levels, num_classes, log_prob_kind,
               sample_rate, one identical row per input row        (every model)
     serving_default = sample
@@ -22,7 +24,8 @@ re-reads source files, which a long-running process may see change). `sample`'s
 log_prob calls the `log_prob` function, and while `sample` is traced the model's own
 calls of `decode`/`encode`/`log_prob` (a flow's `sample` decodes a latent draw) run
 those signatures' functions too, so the SavedModel holds each computation once and
-calls it, instead of every signature holding its own trace of the whole model.
+calls it, instead of every signature holding its own trace of the whole model;
+`reconstruct` likewise calls the `encode` and `decode` functions.
 
 Temperature default. `tf.saved_model.save` writes `SignatureDef.defaults` (and a
 `PlaceholderWithDefault` in the graph) for a `tf.function` argument whose Python default
@@ -126,11 +129,20 @@ def _log_prob(tracer, x, condition=None):
 
 
 def _encode(tracer, x, condition=None, seed=None):
-    return {"z": tracer.method("encode")(x, condition, seed=seed)}
+    outputs = {"z": tracer.method("encode")(x, condition, seed=seed)}
+    if tracer.has_output("encode", "mean"):
+        outputs["mean"], outputs["scale"] = tracer.model.posterior(x, condition)
+    return outputs
 
 
 def _decode(tracer, z, condition=None):
     return {"x": tracer.method("decode")(z, condition)}
+
+
+def _reconstruct(tracer, x, condition=None, seed=None):
+    """decode(encode(x)): calls of the two signature functions, not copies of them."""
+    z = tracer.call("encode", x=x, condition=condition, seed=seed)["z"]
+    return {"x": tracer.call("decode", z=z, condition=condition)["x"]}
 
 
 def _describe(tracer, rows):
@@ -145,7 +157,7 @@ def _describe(tracer, rows):
 
 #: signature name -> `(tracer, **inputs) -> {output: tensor}`; one per table entry.
 COMPUTE = {"sample": _sample, "log_prob": _log_prob, "encode": _encode, "decode": _decode,
-           "describe": _describe}
+           "reconstruct": _reconstruct, "describe": _describe}
 if set(COMPUTE) != set(SIGNATURES):
     raise AssertionError(f"signatures without a computation: {sorted(set(SIGNATURES) ^ set(COMPUTE))}")
 

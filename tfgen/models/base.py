@@ -7,7 +7,10 @@ A model is a `tf_keras.Model` that declares what it can do and how it trains:
   (`encode`/`decode` exist), `stochastic_encoder` (`encode` draws, keyed by a seed);
 - `sample(seed, temperature=1.0, condition=None)` -> one sample per int64 seed, in the
   raw form `log_prob` accepts; `log_prob(x, condition=None)` -> `[B]` nats;
-  `encode(x, condition=None, seed=None)` / `decode(z, condition=None)`;
+  `encode(x, condition=None, seed=None)` / `decode(z, condition=None)`; a stochastic
+  encoder also gives `posterior(x, condition=None)` -> `(mean, scale)`, each
+  `[B, *latent_shape]`: the encoder's Gaussian q(z|x) before any posterior flow (the
+  `encode` signature returns them beside its seeded draw z);
 - training, declared by the model: `initialize_from_data(split)` (once, before a new
   run's first epoch), `optimizer_names` (one optimizer, or e.g.
   `("generator", "discriminator")`) and `variables_for_optimizer(name)`; `train_step`
@@ -148,6 +151,11 @@ class GenerativeModel(keras.Model):
 
     def decode(self, z, condition=None):
         raise NotImplementedError(f"{type(self).__name__} has no latent space")
+
+    def posterior(self, x, condition=None):
+        """Stochastic encoders: `(mean, scale)` of the Gaussian q(z|x), `[B, *latent_shape]`
+        each, before any posterior flow."""
+        raise NotImplementedError(f"{type(self).__name__} has no stochastic encoder")
 
     @property
     def latent_shape(self):

@@ -1,42 +1,12 @@
 """Exports the latent-space tests share, made once per session, and one real server
-(tfgen's, on free loopback ports) serving them.
+(tfgen's, on free loopback ports) serving them; the models are described in
+latent_exports.py."""
 
-- `flow`: a conditional flow on 4x4 discrete images (deterministic encoder);
-- `vae`: the linear Gaussian VAE of tests/toy_models.py on 2-D vectors (stochastic
-  encoder with a posterior);
-- `gan`: the adversarial toy model (no latent signatures at all);
-- `decode_only`: a plain SavedModel with a `decode` signature only, as a GAN exporting
-  its generator would have (written here, since no tfgen family exports one).
-"""
-
-import json
 import os
 
 import pytest
 import zoo
-
-NAMES = {"flow": "toy_diagonal_flow_image_conditional", "vae": "toy_latent_gaussian", "gan": "toy_adversarial"}
-DECODE_ONLY_LATENT = 3
-#: A shipped flow with encode and decode (exported before the reconstruct signature).
-SHIPPED_FLOW = os.path.join(os.path.dirname(__file__), "..", "..", "saved_models", "digits_realnvp")
-
-
-def write_decode_only(path, recorded_latent_shape=(DECODE_ONLY_LATENT,)):
-    """x = 2 z + 1 for z [B, 3]; tfgen.json records `recorded_latent_shape`."""
-    import tensorflow as tf
-
-    class DecodeOnly(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None, DECODE_ONLY_LATENT], tf.float32, name="z")])
-        def decode(self, z):
-            return {"x": 2.0 * z + 1.0}
-
-    module = DecodeOnly()
-    tf.saved_model.save(module, path, signatures={"decode": module.decode, "serving_default": module.decode})
-    os.makedirs(os.path.join(path, "assets.extra"))
-    with open(os.path.join(path, "assets.extra", "tfgen.json"), "w") as f:
-        json.dump({"data_spec": {"event_shape": [DECODE_ONLY_LATENT], "kind": "vector"},
-                   "latent_shape": list(recorded_latent_shape)}, f)
-    return path
+from latent_exports import NAMES, SHIPPED_FLOW, write_decode_only
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@ as a user runs them: locally and against a real server, pictures and arrays, bad
 
 import numpy as np
 import pytest
-from conftest import SHIPPED_FLOW
+from latent_exports import SHIPPED_FLOW
 from PIL import Image
 
 from tfgen.cli import main

@@ -3,7 +3,7 @@ through a real server: the same numbers either way."""
 
 import numpy as np
 import pytest
-from conftest import DECODE_ONLY_LATENT, SHIPPED_FLOW, write_decode_only
+from latent_exports import DECODE_ONLY_LATENT, SHIPPED_FLOW, write_decode_only
 
 from tfgen.errors import UserError
 from tfgen.latent import LatentSpace, LocalCaller, ServerCaller, interpolate, prior_codes

@@ -72,7 +72,7 @@ def test_conditional_vae_samples_look_like_their_class(digits):
     classifier = LogisticRegression(max_iter=2000).fit(train.x.reshape(len(train.x), -1), train.y)
     condition = np.repeat(np.arange(10, dtype=np.int32), 20)
     sample = tf.saved_model.load(newest("digits_conditional_vae")).signatures["sample"]
-    samples = sample(seed=tf.range(len(condition), dtype=tf.int64), temperature=tf.ones([len(condition)]),
+    samples = sample(seed=tf.range(len(condition), dtype=tf.int64), temperature=tf.fill([len(condition)], 0.7),
                      condition=tf.constant(condition))["samples"].numpy()
     accuracy = float(np.mean(classifier.predict(samples.reshape(len(samples), -1)) == condition))
-    assert accuracy > 0.9, f"only {accuracy:.0%} of conditional samples classified as their condition"
+    assert accuracy > 0.95, f"only {accuracy:.0%} of conditional samples classified as their condition"

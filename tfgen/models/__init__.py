@@ -4,3 +4,4 @@ from tfgen.models.base import GenerativeModel, get_model_class, register, regist
 from tfgen.models.likelihood import LikelihoodModel  # noqa: F401
 
 import tfgen.models.flows  # noqa: F401,E402  (registers the flows)
+import tfgen.models.autoregressive  # noqa: F401,E402  (registers PixelCNN and WaveNet)

@@ -187,6 +187,9 @@ class GatedPixelCNN(LikelihoodModel):
         """One sample per int64 seed, cached: each pixel costs one column of layers, each
         completed row one row of the vertical stack (module docstring). Draws exactly
         what `sample_naive` draws for the same seeds, up to float rounding of ties."""
+        if not self.head[-1].built:  # the cached steps call the layers' weights directly
+            self.parameters(tf.zeros([1, *self.data_spec.event_shape]),
+                            None if condition is None else condition[:1])
         seed, temperature, uniforms = self._sampling_inputs(seed, temperature)
         height, width, channels, layers = self.height, self.width, self.channels, self.num_layers
         taps = self.kernel_size // 2  # rows above / pixels left that a kernel reads

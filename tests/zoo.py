@@ -80,13 +80,18 @@ AUTOREGRESSIVE_MODELS = {
         "GatedPixelCNN", dict(_PIXEL_CNN, data_spec=COLOUR, likelihood="discretized_logistic_mixture",
                               num_components=2)),
 }
+AUDIO = {"event_shape": [24, 1], "kind": "audio", "levels": 16, "sample_rate": 8000}
+AUTOREGRESSIVE_MODELS["wavenet_audio_conditional"] = (
+    "WaveNet", {"data_spec": dict(AUDIO, num_classes=NUM_CLASSES), "residual_channels": 6, "skip_channels": 6,
+                "layers_per_stack": 3, "num_stacks": 1, "condition_dim": 4, "max_length": 96})
 ZOO = {**TINY_FLOWS, **_TOYS, **AUTOREGRESSIVE_MODELS}
 _AUTOREGRESSIVE = ("MAF", "IAF", "AutoregressiveNeuralSplineFlow")
 # One entry per class: images with a condition for the coupling flows (multi-scale code),
 # conditional vectors for the autoregressive ones (images are flattened anyway).
 REPRESENTATIVE = sorted(
     [f"{_snake(c)}_{'vector' if c in _AUTOREGRESSIVE else 'image'}_conditional" for c in _TINY
-     if f"{_snake(c)}_vector" in TINY_FLOWS] + list(_TOYS) + ["gated_pixel_cnn_image_conditional"])
+     if f"{_snake(c)}_vector" in TINY_FLOWS] + list(_TOYS)
+    + ["gated_pixel_cnn_image_conditional", "wavenet_audio_conditional"])
 
 
 def example_batch(name, batch_size=4, seed=0):

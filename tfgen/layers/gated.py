@@ -22,7 +22,8 @@ class ResidualSkip(keras.layers.Layer):
     """`(x, z) -> (x + W_r z, W_s z)`: the residual and skip projections of a gated unit.
 
     Args:
-      residual_channels: width of the residual stream (the width of `x`).
+      residual_channels: width of the residual stream (the width of `x`); 0 for a last
+        layer whose residual output nothing reads (then `out` is None).
       skip_channels: width of the skip output; 0 for none (then `skip` is None).
       residual: whether to add `x` (False for a first layer whose input has another
         width than the stream).
@@ -36,13 +37,15 @@ class ResidualSkip(keras.layers.Layer):
         self.skip_channels = int(skip_channels)
         self.residual = bool(residual)
         make = projection or (lambda units, name: keras.layers.Dense(units, name=name))
-        self.residual_projection = make(self.residual_channels, "residual")
+        self.residual_projection = make(self.residual_channels, "residual") if self.residual_channels else None
         self.skip_projection = make(self.skip_channels, "skip") if self.skip_channels else None
 
     def call(self, x, z):
-        out = self.residual_projection(z)
-        if self.residual:
-            out = x + out
+        out = None
+        if self.residual_projection is not None:
+            out = self.residual_projection(z)
+            if self.residual:
+                out = x + out
         skip = self.skip_projection(z) if self.skip_projection is not None else None
         return out, skip
 

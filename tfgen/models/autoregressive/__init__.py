@@ -2,5 +2,6 @@
 inside the exported `sample` signature: Gated PixelCNN (images) and WaveNet (audio)."""
 
 from tfgen.models.autoregressive.pixel_cnn import GatedPixelCNN
+from tfgen.models.autoregressive.wavenet import WaveNet
 
-__all__ = ["GatedPixelCNN"]
+__all__ = ["GatedPixelCNN", "WaveNet"]

@@ -16,7 +16,6 @@ test split) next to the one its training run recorded. Prints a table, writes no
 """
 
 import argparse
-import math
 import os
 import sys
 

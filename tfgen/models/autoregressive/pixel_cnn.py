@@ -94,6 +94,8 @@ class GatedPixelCNN(LikelihoodModel):
                             f"image's {self.channels} channels (one feature group per channel)")
         self.num_params = parameter_count(likelihood, spec.levels, num_components)
 
+        self._traced_sample = None  # sample's tf.function, made on the first eager call
+
         # === Layers ===
         groups = self.channels
 
@@ -190,6 +192,13 @@ class GatedPixelCNN(LikelihoodModel):
         if not self.head[-1].built:  # the cached steps call the layers' weights directly
             self.parameters(tf.zeros([1, *self.data_spec.event_shape]),
                             None if condition is None else condition[:1])
+        if tf.executing_eagerly():  # a Python loop of thousands of steps would crawl
+            if self._traced_sample is None:
+                self._traced_sample = tf.function(self._cached_sample, autograph=False)
+            return self._traced_sample(seed, temperature, condition)
+        return self._cached_sample(seed, temperature, condition)
+
+    def _cached_sample(self, seed, temperature=1.0, condition=None):
         seed, temperature, uniforms = self._sampling_inputs(seed, temperature)
         height, width, channels, layers = self.height, self.width, self.channels, self.num_layers
         taps = self.kernel_size // 2  # rows above / pixels left that a kernel reads

@@ -89,6 +89,8 @@ class WaveNet(LikelihoodModel):
         self.dilations = [2 ** i for _ in range(self.num_stacks) for i in range(self.layers_per_stack)]
         levels = spec.levels
 
+        self._traced_sample = None  # sample's tf.function, made on the first eager call
+
         # === Layers ===
         # Index `levels` is the start token before the first sample.
         self.input_embedding = keras.layers.Embedding(levels + 1, self.residual_channels, name="input_embedding")
@@ -182,6 +184,13 @@ class WaveNet(LikelihoodModel):
         rounding of ties."""
         if not self.head[-1].built:  # the cached steps call the layers' weights directly
             self.logits(tf.zeros([1, 2, 1]), None if condition is None else condition[:1])
+        if tf.executing_eagerly():  # a Python loop of thousands of steps would crawl
+            if self._traced_sample is None:
+                self._traced_sample = tf.function(self._cached_sample, autograph=False)
+            return self._traced_sample(seed, temperature, condition, length)
+        return self._cached_sample(seed, temperature, condition, length)
+
+    def _cached_sample(self, seed, temperature=1.0, condition=None, length=None):
         seed, temperature, length, uniforms = self._sampling_inputs(seed, temperature, length)
         biases = self._condition_biases(condition)
         pads = [(self.kernel_size - 1) * d for d in self.dilations]

@@ -26,6 +26,8 @@ SCRIPTS = [
     ("baselines", False),
     ("flow_training", True),
     ("export_log_prob", True),
+    ("audio_baselines", False),
+    ("autoregressive_sampling", True),
     ("serving", True),  # added by the serving work; skipped while absent
 ]
 NOISE = ("W0000 ", "I0000 ", "E0000 ", "WARNING: All log messages")

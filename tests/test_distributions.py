@@ -65,18 +65,17 @@ def test_unknown_likelihood_names_the_valid_ones():
 
 @pytest.mark.parametrize("likelihood,components", [("categorical", None),
                                                    ("discretized_logistic_mixture", 2)])
-def test_per_row_draws_follow_the_probabilities_and_ignore_the_batch(likelihood, components):
+def test_draws_follow_the_level_probabilities_and_modes_are_the_most_probable(likelihood, components):
     count = distributions.parameter_count(likelihood, LEVELS, components)
     params = tf.random.stateless_normal([1, 3, count], seed=[5, 6]) * 2.0
-    rows = 2000
-    dist = distributions.on_levels(likelihood, tf.repeat(params, rows, axis=0), LEVELS, 1, components)
-    seeds = tf.range(rows, dtype=tf.int64)
-    draws = distributions.sample_on_levels(dist, LEVELS, seeds).numpy()
+    rows = 4000
+    params = tf.repeat(params, rows, axis=0)
+    uniforms = tf.random.stateless_uniform([rows, 3, distributions.UNIFORMS_PER_DRAW], seed=[7, 8])
+    draws = distributions.draw_on_levels(likelihood, params, LEVELS, uniforms, num_components=components).numpy()
+    dist = distributions.on_levels(likelihood, params, LEVELS, 1, components)
     probabilities = np.exp(distributions.level_log_probabilities(dist, LEVELS).numpy()[0])  # [3, LEVELS]
     for dim in range(3):
         frequencies = np.bincount(draws[:, dim].astype(int), minlength=LEVELS) / rows
-        np.testing.assert_allclose(frequencies, probabilities[dim], atol=0.04)
-    first_rows = distributions.on_levels(likelihood, tf.repeat(params, 2, axis=0), LEVELS, 1, components)
-    np.testing.assert_array_equal(distributions.sample_on_levels(first_rows, LEVELS, seeds[:2]).numpy(), draws[:2])
+        np.testing.assert_allclose(frequencies, probabilities[dim], atol=0.03)
     modes = distributions.mode_on_levels(dist, LEVELS).numpy()[0]
     np.testing.assert_array_equal(modes, probabilities.argmax(-1))

@@ -91,7 +91,22 @@ _TOYS = {
     "toy_adversarial": ("toy_models:ToyAdversarial", {"data_spec": CONTINUOUS_VECTOR, "latent_dim": 2}),
     "toy_latent_gaussian": ("toy_models:ToyLatentGaussian", {"data_spec": CONTINUOUS_VECTOR, "latent_dim": 1}),
 }
-ZOO = {**TINY_FLOWS, **LATENT_MODELS, **_TOYS}
+COLOUR = {"event_shape": [3, 3, 3], "kind": "image", "levels": 8}
+_PIXEL_CNN = {"num_layers": 2, "filters": 6, "head_units": 6}
+# Autoregressive models: the image classes, grey conditional (categorical) and colour
+# (channels autoregressive within a pixel, logistic mixture).
+AUTOREGRESSIVE_MODELS = {
+    "gated_pixel_cnn_image_conditional": (
+        "GatedPixelCNN", dict(_PIXEL_CNN, data_spec=dict(IMAGE, num_classes=NUM_CLASSES), condition_dim=4)),
+    "gated_pixel_cnn_colour": (
+        "GatedPixelCNN", dict(_PIXEL_CNN, data_spec=COLOUR, likelihood="discretized_logistic_mixture",
+                              num_components=2)),
+}
+AUDIO = {"event_shape": [24, 1], "kind": "audio", "levels": 16, "sample_rate": 8000}
+AUTOREGRESSIVE_MODELS["wavenet_audio_conditional"] = (
+    "WaveNet", {"data_spec": dict(AUDIO, num_classes=NUM_CLASSES), "residual_channels": 6, "skip_channels": 6,
+                "layers_per_stack": 3, "num_stacks": 1, "condition_dim": 4, "max_length": 96})
+ZOO = {**TINY_FLOWS, **LATENT_MODELS, **_TOYS, **AUTOREGRESSIVE_MODELS}
 _AUTOREGRESSIVE = ("MAF", "IAF", "AutoregressiveNeuralSplineFlow")
 # One entry per class: images with a condition for the coupling flows (multi-scale code),
 # conditional vectors for the autoregressive ones (images are flattened anyway).
@@ -99,7 +114,8 @@ REPRESENTATIVE = sorted(
     [f"{_snake(c)}_{'vector' if c in _AUTOREGRESSIVE else 'image'}_conditional" for c in _TINY
      if f"{_snake(c)}_vector" in TINY_FLOWS]
     + [name for name in ("ppca_image", "vae_image_conditional_maf_sylvester") if name in LATENT_MODELS]
-    + list(_TOYS))
+    + list(_TOYS)
+    + ["gated_pixel_cnn_image_conditional", "wavenet_audio_conditional"])
 
 
 def example_batch(name, batch_size=4, seed=0):

@@ -131,7 +131,7 @@ class Shape(str, enum.Enum):
     since TF Serving's batching splits and joins requests along it."""
 
     ROW = "row"  #: `[B]`, one scalar per row
-    EVENT = "event"  #: `[B, *event_shape]`, one example per row
+    EVENT = "event"  #: `[B, *event_shape]`, one example per row; audio: of any length (`[B, -1, ...]`)
     LATENT = "latent"  #: `[B, *latent_shape]`, one code per row
     EVENT_RANK = "event_rank"  #: `[B, len(event_shape)]`, e.g. the event shape itself
 
@@ -139,7 +139,8 @@ class Shape(str, enum.Enum):
         """The shape with -1 for the batch dim, e.g. `[-1, 8, 8, 1]`."""
         return [-1] + {
             Shape.ROW: [],
-            Shape.EVENT: list(capabilities.event_shape),
+            Shape.EVENT: list(capabilities.event_shape) if capabilities.kind != "audio"
+            else [-1, *capabilities.event_shape[1:]],
             Shape.LATENT: list(capabilities.latent_shape),
             Shape.EVENT_RANK: [len(capabilities.event_shape)],
         }[self]
@@ -175,6 +176,10 @@ def _conditional(capabilities):
 
 def _stochastic_encoder(capabilities):
     return capabilities.stochastic_encoder
+
+
+def _audio(capabilities):
+    return capabilities.kind == "audio"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,6 +269,10 @@ SIGNATURES = {s.name: s for s in (
             Tensor("temperature", "float32", Shape.ROW,
                    "scale of the latent draw; the default [1.0] broadcasts to every row", default=1.0,
                    example=Example("fill", 1.0)),
+            Tensor("length", "int32", Shape.ROW,
+                   "audio samples per row; the default [0] is the model's example length; a batch takes "
+                   "its longest row's length; above the model's cap (max_length) an INVALID_ARGUMENT",
+                   when=_audio, default=0, example=Example("fill", 0)),
         ),
         outputs=(
             Tensor("samples", "float32", Shape.EVENT, "the samples, in the raw form log_prob accepts"),

@@ -11,7 +11,6 @@ NaN or an infinite log-probability.
 
 from tfgen.backend import tf, tfb, tfd
 from tfgen.errors import UserError
-from tfgen.random import per_row_uniform
 
 # exp(-7) ~ 1e-3 of a level: sharper than any level spacing; exp(7) covers any range.
 MIN_LOG_SCALE = -7.0
@@ -55,14 +54,21 @@ def discretized_logistic_mixture(params, levels, num_components, event_ndims):
     """
     check_levels(levels)
     logits, raw_locs, raw_log_scales = tf.split(params, 3, axis=-1)
-    centre = (levels - 1) / 2.0
-    locs = centre + 2.0 * centre * tf.tanh(raw_locs / 2.0)
-    logistic = tfd.Logistic(loc=locs, scale=bounded_scale(raw_log_scales))
+    loc, scale = _logistic_loc_scale(raw_locs, raw_log_scales, levels)
+    logistic = tfd.Logistic(loc=loc, scale=scale)
     # Shift by -0.5 so that QuantizedDistribution's bins (k-1, k] become [k-0.5, k+0.5).
     shifted = tfd.TransformedDistribution(logistic, tfb.Shift(tf.constant(-0.5, params.dtype)))
     quantized = tfd.QuantizedDistribution(shifted, low=0.0, high=float(levels - 1))
     mixture = tfd.MixtureSameFamily(tfd.Categorical(logits=logits), quantized)
     return tfd.Independent(mixture, reinterpreted_batch_ndims=event_ndims)
+
+
+def _logistic_loc_scale(raw_locs, raw_log_scales, levels):
+    """Logistic locations in level units, softly bounded to [-c, 3c] around the middle
+    level c (network output 0 is c; see `discretized_logistic_mixture`), and bounded
+    scales."""
+    centre = (levels - 1) / 2.0
+    return centre + 2.0 * centre * tf.tanh(raw_locs / 2.0), bounded_scale(raw_log_scales)
 
 
 def parameter_count(likelihood, levels, num_components=None):
@@ -106,16 +112,57 @@ def mode_on_levels(dist, levels):
     return tf.cast(tf.argmax(level_log_probabilities(dist, levels), axis=-1), tf.float32)
 
 
-def sample_on_levels(dist, levels, seed, salt=0):
-    """One draw per row keyed by the row's int64 `seed` (`[B]`): Gumbel-max over each
-    dimension's level probabilities, so a row's draw never depends on its batch (TFP's
-    own `sample(seed=...)` draws the whole batch from one seed)."""
-    log_probs = level_log_probabilities(dist, levels)
-    uniform = per_row_uniform(seed, log_probs.shape[1:], salt=salt)
-    gumbel = -tf.math.log(-tf.math.log(tf.clip_by_value(uniform, 1e-20, 1.0 - 1e-7)))
-    return tf.cast(tf.argmax(log_probs + gumbel, axis=-1), tf.float32)
-
-
 def check_levels(levels):
     if levels is None or int(levels) < 2:
         raise UserError(f"a likelihood on levels needs discrete data (levels >= 2), got levels={levels}")
+
+
+# === Draws from given uniforms ===
+# Autoregressive samplers draw one dimension at a time from uniforms drawn up front per
+# row (`tfgen.random.per_row_uniform`), so a naive and a cached sampler given the same
+# seed draw the same values, and any batch gives each row the same sample.
+
+#: Uniforms one draw on the levels consumes, per dimension.
+UNIFORMS_PER_DRAW = 2
+_MIN_TEMPERATURE = 1e-6
+
+
+def _inverse_cdf(logits, uniform):
+    """The index k with cdf(k-1) <= u < cdf(k) of softmax(logits) (last axis)."""
+    cdf = tf.cumsum(tf.nn.softmax(logits, axis=-1), axis=-1)
+    index = tf.reduce_sum(tf.cast(cdf < uniform[..., None], tf.int32), axis=-1)
+    return tf.minimum(index, logits.shape[-1] - 1)
+
+
+def draw_on_levels(likelihood, params, levels, uniforms, temperature=1.0, num_components=None):
+    """One draw per dimension of the likelihood `on_levels` builds from `params`.
+
+    Args:
+      likelihood: a key of LIKELIHOODS.
+      params: `[..., parameter_count]` network outputs of the dimensions drawn.
+      levels: the data's levels.
+      uniforms: `[..., UNIFORMS_PER_DRAW]` uniforms in [0, 1), one set per dimension.
+      temperature: broadcastable to `params.shape[:-1]`. Categorical: the logits are
+        divided by it; mixture: the component logits are divided by it and the
+        logistic scales multiplied by it. 1 draws from the model; towards 0 the draw
+        approaches the mode.
+
+    Returns:
+      float32 levels `params.shape[:-1]`.
+    """
+    temperature = tf.maximum(tf.cast(temperature, params.dtype), _MIN_TEMPERATURE)
+    if likelihood == "categorical":
+        check_levels(levels)
+        return tf.cast(_inverse_cdf(params / temperature[..., None], uniforms[..., 0]), tf.float32)
+    if likelihood != "discretized_logistic_mixture":
+        raise UserError(f"unknown likelihood on levels {likelihood!r}; valid: {sorted(LIKELIHOODS)}")
+    check_levels(levels)
+    logits, locs, raw_log_scales = tf.split(params, 3, axis=-1)
+    component = tf.one_hot(_inverse_cdf(logits / temperature[..., None], uniforms[..., 0]),
+                           int(num_components), dtype=params.dtype)
+    loc, scale = _logistic_loc_scale(locs, raw_log_scales, levels)
+    loc = tf.reduce_sum(component * loc, axis=-1)
+    scale = tf.reduce_sum(component * scale, axis=-1) * temperature
+    u = tf.clip_by_value(uniforms[..., 1], 1e-5, 1.0 - 1e-5)
+    x = loc + scale * (tf.math.log(u) - tf.math.log1p(-u))
+    return tf.clip_by_value(tf.round(x), 0.0, float(levels - 1))

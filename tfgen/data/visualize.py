@@ -130,3 +130,30 @@ def save_samples_figure(samples, spec, path, reference=None):
         f"save_samples_figure: no picture for kind {spec.kind!r} with event_shape {spec.event_shape}; "
         f"supported: kind 'image' [H, W, C] and kind 'vector' (2,)"
     )
+
+
+def save_spectrograms(waveforms, sample_rate, path, columns=2):
+    """Writes a PNG of spectrograms (dB), one panel per `{title: waveform in [-1, 1]}`.
+
+    Args:
+      waveforms: ordered `{title: 1-D waveform}`, e.g. real and generated audio.
+      sample_rate: samples per second (the frequency axis goes to half of it).
+      path: output PNG.
+      columns: panels per row.
+    """
+    from matplotlib.figure import Figure
+
+    if not waveforms:
+        raise UserError("save_spectrograms: no waveforms")
+    rows = math.ceil(len(waveforms) / columns)
+    figure = Figure(figsize=(4.5 * columns, 2.6 * rows), dpi=100)
+    for i, (title, waveform) in enumerate(waveforms.items()):
+        axes = figure.add_subplot(rows, columns, i + 1)
+        waveform = np.asarray(waveform, np.float64).reshape(-1)
+        axes.specgram(waveform, NFFT=256, Fs=sample_rate, noverlap=192, cmap="magma", vmin=-120, vmax=-20)
+        axes.set_title(title, fontsize=9)
+        axes.set_xlabel("seconds", fontsize=8)
+        axes.set_ylabel("Hz", fontsize=8)
+        axes.tick_params(labelsize=7)
+    figure.tight_layout()
+    return _atomic_save(path, lambda tmp: figure.savefig(tmp, format="png"))

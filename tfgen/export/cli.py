@@ -139,8 +139,10 @@ def _save_wav(samples, spec, path, sample_rate, gap_seconds=0.1):
     import numpy as np
 
     x = np.asarray(samples, np.float64).reshape(len(samples), -1)
-    if spec.levels:
-        x = x / (spec.levels - 1) * 2.0 - 1.0
+    if spec.levels:  # audio levels are mu-law codes (tfgen.data.audio)
+        from tfgen.data.audio import mu_law_decode
+
+        x = mu_law_decode(x, spec.levels)
     else:
         peak = float(np.max(np.abs(np.nan_to_num(x)), initial=0.0))
         if peak > 1.0:

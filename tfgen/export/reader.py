@@ -93,5 +93,9 @@ def call_signature(version_dir, name, inputs):
     loaded = tf.saved_model.load(version_dir)
     if name not in loaded.signatures:
         raise UserError(f"{version_dir} has no signature {name!r}; it has {sorted(loaded.signatures)}")
-    outputs = loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
+    # `loaded.signatures[...]` needs every input; the restored function of the same name
+    # fills the defaulted ones a request leaves out (an audio model's `length`).
+    complete = set(inputs) == set(loaded.signatures[name].structured_input_signature[1])
+    function = loaded.signatures[name] if complete else getattr(loaded, name)
+    outputs = function(**{k: tf.constant(v) for k, v in inputs.items()})
     return {k: v.numpy() for k, v in outputs.items()}

@@ -5,7 +5,8 @@ Which signatures a model has, with which named, typed, batched inputs and output
 the table `tfgen.contract.SIGNATURES`; this module computes them (`COMPUTE`, one
 function per table entry) and traces each once:
 
-    sample    seed int64 [B], condition int32 [B]*, temperature float32 [B] (default 1.0)
+    sample    seed int64 [B], condition int32 [B]*, temperature float32 [B] (default 1.0),
+              length int32 [B] (audio; default 0: the example length)
               -> samples float32 [B, *event], log_prob float32 [B]**
     log_prob  x float32 [B, *event], condition*  -> log_prob, bits_per_dim, elbo**** float32 [B]
     encode    x, condition*, seed*** -> z float32 [B, *latent]    (models with a latent space)
@@ -109,10 +110,11 @@ def build_model(model):
 # `tracer` gives the model (`tracer.model`, its methods as they were before any sharing),
 # the signature's resolved plan entry and `tracer.call` for another signature.
 
-def _sample(tracer, seed, temperature, condition=None):
+def _sample(tracer, seed, temperature, condition=None, length=None):
     temperature = tf.broadcast_to(temperature, tf.shape(seed))
+    lengths = {} if length is None else {"length": length}  # audio models only
     with tracer.sharing():
-        samples = tracer.model.sample(seed, temperature, condition)
+        samples = tracer.model.sample(seed, temperature, condition, **lengths)
     outputs = {"samples": samples}
     if tracer.has_output("sample", "log_prob"):
         outputs["log_prob"] = tracer.call("log_prob", x=samples, condition=condition)["log_prob"]
@@ -125,7 +127,8 @@ def _log_prob(tracer, x, condition=None):
         log_prob, extra = bounds["log_prob"], {"elbo": bounds["elbo"]}
     else:
         log_prob, extra = tracer.method("log_prob")(x, condition), {}
-    return {"log_prob": log_prob, "bits_per_dim": bits_per_dim(log_prob, tracer.num_dims), **extra}
+    num_dims = tf.cast(tf.reduce_prod(tf.shape(x)[1:]), log_prob.dtype)  # audio has any length
+    return {"log_prob": log_prob, "bits_per_dim": bits_per_dim(log_prob, num_dims), **extra}
 
 
 def _encode(tracer, x, condition=None, seed=None):
@@ -168,7 +171,6 @@ class _Tracer:
 
     def __init__(self, model, plan):
         self.model = model
-        self.num_dims = model.data_spec.num_dims
         self._plan = {entry["name"]: entry for entry in plan}
         # Bound before any sharing patches the instance, so a shared function's own
         # body runs the model's method, not itself.

@@ -155,7 +155,8 @@ def _outputs_check(label, entry, outputs):
             continue
         shape = [BATCH] + spec["shape"][1:]
         kind = "S" if spec["dtype"] == "string" else np.dtype(spec["dtype"]).kind
-        if list(value.shape) != shape or (value.dtype.kind in "SOU") != (kind == "S") or (
+        fits = len(value.shape) == len(shape) and all(d in (-1, v) for d, v in zip(shape, value.shape))
+        if not fits or (value.dtype.kind in "SOU") != (kind == "S") or (
                 kind != "S" and value.dtype != np.dtype(spec["dtype"])):
             problems.append(f"{key} is {value.dtype}{list(value.shape)}, expected {spec['dtype']}{shape}")
         elif kind == "f" and not np.all(np.isfinite(value)):

@@ -6,3 +6,4 @@ from tfgen.models.likelihood import LikelihoodModel  # noqa: F401
 import tfgen.models.flows  # noqa: F401,E402  (registers the flows)
 import tfgen.models.ppca  # noqa: F401,E402  (registers PPCA)
 import tfgen.models.vae  # noqa: F401,E402  (registers VAE)
+import tfgen.models.autoregressive  # noqa: F401,E402  (registers PixelCNN and WaveNet)

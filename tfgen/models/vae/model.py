@@ -229,8 +229,10 @@ class VAE(GenerativeModel):
             log_det += step_log_det
         return z, log_det
 
-    def _decoder_distribution(self, z, condition):
-        params = self.decoder(z, self._class_features(condition))
+    def _decoder_distribution(self, z, condition, params=None):
+        """p(x | z), from the decoder's outputs `params` when already computed."""
+        if params is None:
+            params = self.decoder(z, self._class_features(condition))
         event_ndims = len(self.data_spec.event_shape)
         if self.likelihood == "bernoulli":
             return tfd.Independent(tfd.Bernoulli(logits=params[..., 0], dtype=tf.float32), event_ndims)
@@ -382,14 +384,17 @@ class VAE(GenerativeModel):
         """z from the prior keyed by the row's seed (noise scaled by `temperature`), then
         x ~ p(x | z) keyed by the same seed (Gaussian noise also scaled)."""
         z = self.prior_distribution.sample(seed, temperature)
-        dist = self._decoder_distribution(z, condition)
+        params = self.decoder(z, self._class_features(condition))
+        dist = self._decoder_distribution(z, condition, params)
         event_shape = self.data_spec.event_shape
         if self.likelihood == "gaussian":
             temperature = tf.reshape(tf.convert_to_tensor(temperature, tf.float32), [-1] + [1] * len(event_shape))
             return dist.mean() + dist.stddev() * temperature * per_row_normal(seed, event_shape, salt=1)
         if self.likelihood == "bernoulli":
             return tf.cast(per_row_uniform(seed, event_shape, salt=1) < dist.mean(), tf.float32)
-        return distributions.sample_on_levels(dist, self.data_spec.levels, seed, salt=1)
+        uniforms = per_row_uniform(seed, [*event_shape, distributions.UNIFORMS_PER_DRAW], salt=1)
+        return distributions.draw_on_levels(self.likelihood, params, self.data_spec.levels, uniforms,
+                                            num_components=self.num_mixture_components)
 
     def get_config(self):
         config = super().get_config()

@@ -206,15 +206,19 @@ def ready_line(server):
     import json
 
     o = server.options
-    names = server.manager.model_names()
-    line = (
-        f"tfgen serve: ready: {len(names)} model(s) {', '.join(names)}; "
-        f"gRPC {o.host}:{server.grpc_port}"
-    )
+    waiting = server.manager.unavailable_models()
+    names = [n for n in server.manager.model_names() if n not in waiting]
+    line = f"tfgen serve: ready: {len(names)} model(s) {', '.join(names) or '(none yet)'}"
+    if waiting:
+        line += f" (not yet available: {', '.join(waiting)})"
+    line += f"; gRPC {o.host}:{server.grpc_port}"
     if not server.rest_port:
         return line + "; no REST API (--rest_api_port 0)"
     base = f"http://{o.host}:{server.rest_port}"
-    line += f"; REST {base} -- try: curl {base}/v1/models/{names[0]}/metadata"
+    line += f"; REST {base}"
+    if not names:
+        return line
+    line += f" -- try: curl {base}/v1/models/{names[0]}/metadata"
     for name in names:
         signature = server.manager.servable(name).signatures.get("sample")
         row = _example_instance(signature) if signature else None

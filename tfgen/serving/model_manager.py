@@ -30,7 +30,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 from tfgen.errors import MissingPath, UserError
 from tfgen.serving.errors import Code, ServingError, invalid_argument, not_found
 from tfgen.serving.signatures import InputLimits, Signature, find_signature
-from tfgen.versions import version_dirs
+from tfgen.versions import is_complete, version_dirs
 
 log = logging.getLogger("tfgen.serving")
 
@@ -108,6 +108,13 @@ def read_meta_graph(path):
     raise ValueError(f"no MetaGraphDef with tags {list(SERVE_TAGS)} in {path}")
 
 
+class ServableClosed(ServingError):
+    """The version was unloaded between lookup and use; the caller looks up again."""
+
+    def __init__(self):
+        super().__init__(Code.UNAVAILABLE, "The servable is being unloaded")
+
+
 class Servable:
     """One loaded version: its signatures, ready to run from any thread."""
 
@@ -122,7 +129,9 @@ class Servable:
             if key in self.loaded.signatures:
                 self.signatures[key] = Signature(key, signature_def, self.loaded.signatures[key])
         self.limits = limits
-        self.extras = {}  # per-servable state owned by the server (e.g. batch schedulers)
+        self._extras = {}  # per-servable state owned by the server (e.g. batch schedulers)
+        self._extras_lock = threading.Lock()
+        self._closed = False
 
     @property
     def signature_defs(self):
@@ -168,12 +177,27 @@ class Servable:
                 raise ValueError(f"warmup request {count} failed: {e.message}") from None
         return count
 
+    def extra(self, key, make):
+        """The server's per-version state under `key`, made by `make()` on first use.
+
+        Raises `ServableClosed` once the version is unloading, so nothing is created on
+        a version that `close()` has already passed over.
+        """
+        with self._extras_lock:
+            if self._closed:
+                raise ServableClosed()
+            if key not in self._extras:
+                self._extras[key] = make()
+            return self._extras[key]
+
     def close(self):
-        for extra in self.extras.values():
+        with self._extras_lock:
+            self._closed = True
+            extras, self._extras = list(self._extras.values()), {}
+        for extra in extras:
             close = getattr(extra, "close", None)
             if close:
                 close()
-        self.extras.clear()
 
 
 @dataclasses.dataclass
@@ -200,6 +224,7 @@ class ModelManager:
         self.do_warmup = warmup
         self._stop = threading.Event()
         self._thread = None
+        self._warned_empty = set()
         self.set_configs(configs, poll=False)
 
     # --- configuration and polling ---------------------------------------------------------
@@ -302,8 +327,9 @@ class ModelManager:
             if not self._load_aspired(config, on_disk, aspired, statuses):
                 break
         if not aspired:
-            log.warning("No versions of servable %s found under base path %s",
-                        config.name, config.base_path)
+            self._warn_no_versions(config)
+        else:
+            self._warned_empty.discard(config.name)
         # Unload what is no longer aspired, but never the last AVAILABLE version unless
         # an aspired one is AVAILABLE to take over.
         available_aspired = [
@@ -315,6 +341,19 @@ class ModelManager:
             if available_aspired:
                 self._unload(config.name, version)
 
+    def _warn_no_versions(self, config):
+        """Once per model until a version appears (TF Serving says it every poll)."""
+        if config.name in self._warned_empty:
+            return
+        self._warned_empty.add(config.name)
+        hint = ""
+        if is_complete(config.base_path):
+            hint = (f"; {config.base_path} holds saved_model.pb itself: the base path is the "
+                    "directory above the numbered version directories")
+        log.warning("No versions of servable %s found under base path %s; it is not yet "
+                    "available and loads when a version appears%s",
+                    config.name, config.base_path, hint)
+
     def _load_aspired(self, config, on_disk, aspired, statuses):
         """Load the aspired versions not loaded yet; True if one of them failed."""
         any_failed = False
@@ -322,8 +361,11 @@ class ModelManager:
         for version in sorted(aspired, reverse=True):
             current = statuses.get(version)
             fingerprint = _fingerprint(on_disk[version])
-            if current and current.state in (State.AVAILABLE, State.LOADING, State.UNLOADING):
-                continue  # an UNLOADING version aspired again loads on a later poll
+            if current and current.state in (State.AVAILABLE, State.LOADING):
+                continue
+            # An UNLOADING version aspired again (a model removed and re-added by a
+            # reload) loads afresh now, beside the copy still closing: a reload answers
+            # OK only once its models serve, as TF Serving's does.
             if current and current.error is not None and current.fingerprint == fingerprint:
                 continue  # failed before and unchanged on disk
             if not self._load(config.name, version, on_disk[version], fingerprint):
@@ -432,6 +474,14 @@ class ModelManager:
             if not statuses:
                 raise not_found(f"Could not find any versions of model {name}")
             return [(v, s.state, s.error) for v, s in sorted(statuses.items())]
+
+    def unavailable_models(self):
+        """Configured models with no AVAILABLE version (yet)."""
+        with self._lock:
+            return sorted(
+                name for name in self._configs
+                if not any(s.state == State.AVAILABLE for s in self._versions.get(name, {}).values())
+            )
 
     def ready(self):
         """True when every configured model has an AVAILABLE version."""

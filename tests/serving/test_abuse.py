@@ -1,0 +1,282 @@
+"""The server under abuse: cheap requests that would cost it a lot, connection floods,
+abandoned work, reloads and shutdowns under load. Real servers on loopback ports; the
+heavier measurements (RSS, p99 under attack) are slow-marked."""
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+import tracemalloc
+import urllib.request
+
+import grpc
+import numpy as np
+import pytest
+from tensorflow.core.framework import tensor_pb2, types_pb2
+from tensorflow_serving.apis import model_management_pb2
+
+import toy_savedmodels as sm
+from conftest import Rest, make_server
+from test_errors import grpc_error, predict
+from test_process import ServeProcess, health
+from tfgen.serving import Client
+
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+
+
+def splat(dtype, shape, field, value):
+    """A TensorProto of one value declaring `shape`: a few bytes asking for any size."""
+    proto = tensor_pb2.TensorProto(dtype=dtype)
+    for d in shape:
+        proto.tensor_shape.dim.add().size = d
+    getattr(proto, field).append(value)
+    return proto
+
+
+# --- cheap requests that would cost a lot ---------------------------------------------
+
+
+def test_declared_16m_rows_are_refused_before_anything_is_allocated(server, client):
+    """A 49-byte proto declaring 16M int64 seeds was expanded (128 MiB) before the row
+    cap; now the cap reads the declared shape and nothing is allocated."""
+    seeds = splat(types_pb2.DT_INT64, [16 * 1024 * 1024], "int64_val", 7)
+    assert seeds.ByteSize() < 64
+    tracemalloc.start()
+    try:
+        start = time.monotonic()
+        code, message = grpc_error(predict, client, signature="sample", inputs={"seed": seeds})
+        elapsed = time.monotonic() - start
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert code == INVALID and "16777216 rows" in message and "--max_rows_per_request" in message
+    assert peak < 16 * 1024 * 1024, f"{peak / 2**20:.0f} MiB allocated for a rejected request"
+    assert elapsed < 1.0
+
+
+def test_declared_shape_with_wrong_event_dims_is_refused_before_decoding(server, client):
+    x = splat(types_pb2.DT_FLOAT, [4096, 4096], "float_val", 1.0)  # 64 MiB if expanded
+    tracemalloc.start()
+    try:
+        code, message = grpc_error(predict, client, inputs={"x": x})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert code == INVALID and "expects shape [?,2] but got [4096, 4096]" in message
+    assert peak < 16 * 1024 * 1024
+
+
+def test_rest_body_over_the_row_cap_is_refused_without_decoding_it_all(server, rest):
+    """Rows are counted while the body is decoded: 200,000 rows (about 7 MB) are refused
+    at row 4097, long before the rest would be decoded and converted."""
+    row = json.dumps({"x": [0.5, 0.25]})
+    body = ('{"signature_name": "log_prob", "instances": [' + ",".join([row] * 200_000)
+            + "]}").encode()
+    start = time.monotonic()
+    status, reply = rest.post("/v1/models/toy:predict", raw=body)
+    elapsed = time.monotonic() - start
+    assert status == 400 and "more than 4096 rows" in reply["error"], reply
+    assert elapsed < 1.0, f"{elapsed:.2f} s to refuse"
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/v1/models/toy/versions/" + "9" * 5000 + ":predict", b'{"instances": [[0, 0]]}'),
+    ("/v1/models/toy:predict", b'{"signature_name": "log_prob", "instances": [{"x": [1'
+     + b"1" * 5000 + b', 0]}]}'),
+    ("/v1/models/toy:predict", b'{"signature_name": "log_prob", "instances": '
+     + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+])
+def test_huge_integers_and_deep_nesting_are_json_4xx_errors(server, rest, path, body):
+    status, reply = rest.post(path, raw=body)
+    assert 400 <= status < 500 and isinstance(reply, dict) and "error" in reply, (status, reply)
+
+
+def test_every_rest_error_is_a_json_error_body(server, rest):
+    for method, path in [("GET", "/nope"), ("DELETE", "/healthz"), ("PUT", "/v1/models/toy")]:
+        status, reply = rest.request(method, path)
+        assert 400 <= status < 500 and isinstance(reply, dict) and reply.get("error"), (
+            method, path, status, reply)
+
+
+def test_a_megabyte_model_name_is_not_found_with_a_bounded_message(server, client):
+    code, message = grpc_error(predict, client, model="m" * (1 << 20), inputs={"x": np.zeros([1, 2], np.float32)})
+    assert code == grpc.StatusCode.NOT_FOUND
+    assert len(message) < 4000 and "more characters" in message
+
+
+def test_unknown_input_name_lists_the_signature_inputs(server, client):
+    code, message = grpc_error(predict, client, signature="sample", inputs={
+        "seed": np.zeros([1], np.int64), "tempreature": np.ones([1], np.float32)})
+    assert code == INVALID and "takes inputs {seed,temperature}" in message, message
+
+
+# --- connections -----------------------------------------------------------------------
+
+
+def test_rest_refuses_foreign_host_headers_when_bound_to_loopback(server):
+    def get(host):
+        req = urllib.request.Request(server.rest_url + "/v1/models/toy", headers={"Host": host})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    port = server.server.rest_port
+    assert get(f"127.0.0.1:{port}")[0] == 200
+    assert get(f"localhost:{port}")[0] == 200
+    status, reply = get(f"attacker.example:{port}")
+    assert status == 403 and "--rest_allowed_hosts" in reply["error"]
+
+
+def test_rest_allowed_hosts_adds_names(exported, tmp_path):
+    from tfgen.serving.model_manager import ModelConfig
+
+    sm.copy_version(exported["toy"], str(tmp_path / "toy"), 1)
+    srv = make_server([ModelConfig("toy", str(tmp_path / "toy"))], rest_allowed_hosts=("myhost",))
+    try:
+        req = urllib.request.Request(srv.rest_url + "/healthz", headers={"Host": "myhost:1"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200
+    finally:
+        srv.stop()
+
+
+def test_idle_partial_requests_are_capped_and_timed_out_and_grpc_keeps_answering(exported, tmp_path,
+                                                                                  caplog):
+    """Connections holding half a request are refused beyond the cap and closed after the
+    read timeout, with one log line per condition; gRPC and REST keep answering."""
+    from tfgen.serving.model_manager import ModelConfig
+
+    sm.copy_version(exported["toy"], str(tmp_path / "toy"), 1)
+    srv = make_server([ModelConfig("toy", str(tmp_path / "toy"))],
+                      rest_max_connections=20, rest_read_timeout_seconds=1.0)
+    sockets = []
+    try:
+        with caplog.at_level("WARNING", logger="tfgen.serving"):
+            for _ in range(60):
+                s = socket.create_connection(("127.0.0.1", srv.server.rest_port), timeout=5)
+                s.sendall(b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          b"Content-Length: 1000\r\n\r\n{\"instances\"")
+                sockets.append(s)
+            with Client(srv.grpc_address) as c:
+                assert c.log_prob("toy", np.zeros([1, 2], np.float32))["log_prob"].shape == (1,)
+            time.sleep(1.6)  # past the read timeout: the 20 admitted ones are closed
+            assert Rest(srv.rest_url).get("/healthz")[0] == 200
+            closed = 0
+            for s in sockets:
+                s.settimeout(2)
+                try:
+                    closed += s.recv(100) == b""
+                except (ConnectionResetError, socket.timeout):
+                    closed += 1
+            assert closed == 60
+        messages = [r.getMessage() for r in caplog.records]
+        assert sum("refusing connections beyond 20" in m for m in messages) == 1, messages
+        assert sum("no complete request within 1 s" in m for m in messages) == 1, messages
+    finally:
+        for s in sockets:
+            s.close()
+        srv.stop()
+
+
+# --- reloads, unloads, shutdown ---------------------------------------------------------
+
+
+def _reload(stub, models):
+    request = model_management_pb2.ReloadConfigRequest()
+    for name, path in models:
+        request.config.model_config_list.config.add(name=name, base_path=path,
+                                                    model_platform="tensorflow")
+    return stub.HandleReloadConfigRequest(request, timeout=60)
+
+
+def test_reload_answers_ok_only_once_a_re_added_model_serves(exported, tmp_path):
+    from tensorflow_serving.apis import model_service_pb2_grpc
+    from tfgen.serving.model_manager import ModelConfig
+
+    sm.copy_version(exported["toy"], str(tmp_path / "toy"), 1)
+    sm.copy_version(exported["cond"], str(tmp_path / "cond"), 1)
+    srv = make_server([ModelConfig("toy", str(tmp_path / "toy")),
+                       ModelConfig("cond", str(tmp_path / "cond"))])
+    try:
+        with Client(srv.grpc_address) as c:
+            stub = model_service_pb2_grpc.ModelServiceStub(c.channel)
+            assert _reload(stub, [("cond", str(tmp_path / "cond"))]).status.error_code == 0
+            # Re-added while its old copy is still unloading: OK means it serves now.
+            assert _reload(stub, [("cond", str(tmp_path / "cond")),
+                                  ("toy", str(tmp_path / "toy"))]).status.error_code == 0
+            assert c.log_prob("toy", np.zeros([1, 2], np.float32))["log_prob"].shape == (1,)
+    finally:
+        srv.stop()
+
+
+def test_model_with_no_version_yet_keeps_the_server_up_and_loads_when_one_appears(
+        exported, tmp_path):
+    """TF Serving's behaviour: an empty base path (or one pointing at a version directory)
+    is reported as not yet available; the server runs and loads the version when it lands."""
+    sm.copy_version(exported["toy"], str(tmp_path / "toy"), 1)
+    (tmp_path / "empty").mkdir()
+    config = tmp_path / "models.config"
+    config.write_text(
+        'model_config_list { config { name: "toy" base_path: "%s" model_platform: "tensorflow" }\n'
+        '  config { name: "later" base_path: "%s" model_platform: "tensorflow" }\n'
+        '  config { name: "wrong" base_path: "%s" model_platform: "tensorflow" } }\n'
+        % (tmp_path / "toy", tmp_path / "empty", tmp_path / "toy" / "1"))
+    server = ServeProcess(["--model_config_file", str(config),
+                           "--file_system_poll_wait_seconds", "0.2"],
+                          cwd=tmp_path, log_path=tmp_path / "serve.log")
+    try:
+        assert "not yet available: later, wrong" in server.ready
+        assert Rest(server.rest).get("/readyz")[0] == 503
+        with Client(server.grpc) as c:
+            assert c.log_prob("toy", np.zeros([1, 2], np.float32))["log_prob"].shape == (1,)
+            sm.copy_version(exported["toy"], str(tmp_path / "empty"), 3)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    c.log_prob("later", np.zeros([1, 2], np.float32))
+                    break
+                except grpc.RpcError as e:
+                    assert e.code() == grpc.StatusCode.NOT_FOUND
+                    time.sleep(0.2)
+            assert c.log_prob("later", np.zeros([1, 2], np.float32))["log_prob"].shape == (1,)
+    finally:
+        assert server.terminate() == 0
+    log = open(tmp_path / "serve.log").read()
+    assert "holds saved_model.pb itself" in log  # the hint for the classic mistake
+
+
+def test_sigterm_under_load_with_batching_answers_new_requests_unavailable(exported, tmp_path):
+    """In-flight requests complete; those arriving after SIGTERM are UNAVAILABLE (which
+    clients retry on another replica, as these do by stopping), never CANCELLED."""
+    sm.copy_version(exported["toy"], str(tmp_path / "toy"), 1)
+    server = ServeProcess(
+        ["--model_name", "toy", "--model_base_path", str(tmp_path / "toy"), "--enable_batching",
+         "--grace_seconds", "5"],
+        cwd=tmp_path, log_path=tmp_path / "serve.log")
+    codes, ok = [], [0]
+
+    def client():
+        with Client(server.grpc, timeout=10) as c:
+            while True:
+                try:
+                    c.log_prob("toy", np.zeros([1, 2], np.float32))
+                    ok[0] += 1
+                except grpc.RpcError as e:
+                    codes.append(e.code())
+                    return
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(60) == 0
+    for t in threads:
+        t.join(30)
+    server.log.close()
+    assert ok[0] > 0 and len(codes) == 8
+    assert set(codes) == {grpc.StatusCode.UNAVAILABLE}, codes

@@ -280,3 +280,163 @@ def test_sigterm_under_load_with_batching_answers_new_requests_unavailable(expor
     server.log.close()
     assert ok[0] > 0 and len(codes) == 8
     assert set(codes) == {grpc.StatusCode.UNAVAILABLE}, codes
+
+
+# --- abandoned work ---------------------------------------------------------------------
+
+
+def _runs(srv, model):
+    from test_batching import RUNTIME, histogram
+
+    text = Rest(srv.rest_url).get("/monitoring/prometheus/metrics")[1]
+    return histogram(text, RUNTIME, API="Predict", model_name=model, runtime="TF2")[0]
+
+
+def test_rest_requests_whose_client_hung_up_are_not_run(tmp_path):
+    """Ten REST requests queued behind one runtime thread, their clients gone: at most
+    the one already running (and one racing it) costs CPU."""
+    from tfgen.serving.model_manager import ModelConfig
+
+    sm.write_model(str(tmp_path / "slow"), 1, delay_ms=60, warmup=False)
+    srv = make_server([ModelConfig("slow", str(tmp_path / "slow"))], runtime_threads=1)
+    try:
+        body = json.dumps({"signature_name": "log_prob", "instances": [{"x": [0.0, 0.0]}]})
+        request = (f"POST /v1/models/slow:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
+        sockets = [socket.create_connection(("127.0.0.1", srv.server.rest_port)) for _ in range(10)]
+        for s in sockets:
+            s.sendall(request)
+        time.sleep(0.1)  # the first one runs, nine wait for the runtime thread
+        for s in sockets:
+            s.close()
+        time.sleep(2.0)
+        assert _runs(srv, "slow") <= 2
+    finally:
+        srv.stop()
+
+
+def test_grpc_requests_past_their_deadline_in_the_queue_are_not_run(tmp_path):
+    from tfgen.serving.model_manager import ModelConfig
+
+    sm.write_model(str(tmp_path / "slow"), 1, delay_ms=60, warmup=False)
+    srv = make_server([ModelConfig("slow", str(tmp_path / "slow"))], runtime_threads=1)
+    try:
+        codes = []
+
+        def one():
+            with Client(srv.grpc_address, timeout=0.2) as c:
+                try:
+                    c.log_prob("slow", np.zeros([1, 2], np.float32))
+                    codes.append("OK")
+                except grpc.RpcError as e:
+                    codes.append(e.code())
+
+        threads = [threading.Thread(target=one) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        time.sleep(1.0)
+        runs = _runs(srv, "slow")
+        assert grpc.StatusCode.DEADLINE_EXCEEDED in codes
+        assert runs <= codes.count("OK") + 3, (runs, codes)
+    finally:
+        srv.stop()
+
+
+def _rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def _p99(latencies):
+    return float(np.percentile(latencies, 99))
+
+
+# The attacker runs in its own process, so its work does not share the measuring
+# client's GIL: what slows the valid requests is the server.
+ATTACKER = r"""
+import json, sys, time, urllib.error, urllib.request
+import grpc
+from tensorflow.core.framework import tensor_pb2, types_pb2
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+grpc_address, rest_url = sys.argv[1:3]
+seeds = tensor_pb2.TensorProto(dtype=types_pb2.DT_INT64, int64_val=[7])
+seeds.tensor_shape.dim.add().size = 16 * 1024 * 1024
+request = predict_pb2.PredictRequest()
+request.model_spec.name, request.model_spec.signature_name = "toy", "sample"
+request.inputs["seed"].CopyFrom(seeds)
+row = json.dumps({"x": [0.5, 0.25]})
+body = ('{"signature_name": "log_prob", "instances": [' + ",".join([row] * 200_000) + "]}").encode()
+stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(grpc_address))
+times = []
+for i in range(100):
+    start = time.perf_counter()
+    if i % 2:
+        try:
+            urllib.request.urlopen(urllib.request.Request(rest_url + "/v1/models/toy:predict", data=body))
+            raise SystemExit("accepted")
+        except urllib.error.HTTPError as e:
+            assert e.code == 400, e.code
+    else:
+        try:
+            stub.Predict(request, timeout=10)
+            raise SystemExit("accepted")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
+    times.append(time.perf_counter() - start)
+print(json.dumps(times))
+"""
+
+
+@pytest.mark.slow
+def test_100_cheap_attacks_cost_little_memory_and_time_and_spare_valid_traffic(exported, tmp_path):
+    """The issue's target: 100 cheap requests (16M-row splat protos over gRPC, 7 MB REST
+    bodies of 200,000 rows) grow the server's RSS by under 64 MiB in total, each is
+    rejected in under 50 ms, and valid requests on another connection keep their p99
+    within 2x of the idle figure."""
+    import subprocess
+    import sys
+
+    sm.copy_version(exported["toy"], str(tmp_path / "toy"), 1)
+    server = ServeProcess(["--model_name", "toy", "--model_base_path", str(tmp_path / "toy")],
+                          cwd=tmp_path, log_path=tmp_path / "serve.log")
+    try:
+        x = np.zeros([1, 2], np.float32)
+        with Client(server.grpc) as valid:
+            def measure(n):
+                out = []
+                for _ in range(n):
+                    start = time.perf_counter()
+                    valid.log_prob("toy", x)
+                    out.append(time.perf_counter() - start)
+                return out
+
+            measure(50)  # warm
+            idle = _p99(measure(300))
+            rss_before = _rss_bytes(server.proc.pid)
+            attacker = subprocess.Popen([sys.executable, "-c", ATTACKER, server.grpc, server.rest],
+                                        stdout=subprocess.PIPE, text=True,
+                                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+            time.sleep(4)  # let it import TensorFlow before measuring
+            under_attack = []
+            while attacker.poll() is None:
+                under_attack.extend(measure(20))
+            out = attacker.communicate()[0]
+            assert attacker.returncode == 0, out
+            attack_times = json.loads(out.strip().splitlines()[-1])
+            rss_after = _rss_bytes(server.proc.pid)
+        growth = (rss_after - rss_before) / 2**20
+        print(f"RSS growth {growth:.1f} MiB; slowest rejection {max(attack_times) * 1e3:.1f} ms; "
+              f"valid p99 idle {idle * 1e3:.2f} ms, under attack {_p99(under_attack) * 1e3:.2f} ms "
+              f"({len(under_attack)} requests)")
+        assert len(attack_times) == 100
+        assert growth < 64
+        assert max(attack_times) < 0.05
+        assert _p99(under_attack) <= 2 * idle
+    finally:
+        assert server.terminate() == 0

@@ -15,6 +15,7 @@ Errors are `{"error": "<message>"}` with TF Serving's HTTP status for the gRPC c
 import asyncio
 import json
 import logging
+import math
 import re
 import time
 import urllib.parse
@@ -125,6 +126,12 @@ class RestApi:
                         status=403,
                     )
             if request.body_exists:
+                limit = self.body_limit(request.raw_path.split("?", 1)[0])
+                if limit is not None and (request.content_length or 0) > limit:
+                    return error_response(invalid_argument(
+                        f"Request body of {request.content_length} bytes is larger than any "
+                        f"valid predict request to this model ({limit} bytes at "
+                        f"{self.core.limits.max_rows} rows, --max_rows_per_request)"))
                 try:
                     await request.read()  # cached for the handler
                 except web.HTTPRequestEntityTooLarge as e:
@@ -143,6 +150,23 @@ class RestApi:
         finally:
             if self.connections:
                 self.connections.request_finished(request.transport)
+
+    def body_limit(self, path):
+        """The largest body a valid predict request to the model in `path` can have, or
+        None (not a predict path, model not loaded, or string inputs of any length).
+
+        Every numeric leaf is bounded in JSON: at most BYTES_PER_VALUE characters with
+        separators and indentation. So `max_rows` rows of the model's largest
+        signature bound the body, and a larger one is refused before it is read.
+        """
+        match = PREDICTION_PATH.fullmatch(path)
+        if not match:
+            return None
+        try:
+            servable = self.core.servable(_model_spec(match.group(1), match.group(2), match.group(3)))
+        except ServingError:
+            return None
+        return servable.extra("rest_body_limit", lambda: _body_limit(servable, self.core.limits))
 
     def app(self, max_body_bytes):
         app = web.Application(client_max_size=max_body_bytes, middlewares=[self.guard])
@@ -258,6 +282,28 @@ class RestApi:
         servable = self.core.servable(spec)
         check_example_method(servable.signature_defs, spec.signature_name, api)
         raise example_api_unsupported(api)
+
+
+BYTES_PER_VALUE = 64  # "-3.4028234663852886e+38" is 23; the rest is room for layout
+BYTES_PER_INPUT_ROW = 64  # a row's key, quotes, brackets and braces
+BODY_SLACK = 4096  # signature_name and the enclosing object
+
+
+def _body_limit(servable, limits):
+    from tensorflow.core.framework import types_pb2
+
+    largest = 0
+    for signature in servable.signatures.values():
+        per_row = 0
+        for alias, info in signature.inputs.items():
+            if info.dtype == types_pb2.DT_STRING:
+                return None
+            dims = [d.size for d in info.tensor_shape.dim][1:]
+            if info.tensor_shape.unknown_rank or any(d < 0 for d in dims):
+                return None
+            per_row += BYTES_PER_VALUE * math.prod(dims) + BYTES_PER_INPUT_ROW + len(alias)
+        largest = max(largest, per_row)
+    return limits.max_rows * largest + BODY_SLACK
 
 
 def _short(value):

@@ -20,7 +20,7 @@ from tensorflow_serving.apis import model_management_pb2
 import toy_savedmodels as sm
 from conftest import Rest, make_server
 from test_errors import grpc_error, predict
-from test_process import ServeProcess, health
+from test_process import ServeProcess
 from tfgen.serving import Client
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT

@@ -2,7 +2,11 @@
 
     tfgen score --model saved_models/digits_realnvp --input x.npy --out scores.csv
     tfgen score --server 127.0.0.1:8500 --model digits_realnvp --input x.csv --out scores.csv
+
+Exits 1 when no row could be scored (the CSV still says why for each).
 """
+
+import sys
 
 
 def register(subparsers):
@@ -51,4 +55,9 @@ def run(args):
     except Unreachable as e:
         raise UserError(str(e)) from None
     print(f"tfgen score: {scorer.source}: {summary.line()}; wrote {args.out}")
+    if summary.rows and not summary.scored:
+        # The CSV is written (each row says why), but a run that scored nothing failed.
+        print(f"tfgen score: error: none of the {summary.rows} rows could be scored",
+              file=sys.stderr)
+        return 1
     return 0

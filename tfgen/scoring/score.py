@@ -142,8 +142,9 @@ class Summary:
         return self.bits_per_dim_sum / finite if finite else float("nan")
 
     def line(self):
-        return (f"{self.rows} rows: {self.scored} scored ({self.non_finite} non-finite), "
-                f"{self.errors} errors; mean bits/dim {self.mean_bits_per_dim:.4f}; "
+        return (f"{self.rows} rows: {self.scored} scored, {self.errors} not scored (see their "
+                f"error column), {self.non_finite} scored with a non-finite log_prob; "
+                f"mean bits/dim {self.mean_bits_per_dim:.4f}; "
                 f"{self.seconds:.1f} s ({self.rows / max(self.seconds, 1e-9):.0f} rows/s)")
 
 

@@ -111,6 +111,12 @@ class ModelServer:
         except RuntimeError:
             self.grpc_port = 0
         if not self.grpc_port:
+            if o.ssl_config is not None and _port_free(o.host, o.port):
+                raise UserError(
+                    f"cannot listen for gRPC with TLS on {address}: gRPC refused the key or "
+                    "certificate of --ssl_config_file (server_key and server_cert hold the PEM "
+                    "text itself, not file names, and must match)"
+                )
             raise UserError(f"cannot listen for gRPC on {address} (port in use?); see --port")
         await self._grpc.start()
         if o.rest_api_port is not None:
@@ -213,6 +219,21 @@ class ModelServer:
             await self.stop()
 
         asyncio.run(main())
+
+
+def _port_free(host, port):
+    """Whether a plain socket can bind host:port (so a failed listen was not the port)."""
+    import socket
+
+    if not port:
+        return True
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _server_credentials(ssl_config):

@@ -29,6 +29,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
 from tfgen.errors import MissingPath, UserError
 from tfgen.serving.errors import Code, ServingError, invalid_argument, not_found
+from tfgen.serving.ranges import input_ranges
 from tfgen.serving.signatures import InputLimits, Signature, find_signature
 from tfgen.versions import is_complete, version_dirs
 
@@ -125,9 +126,11 @@ class Servable:
         self.meta_graph = read_meta_graph(path)
         self.loaded = tf.saved_model.load(path, tags=list(SERVE_TAGS))
         self.signatures = {}
+        ranges = input_ranges(path)
         for key, signature_def in self.meta_graph.signature_def.items():
             if key in self.loaded.signatures:
-                self.signatures[key] = Signature(key, signature_def, self.loaded.signatures[key])
+                self.signatures[key] = Signature(key, signature_def, self.loaded.signatures[key],
+                                                 ranges)
         self.limits = limits
         self._extras = {}  # per-servable state owned by the server (e.g. batch schedulers)
         self._extras_lock = threading.Lock()

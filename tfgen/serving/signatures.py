@@ -59,7 +59,7 @@ def _status_from_tf(error):
 class Signature:
     """A signature function with its SignatureDef; thread-safe to call concurrently."""
 
-    def __init__(self, name, signature_def, function):
+    def __init__(self, name, signature_def, function, ranges=None):
         self.name = name
         self.signature_def = signature_def
         self.function = function
@@ -71,6 +71,8 @@ class Signature:
             alias: tensors.proto_to_ndarray(proto, alias)
             for alias, proto in signature_def.defaults.items()
         }
+        # alias -> (low, high, what the range is): `tfgen.serving.ranges`.
+        self.ranges = {a: r for a, r in (ranges or {}).items() if a in self.inputs}
         # Fixed by the SignatureDef, so decided once here rather than per request.
         self.batched = self._all_batched()
 
@@ -205,7 +207,10 @@ class Signature:
                     )
 
     def _check_values(self, alias, array, limits):
-        if not limits.allow_nonfinite and array.dtype.kind == "f" and array.size:
+        if not array.size:
+            return
+        finite = None
+        if not limits.allow_nonfinite and array.dtype.kind == "f":
             finite = np.isfinite(array)
             if not finite.all():
                 where = tuple(int(i) for i in np.argwhere(~finite)[0])
@@ -213,6 +218,18 @@ class Signature:
                     f"input '{alias}' of signature '{self.name}' contains NaN or infinite "
                     f"values (first at index {list(where)}); the server rejects them rather "
                     "than return silent NaN results"
+                )
+        if alias in self.ranges:
+            low, high, meaning = self.ranges[alias]
+            outside = (array < low) | (array > high)
+            if finite is not None:
+                outside &= finite
+            if outside.any():
+                where = tuple(int(i) for i in np.argwhere(outside)[0])
+                raise invalid_argument(
+                    f"input '{alias}' of signature '{self.name}' must be in "
+                    f"[{low:g}, {high:g}] ({meaning}); got {array[where].item()!r} at index "
+                    f"{list(where)}"
                 )
 
     # --- outputs and running ------------------------------------------------------------

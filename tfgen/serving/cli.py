@@ -104,6 +104,8 @@ def register(subparsers):
     own.add_argument("--rest_allowed_hosts", default="", metavar="NAME[,NAME...]",
                      help="Host header names REST accepts besides localhost/127.0.0.1/::1 "
                           "when bound to loopback (DNS rebinding guard); '*' accepts any")
+    own.add_argument("--max_concurrent_loads", type=int, default=4, metavar="N",
+                     help="models loading and warming up at once (default 4)")
     p.set_defaults(func=run)
     return p
 
@@ -116,6 +118,7 @@ _AT_LEAST = {
     "runtime_threads": (1, "threads"),
     "rest_api_timeout_in_ms": (1, "milliseconds"),
     "rest_max_connections": (1, "connections"),
+    "max_concurrent_loads": (1, "models"),
     "file_system_poll_wait_seconds": (0, "seconds"),
     "grace_seconds": (0, "seconds"),
     "drain_delay_seconds": (0, "seconds"),
@@ -210,6 +213,7 @@ def build_options(args):
         rest_api_timeout_seconds=args.rest_api_timeout_in_ms / 1000,
         rest_read_timeout_seconds=args.rest_read_timeout_seconds,
         rest_max_connections=args.rest_max_connections,
+        max_concurrent_loads=args.max_concurrent_loads,
         rest_allowed_hosts=tuple(h.strip() for h in args.rest_allowed_hosts.split(",") if h.strip()),
     )
 

@@ -16,6 +16,7 @@ rules live in `tfgen.versions`, which the export reader shares. Every
   startup); a failed version is retried when its directory changes.
 """
 
+import concurrent.futures
 import dataclasses
 import logging
 import os
@@ -40,6 +41,9 @@ SERVE_TAGS = ("serve",)  # the MetaGraphDef TF Serving loads
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
 UNLOAD_GRACE_SECONDS = 0.5
+# Models loading at once: TensorFlow's loader and warmup run ops in parallel threads,
+# so a few at a time use the cores without one model's load starving another's.
+MAX_CONCURRENT_LOADS = 4
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 
 
@@ -216,7 +220,7 @@ class ModelManager:
     """Keeps the configured models' aspired versions loaded; answers lookups."""
 
     def __init__(self, configs, limits=InputLimits(), poll_wait_seconds=1.0,
-                 warmup=True, on_load_attempt=None):
+                 warmup=True, on_load_attempt=None, max_concurrent_loads=MAX_CONCURRENT_LOADS):
         self._lock = threading.RLock()
         self._poll_lock = threading.Lock()
         self._configs = {}
@@ -225,6 +229,7 @@ class ModelManager:
         self.poll_wait_seconds = poll_wait_seconds
         self.on_load_attempt = on_load_attempt
         self.do_warmup = warmup
+        self.max_concurrent_loads = max_concurrent_loads
         self._stop = threading.Event()
         self._thread = None
         self._warned_empty = set()
@@ -303,9 +308,18 @@ class ModelManager:
                 log.exception("polling model base paths failed")
 
     def poll_once(self):
+        """One pass over every model; models load (and warm up) concurrently, each
+        model's versions in order."""
         with self._poll_lock:
-            for config in self.configs:
-                self._poll_model(config)
+            configs = self.configs
+            if len(configs) <= 1 or self.max_concurrent_loads <= 1:
+                for config in configs:
+                    self._poll_model(config)
+                return
+            workers = min(len(configs), self.max_concurrent_loads)
+            with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="load") as pool:
+                for done in [pool.submit(self._poll_model, c) for c in configs]:
+                    done.result()
 
     def _poll_model(self, config):
         on_disk = version_dirs(config.base_path)

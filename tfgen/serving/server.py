@@ -60,6 +60,7 @@ class ServerOptions:
     # Host header names REST accepts besides loopback ones when bound to loopback;
     # "*" accepts any. Bound elsewhere, any Host is accepted.
     rest_allowed_hosts: tuple = ()
+    max_concurrent_loads: int = 4  # models loading and warming up at once
 
 
 class ModelServer:
@@ -72,6 +73,7 @@ class ModelServer:
             poll_wait_seconds=options.file_system_poll_wait_seconds,
             warmup=options.warmup,
             on_load_attempt=self.metrics.load_attempt,
+            max_concurrent_loads=options.max_concurrent_loads,
         )
         self.core = ServingCore(
             self.manager, options.batching, self.metrics, options.runtime_threads

@@ -104,8 +104,9 @@ def register(subparsers):
     own.add_argument("--rest_allowed_hosts", default="", metavar="NAME[,NAME...]",
                      help="Host header names REST accepts besides localhost/127.0.0.1/::1 "
                           "when bound to loopback (DNS rebinding guard); '*' accepts any")
-    own.add_argument("--max_concurrent_loads", type=int, default=4, metavar="N",
-                     help="models loading and warming up at once (default 4)")
+    own.add_argument("--max_concurrent_loads", type=int, default=None, metavar="N",
+                     help="models loading and warming up at once (default: one per two CPUs, "
+                          "at most 4)")
     p.set_defaults(func=run)
     return p
 
@@ -213,7 +214,8 @@ def build_options(args):
         rest_api_timeout_seconds=args.rest_api_timeout_in_ms / 1000,
         rest_read_timeout_seconds=args.rest_read_timeout_seconds,
         rest_max_connections=args.rest_max_connections,
-        max_concurrent_loads=args.max_concurrent_loads,
+        **({"max_concurrent_loads": args.max_concurrent_loads}
+           if args.max_concurrent_loads else {}),
         rest_allowed_hosts=tuple(h.strip() for h in args.rest_allowed_hosts.split(",") if h.strip()),
     )
 

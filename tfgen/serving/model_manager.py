@@ -41,9 +41,10 @@ SERVE_TAGS = ("serve",)  # the MetaGraphDef TF Serving loads
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
 UNLOAD_GRACE_SECONDS = 0.5
-# Models loading at once: TensorFlow's loader and warmup run ops in parallel threads,
-# so a few at a time use the cores without one model's load starving another's.
-MAX_CONCURRENT_LOADS = 4
+# Models loading at once: one per two cores, at most 4. On 2 busy cores loading the
+# three shipped models concurrently was slower than one at a time (12.8 vs 11.5 s,
+# docs/benchmarks.md): the loads contend for the same CPU and GIL.
+MAX_CONCURRENT_LOADS = max(1, min(4, (os.cpu_count() or 1) // 2))
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 
 

@@ -27,7 +27,7 @@ from tfgen.serving.connections import GuardedConnections, default_max_connection
 from tfgen.serving.core import ServingCore
 from tfgen.serving.grpc_service import add_services
 from tfgen.serving.metrics import ServingMetrics
-from tfgen.serving.model_manager import ModelManager
+from tfgen.serving.model_manager import MAX_CONCURRENT_LOADS, ModelManager
 from tfgen.serving.rest import LOOPBACK_HOSTS, RestApi, is_loopback
 from tfgen.serving.signatures import InputLimits
 
@@ -60,7 +60,7 @@ class ServerOptions:
     # Host header names REST accepts besides loopback ones when bound to loopback;
     # "*" accepts any. Bound elsewhere, any Host is accepted.
     rest_allowed_hosts: tuple = ()
-    max_concurrent_loads: int = 4  # models loading and warming up at once
+    max_concurrent_loads: int = MAX_CONCURRENT_LOADS  # models loading and warming up at once
 
 
 class ModelServer:

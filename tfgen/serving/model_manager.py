@@ -32,7 +32,7 @@ from tfgen.errors import MissingPath, UserError
 from tfgen.serving.errors import Code, ServingError, invalid_argument, not_found
 from tfgen.serving.ranges import input_ranges
 from tfgen.serving.signatures import InputLimits, Signature, find_signature
-from tfgen.versions import is_complete, version_dirs
+from tfgen.versions import is_complete, parse_version, version_dirs
 
 log = logging.getLogger("tfgen.serving")
 
@@ -234,6 +234,7 @@ class ModelManager:
         self._stop = threading.Event()
         self._thread = None
         self._warned_empty = set()
+        self._warned_names = set()
         self.set_configs(configs, poll=False)
 
     # --- configuration and polling ---------------------------------------------------------
@@ -328,6 +329,7 @@ class ModelManager:
             log.warning("model %s: base path %s not found; keeping loaded versions",
                         config.name, config.base_path)
             return
+        self._warn_not_versions(config)
         statuses = self._versions.setdefault(config.name, {})
         # Under a latest policy a version that failed to load (and is unchanged since)
         # does not count: the newest version that loads serves, and a failed new
@@ -358,6 +360,20 @@ class ModelManager:
                 continue
             if available_aspired:
                 self._unload(config.name, version)
+
+    def _warn_not_versions(self, config):
+        """One warning per directory that looks like a version but is not one: Unicode
+        digits (`²`, which str.isdigit() accepts) or a number beyond int64."""
+        try:
+            names = os.listdir(config.base_path)
+        except OSError:
+            return
+        for name in names:
+            key = (config.name, name)
+            if name.isdigit() and parse_version(name) is None and key not in self._warned_names:
+                self._warned_names.add(key)
+                log.warning("model %s: ignoring %r under %s: a version is ASCII digits within "
+                            "int64", config.name, name[:40], config.base_path)
 
     def _warn_no_versions(self, config):
         """Once per model until a version appears (TF Serving says it every poll)."""

@@ -173,3 +173,16 @@ def test_server_scoring_splits_batches_to_the_server_s_limit(tmp_path):
                                    toy_savedmodels.log_prob_np(x)[0], rtol=1e-5)
     finally:
         srv.stop()
+
+
+def test_a_batch_retried_row_by_row_is_said_so(served, tmp_path, capsys):
+    """One row the model refuses (a class out of range) costs only itself, and the
+    summary says its batch was retried row by row rather than falling back silently."""
+    x = np.zeros([4, 4, 4, 1], np.float32)
+    np.savez(tmp_path / "x.npz", x=x, condition=np.array([0, 1, 7, 2]))
+    out = tmp_path / "out.csv"
+    assert main(["score", "--server", served[0], "--model", "img", "--input",
+                 str(tmp_path / "x.npz"), "--out", str(out)]) == 0
+    rows = read(out)
+    assert [bool(r["error"]) for r in rows] == [False, False, True, False]
+    assert "1 batch(es) refused whole and scored row by row" in capsys.readouterr().out

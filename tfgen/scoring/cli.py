@@ -36,12 +36,27 @@ def register(subparsers):
     return p
 
 
+def check_paths(args):
+    """The files the command needs, checked before TensorFlow is imported (seconds)."""
+    import os
+
+    from tfgen.errors import MissingPath
+
+    for flag, path in (("--input", args.input), ("--condition-file", args.condition_file)):
+        if path and not os.path.isfile(path):
+            raise MissingPath(f"no input file {path}" if flag == "--input"
+                              else f"{flag} {path} does not exist")
+    if not args.server and not os.path.isdir(args.model):
+        raise MissingPath(f"no model directory {args.model}")
+
+
 def run(args):
     from tfgen.errors import UserError
     from tfgen.scoring.score import LocalScorer, ServerScorer, Unreachable, score_file
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    check_paths(args)
     try:
         if args.server:
             scorer = ServerScorer(args.server, args.model, args.version)

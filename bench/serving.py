@@ -26,8 +26,13 @@ digit for `log_prob`; seed 0, temperature 1.0 for `sample`.
     python bench/serving.py --tune                  # + 64-client sweep of batching files
     python bench/serving.py --duration 2 --clients 1,64 --signatures log_prob
     python bench/serving.py --quick                 # smoke run (bench/run_all.py --quick)
+    python bench/serving.py --echo --clients 64     # issue 7: ratio to a gRPC echo server
+    python bench/serving.py --cold-start            # issue 7: shipped models ready, seconds
 
 Target (issue 3): at 64 clients, batching on serves >= 3x the requests/s of batching off.
+Targets (issue 7): batch-1 log_prob on two_moons_nsf with batching on >= 0.7x the
+requests/s of a minimal gRPC echo server (`--echo`); the shipped models ready in under
+10 s (`--cold-start`).
 """
 
 import argparse
@@ -104,13 +109,13 @@ def signature_inputs(name):
     return {"seed": np.zeros([1], np.int64), "temperature": np.ones([1], np.float32)}
 
 
-def serialized_request(name, inputs):
+def serialized_request(name, inputs, model=MODEL_NAME):
     from tensorflow_serving.apis import predict_pb2
 
     from tfgen.serving.tensors import ndarray_to_proto
 
     request = predict_pb2.PredictRequest()
-    request.model_spec.name = MODEL_NAME
+    request.model_spec.name = model
     request.model_spec.signature_name = name
     for alias, value in inputs.items():
         request.inputs[alias].CopyFrom(ndarray_to_proto(value))
@@ -232,10 +237,10 @@ def batching_file(params, path):
 class Server:
     """`python -m tfgen.cli serve` on free loopback ports; stopped with SIGTERM."""
 
-    def __init__(self, base_path, batching_path=None, log_path=os.devnull):
+    def __init__(self, base_path, batching_path=None, log_path=os.devnull, model=MODEL_NAME):
         self.port, rest = free_port(), free_port()
         self.command = [sys.executable, "-m", "tfgen.cli", "serve", "--port", str(self.port),
-                        "--rest_api_port", str(rest), "--model_name", MODEL_NAME,
+                        "--rest_api_port", str(rest), "--model_name", model,
                         "--model_base_path", base_path, "--file_system_poll_wait_seconds", "0"]
         if batching_path:
             self.command += ["--enable_batching", "--batching_parameters_file", batching_path]
@@ -270,6 +275,120 @@ class Server:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+# --- the ceiling: an echo server --------------------------------------------------------
+
+
+ECHO_MODEL = "two_moons_nsf"
+
+
+def _echo_process(port, response, ready):
+    """A minimal grpc.aio server of the same Predict method and protos, no model: it
+    parses each PredictRequest and answers a fixed PredictResponse."""
+    import asyncio
+
+    import grpc
+    from tensorflow_serving.apis import predict_pb2
+
+    async def predict(request, context):
+        return response
+
+    async def main():
+        server = grpc.aio.server()
+        handler = grpc.method_handlers_generic_handler("tensorflow.serving.PredictionService", {
+            "Predict": grpc.unary_unary_rpc_method_handler(
+                predict, request_deserializer=predict_pb2.PredictRequest.FromString,
+                response_serializer=lambda b: b)})
+        server.add_generic_rpc_handlers((handler,))
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        ready.put(True)
+        await server.wait_for_termination()
+
+    asyncio.run(main())
+
+
+def echo_ratio(args):
+    """Batch-1 log_prob on the shipped two_moons_nsf at `--clients` (max) clients:
+    tfgen serve with batching on (serving/batching.config) and off, against the echo
+    server answering the same response bytes."""
+    import grpc
+    from tensorflow_serving.apis import predict_pb2
+
+    base = os.path.join(REPO, "saved_models", ECHO_MODEL)
+    request = serialized_request("log_prob", {"x": np.array([[0.5, 0.25]], np.float32)}, ECHO_MODEL)
+    clients = max(int(c) for c in args.clients.split(","))
+    load_before = os.getloadavg()
+    results = {}
+    with Server(base, None, os.devnull, model=ECHO_MODEL) as off:
+        with grpc.insecure_channel(off.address) as channel:
+            response = channel.unary_unary(PREDICT_METHOD)(request, timeout=30)
+        predict_pb2.PredictResponse.FromString(response)  # a real answer
+        ctx = multiprocessing.get_context("spawn")
+        ready, port = ctx.Queue(), free_port()
+        echo = ctx.Process(target=_echo_process, args=(port, response, ready), daemon=True)
+        echo.start()
+        ready.get(timeout=60)
+        try:
+            with Server(base, os.path.join(REPO, "serving", "batching.config"), os.devnull,
+                        model=ECHO_MODEL) as on:
+                for mode, address in (("echo", f"127.0.0.1:{port}"), ("on", on.address),
+                                      ("off", off.address)):
+                    results[mode] = drive(address, request, clients, args.load_processes,
+                                          args.warmup, args.duration)
+                    print(f"  {mode:4s} {clients} clients: {fmt(results[mode])}", flush=True)
+        finally:
+            echo.kill()
+    print()
+    print(f"command: python bench/serving.py {' '.join(sys.argv[1:])}")
+    print(f"machine: {os.cpu_count()} CPUs; load average (1/5/15 min) before "
+          f"{'/'.join(f'{x:.1f}' for x in load_before)}, after "
+          f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print("| server | req/s p50 p99 | / echo |")
+    print("|---|---|---|")
+    for mode, label in (("echo", "echo server (same protos, no model)"),
+                        ("on", "tfgen serve, batching on (serving/batching.config)"),
+                        ("off", "tfgen serve, batching off")):
+        print(f"| {label} | {fmt(results[mode])} | "
+              f"{results[mode]['rps'] / results['echo']['rps']:.2f}x |")
+    ratio = results["on"]["rps"] / results["echo"]["rps"]
+    print(f"target (batching on >= 0.7x echo): {ratio:.2f}x, {'met' if ratio >= 0.7 else 'NOT met'}")
+
+
+# --- cold start ---------------------------------------------------------------------------
+
+
+def cold_start(args):
+    """Seconds from `tfgen serve --model_config_file serving/models.config` (the shipped
+    models, batching on as `make serve`) to its ready line, loading one model at a time
+    and concurrently."""
+    load_before = os.getloadavg()
+    rows = []
+    for loads in (1, 4):
+        command = [sys.executable, "-m", "tfgen.cli", "serve", "--port", str(free_port()),
+                   "--rest_api_port", str(free_port()), "--model_config_file",
+                   "serving/models.config", "--enable_batching", "--batching_parameters_file",
+                   "serving/batching.config", "--max_concurrent_loads", str(loads)]
+        start = time.monotonic()
+        proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        for line in proc.stdout:
+            if line.startswith("tfgen serve: ready"):
+                break
+        seconds = time.monotonic() - start
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        rows.append((loads, seconds, os.getloadavg()[0]))
+        print(f"  --max_concurrent_loads {loads}: ready in {seconds:.1f} s", flush=True)
+    print()
+    print(f"command: python bench/serving.py {' '.join(sys.argv[1:])}")
+    print(f"machine: {os.cpu_count()} CPUs; load average before "
+          f"{'/'.join(f'{x:.1f}' for x in load_before)}")
+    print("| models loading at once | process start to ready line | load average |")
+    print("|---|---|---|")
+    for loads, seconds, load in rows:
+        print(f"| {loads} | {seconds:.1f} s | {load:.1f} |")
 
 
 # --- in-process ---------------------------------------------------------------------------
@@ -348,7 +467,15 @@ def main(argv=None):
                         help="smoke run: 1 and 64 clients, 1 s cells (bench/run_all.py --quick)")
     parser.add_argument("--model-base-path", metavar="DIR",
                         help=f"serve this export as {MODEL_NAME} instead (default: the shipped one)")
+    parser.add_argument("--echo", action="store_true",
+                        help=f"only the ceiling: {ECHO_MODEL} log_prob against a gRPC echo server")
+    parser.add_argument("--cold-start", action="store_true",
+                        help="only the time until the shipped models are ready")
     args = parser.parse_args(argv)
+    if args.echo:
+        return echo_ratio(args)
+    if args.cold_start:
+        return cold_start(args)
     if args.quick:
         args.duration, args.warmup, args.clients = 1.0, 0.5, "1,64"
     clients = [int(c) for c in args.clients.split(",")]

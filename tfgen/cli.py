@@ -7,12 +7,52 @@ imports TensorFlow only when a command runs, so `tfgen --help` answers at once.
 import argparse
 import importlib
 import os
+import re
 import sys
+import threading
 
+from tfgen import __version__
 from tfgen.errors import UserError
 
 # Before any command imports TensorFlow: keep its C++ start-up chatter out of the output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# What TensorFlow's C++ side writes to stderr whatever TF_CPP_MIN_LOG_LEVEL says (absl's
+# pre-init notice, oneDNN/CUDA/CPU-feature lines, a failed cuInit on CPU-only machines).
+_TF_NATIVE_LINE = re.compile(
+    r"^(?:[IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\] "
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|To enable the following instructions: )"
+)
+
+
+def _filter_native_stderr():
+    """Route file descriptor 2 through a filter dropping TensorFlow's start-up lines.
+
+    Python's own `sys.stderr` (tfgen's errors, logging, tracebacks) keeps writing to the
+    original stream directly, so nothing tfgen says is delayed or lost; only what C++
+    writes to fd 2 passes the filter. TFGEN_TF_LOGS=1 turns the filter off.
+    """
+    if os.environ.get("TFGEN_TF_LOGS") == "1":
+        return
+    try:
+        original = os.dup(2)
+        read_end, write_end = os.pipe()
+    except OSError:
+        return
+    sys.stderr.flush()
+    sys.stderr = os.fdopen(os.dup(original), "w", buffering=1, encoding=sys.stderr.encoding,
+                           errors="backslashreplace")
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def forward():
+        with os.fdopen(read_end, "rb") as lines:
+            for line in lines:
+                if not _TF_NATIVE_LINE.match(line.decode("utf-8", "replace")):
+                    os.write(original, line)
+
+    threading.Thread(target=forward, name="tf-stderr-filter", daemon=True).start()
 
 # Modules that register subcommands, in the order `--help` lists them.
 COMMAND_MODULES = [
@@ -32,6 +72,7 @@ def build_parser():
             "Run `tfgen COMMAND --help` for each command's options."
         ),
     )
+    parser.add_argument("--version", action="version", version=f"tfgen {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
@@ -39,11 +80,15 @@ def build_parser():
 
 
 def main(argv=None):
+    """Run a command; `argv` None means the process's own command line (the `tfgen`
+    script, `python -m tfgen`), which alone gets the stderr filter."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if argv is None:
+        _filter_native_stderr()
     try:
         return args.func(args) or 0
     except UserError as e:

@@ -158,3 +158,32 @@ def test_server_errors_are_one_line(served, tmp_path, capsys, args, message):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err and err.startswith("tfgen sample: error:"), err
     assert not out.exists()
+
+
+def test_local_sample_runs_in_batches_with_the_same_rows(exports, tmp_path, capsys):
+    """`-n` above one batch (1024 rows) is sampled batch by batch, with a progress bar;
+    every row is what one call with all the seeds gives."""
+    path = exports.path("real_nvp_vector")
+    out = tmp_path / "many.npy"
+    assert main(["sample", "--model", path, "-n", "2500", "--out", str(out)]) == 0
+    expected = call_signature(path, "sample", {"seed": np.arange(2500, dtype=np.int64),
+                                               "temperature": np.ones(2500, np.float32)})
+    np.testing.assert_allclose(np.load(out), expected["samples"], rtol=1e-5, atol=1e-6)
+    assert "2500/2500" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["grid.jpg", "grid.jpeg", "grid", "grid.PDF"])
+def test_sample_refuses_an_extension_it_does_not_write(exports, tmp_path, capsys, name):
+    assert main(["sample", "--model", exports.path("real_nvp_vector"), "--out",
+                 str(tmp_path / name)]) == 2
+    assert "tfgen sample writes .png, .wav, .npy" in capsys.readouterr().err
+    assert not (tmp_path / name).exists()
+
+
+def test_server_sample_above_the_server_s_row_limit_is_split(served, tmp_path):
+    """`tfgen sample --server -n 5000` failed at the server's 4096-row limit."""
+    out = tmp_path / "many.npy"
+    assert _sample_server(served, "moons", out, "-n", "5000") == 0
+    expected = call_signature(served[1]["moons"], "sample", {
+        "seed": np.arange(5000, dtype=np.int64), "temperature": np.ones(5000, np.float32)})
+    np.testing.assert_allclose(np.load(out), expected["samples"], rtol=1e-5, atol=1e-6)

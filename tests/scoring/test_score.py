@@ -128,3 +128,61 @@ def test_bad_input_is_one_line(served, tmp_path, capsys, args, message):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
     assert not out.exists()
+
+
+def test_a_run_that_scores_no_row_exits_1(served, tmp_path, capsys):
+    """Every row unreadable: the CSV keeps each row with its error, and the command fails."""
+    (tmp_path / "bad.csv").write_text("1,2,3\nnan,0\n")
+    out = tmp_path / "out.csv"
+    assert main(["score", "--model", served[1]["vec"], "--input", str(tmp_path / "bad.csv"),
+                 "--out", str(out)]) == 1
+    assert len(read(out)) == 2 and all(r["error"] for r in read(out))
+    captured = capsys.readouterr()
+    assert "2 rows: 0 scored, 2 not scored" in captured.out
+    assert "none of the 2 rows could be scored" in captured.err
+
+
+def test_server_scoring_splits_batches_to_the_server_s_limit(tmp_path):
+    """A 256-row batch against a server taking 100 rows per request is split, not
+    retried row by row (114 rows/s before)."""
+    from tfgen.serving.model_manager import ModelConfig
+    from tfgen.serving.server import ServerOptions, start_in_thread
+    from tfgen.serving.signatures import InputLimits
+
+    toy_savedmodels.write_model(str(tmp_path / "vec"), 1, warmup=False)
+    srv = start_in_thread(ServerOptions(
+        models=[ModelConfig("vec", str(tmp_path / "vec"))], port=0, rest_api_port=None,
+        file_system_poll_wait_seconds=0, limits=InputLimits(max_rows=100)))
+    try:
+        x = np.random.default_rng(3).normal(size=[600, 2]).astype(np.float32)
+        np.save(tmp_path / "x.npy", x)
+        from tfgen.scoring.score import ServerScorer
+
+        calls = []
+        scorer = ServerScorer(srv.grpc_address, "vec")
+        original = scorer.client.predict_response
+        scorer.client.predict_response = lambda *a, **k: calls.append(1) or original(*a, **k)
+        from tfgen.scoring.score import score_file
+
+        summary = score_file(scorer, str(tmp_path / "x.npy"), str(tmp_path / "out.csv"), 256)
+        scorer.close()
+        assert summary.scored == 600 and summary.errors == 0
+        # 3 batches of 256: the first is refused once, then every batch goes in 100s.
+        assert len(calls) <= 1 + 7, len(calls)
+        np.testing.assert_allclose([float(r["log_prob"]) for r in read(tmp_path / "out.csv")],
+                                   toy_savedmodels.log_prob_np(x)[0], rtol=1e-5)
+    finally:
+        srv.stop()
+
+
+def test_a_batch_retried_row_by_row_is_said_so(served, tmp_path, capsys):
+    """One row the model refuses (a class out of range) costs only itself, and the
+    summary says its batch was retried row by row rather than falling back silently."""
+    x = np.zeros([4, 4, 4, 1], np.float32)
+    np.savez(tmp_path / "x.npz", x=x, condition=np.array([0, 1, 7, 2]))
+    out = tmp_path / "out.csv"
+    assert main(["score", "--server", served[0], "--model", "img", "--input",
+                 str(tmp_path / "x.npz"), "--out", str(out)]) == 0
+    rows = read(out)
+    assert [bool(r["error"]) for r in rows] == [False, False, True, False]
+    assert "1 batch(es) refused whole and scored row by row" in capsys.readouterr().out

@@ -207,7 +207,16 @@ def test_prometheus_page_is_tf_serving_s_text_format(rest, client):
 def test_deadline_is_honoured(client):
     from tfgen.serving import Client
 
+    # A 100 us deadline can still be met now and then by a warm loopback call; what
+    # must never happen is another outcome than OK or DEADLINE_EXCEEDED, or no expiry
+    # at all in ten tries.
+    outcomes = []
     with Client(client.address, timeout=1e-4) as fast:
-        with pytest.raises(grpc.RpcError) as e:
-            fast.sample("toy", np.arange(64))
-        assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        for _ in range(10):
+            try:
+                fast.sample("toy", np.arange(64))
+                outcomes.append("OK")
+            except grpc.RpcError as e:
+                outcomes.append(e.code())
+    assert grpc.StatusCode.DEADLINE_EXCEEDED in outcomes
+    assert set(outcomes) <= {"OK", grpc.StatusCode.DEADLINE_EXCEEDED}, outcomes

@@ -72,8 +72,8 @@ def test_batches_are_padded_to_allowed_sizes(toy_base):
             x = np.array([[0.0, 1.0], [1.0, 1.0], [2.0, 0.0]], np.float32)
             got = c.log_prob("toy", x)
             np.testing.assert_allclose(got["log_prob"], sm.log_prob_np(x)[0], rtol=1e-6)
-            with pytest.raises(grpc.RpcError) as e:
-                c.log_prob("toy", np.zeros([9, 2], np.float32))
+            with pytest.raises(grpc.RpcError) as e:  # one request, as the client sends it
+                c.predict_response("toy", {"x": np.zeros([9, 2], np.float32)}, "log_prob")
             assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert e.value.details() == "Task size 9 is larger than maximum input batch size 8"
         text = Rest(srv.rest_url).get("/monitoring/prometheus/metrics")[1]
@@ -182,5 +182,79 @@ def test_rest_requests_time_out_with_504(toy_base):
         status, body = Rest(srv.rest_url).post(
             "/v1/models/toy:predict", {"signature_name": "log_prob", "instances": [[0.0, 0.0]]})
         assert status == 504 and "timed out" in body["error"]
+    finally:
+        srv.stop()
+
+
+RUNTIME = ":tensorflow:serving:runtime_latency"
+SHIPPED_BATCHING = __import__("os").path.join(
+    __import__("os").path.dirname(__file__), "..", "..", "serving", "batching.config")
+
+
+def test_shipped_batching_config_splits_large_requests_into_execution_batches(toy_base):
+    """serving/batching.config refused every request over 64 rows; with large batch
+    splitting a 2000-row request runs as batches of at most 64 rows, answers every row
+    in order, and runtime_latency is recorded on the batched path too."""
+    from tfgen.serving.config import read_batching_parameters_file
+
+    params = read_batching_parameters_file(SHIPPED_BATCHING)
+    assert params.enable_large_batch_splitting and params.execution_batch_size == 64
+    srv = make_server([ModelConfig("toy", str(toy_base))], batching=params)
+    try:
+        with Client(srv.grpc_address) as c:
+            seeds = np.arange(2000)
+            out = c.sample("toy", seeds, temperature=0.5)
+            np.testing.assert_allclose(out["samples"], sm.sample_np(seeds, 0.5), rtol=1e-6)
+            x = np.random.default_rng(0).normal(size=[65, 2]).astype(np.float32)
+            np.testing.assert_allclose(c.log_prob("toy", x)["log_prob"], sm.log_prob_np(x)[0],
+                                       rtol=1e-5)
+        text = Rest(srv.rest_url).get("/monitoring/prometheus/metrics")[1]
+        batches, rows = histogram(text, BATCH, model_name="toy", signature_name="sample")
+        assert rows == 2000 and batches >= 2000 / 64, (batches, rows)
+        assert re.search(r'^:tensorflow:serving:batching_session:processed_batch_size_bucket\{le="64.0",'
+                         r'model_name="toy",signature_name="sample"\} 32.0$', text, re.M), text
+        runs, _ = histogram(text, RUNTIME, API="Predict", model_name="toy", runtime="TF2")
+        assert runs >= batches
+    finally:
+        srv.stop()
+
+
+def test_cancelled_pieces_of_a_split_request_are_not_run(exported, tmp_path):
+    """A split request whose caller's deadline passes stops costing batches: the pieces
+    still queued are dropped, not run."""
+    base = tmp_path / "slow"
+    sm.write_model(str(base), 1, delay_ms=40, warmup=False)
+    params = BatchingParameters(max_batch_size=4096, enable_large_batch_splitting=True,
+                                max_execution_batch_size=8, num_batch_threads=1,
+                                max_enqueued_batches=1000)
+    srv = make_server([ModelConfig("slow", str(base))], batching=params)
+    try:
+        with Client(srv.grpc_address, timeout=0.5) as c:
+            with pytest.raises(grpc.RpcError) as e:
+                c.log_prob("slow", np.zeros([8 * 200, 2], np.float32))  # 200 pieces
+            assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        time.sleep(1.0)
+        text = Rest(srv.rest_url).get("/monitoring/prometheus/metrics")[1]
+        batches, _ = histogram(text, BATCH, model_name="slow", signature_name="log_prob")
+        assert batches < 100, f"{batches} of 200 pieces ran after the caller left"
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("limit_by", ["rows", "batching"])
+def test_client_splits_to_the_server_s_limit(toy_base, limit_by):
+    if limit_by == "rows":
+        from tfgen.serving.signatures import InputLimits
+
+        srv = make_server([ModelConfig("toy", str(toy_base))], limits=InputLimits(max_rows=100))
+    else:  # TF Serving's own message: "Task size N is larger than maximum input batch size M"
+        srv = make_server([ModelConfig("toy", str(toy_base))],
+                          batching=BatchingParameters(max_batch_size=64))
+    try:
+        with Client(srv.grpc_address) as c:
+            x = np.random.default_rng(1).normal(size=[250, 2]).astype(np.float32)
+            np.testing.assert_allclose(c.log_prob("toy", x)["log_prob"], sm.log_prob_np(x)[0],
+                                       rtol=1e-5)
+            assert c._row_limits["toy"] == (100 if limit_by == "rows" else 64)
     finally:
         srv.stop()

@@ -135,7 +135,10 @@ def test_shipped_deployment_files_parse():
     models = config_lib.read_model_config_file(os.path.join(root, "models.config"))
     assert models and all(m.base_path.startswith("saved_models/") for m in models)
     params = config_lib.read_batching_parameters_file(os.path.join(root, "batching.config"))
-    assert params.max_batch_size == 64 and params.batch_timeout_micros == 5000
-    assert not params.allowed_batch_sizes or params.allowed_batch_sizes[-1] == params.max_batch_size
+    # Requests up to --max_rows_per_request's default, run in batches of at most 64 rows.
+    assert params.max_batch_size == 4096 and params.enable_large_batch_splitting
+    assert params.execution_batch_size == 64 and params.batch_timeout_micros == 5000
+    assert (not params.allowed_batch_sizes
+            or params.allowed_batch_sizes[-1] == params.execution_batch_size)
     assert config_lib.read_monitoring_config_file(os.path.join(root, "monitoring.config")) == (
         True, "/monitoring/prometheus/metrics")

@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 import toy_savedmodels as sm
 from conftest import Rest, make_server
 from tfgen.cli import main
+from tfgen.errors import UserError
 from tfgen.serving import Client
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -127,9 +128,9 @@ def test_tfgen_serve_with_no_flags_serves_every_model_under_saved_models(exporte
             np.testing.assert_allclose(c.sample("toy", [3])["samples"], sm.sample_np([3]), rtol=1e-6)
         status, body = Rest(server.rest).get("/v1/models/cond")
         assert status == 200 and body["model_version_status"][0]["state"] == "AVAILABLE"
-        # Batching is off unless --enable_batching: the request above ran unbatched.
-        metrics = Rest(server.rest).get("/monitoring/prometheus/metrics")[1]
-        assert ":tensorflow:serving:batching_session:processed_batch_size_count{" not in metrics
+        # As TF Serving: no metrics page without --monitoring_config_file.
+        status, body = Rest(server.rest).get("/monitoring/prometheus/metrics")
+        assert status == 404 and "error" in body
         # The example request printed in the ready line works as printed.
         example = re.search(r"curl -d '(.*?)' (\S+:predict)", server.ready)
         status, body = Rest("").post(example.group(2), raw=example.group(1).encode())
@@ -197,9 +198,12 @@ def test_rest_api_port_0_turns_the_rest_api_off(exported, tmp_path):
 
 def test_enable_batching_alone_batches_and_boolean_flags_take_tf_serving_forms(exported, tmp_path):
     sm.copy_version(exported["toy"], str(tmp_path / "toy"), 1)
+    monitoring = tmp_path / "monitoring.config"
+    monitoring.write_text('prometheus_config { enable: true path: "/monitoring/prometheus/metrics" }')
     server = ServeProcess(
         ["--model_name", "toy", "--model_base_path", str(tmp_path / "toy"),
-         "--enable_batching", "--enable_model_warmup=false"],
+         "--enable_batching", "--enable_model_warmup=false",
+         "--monitoring_config_file", str(monitoring)],
         cwd=tmp_path, log_path=tmp_path / "serve.log")
     try:
         with Client(server.grpc) as c:
@@ -238,6 +242,12 @@ def test_batching_parameters_file_without_enable_batching_is_refused(exported, t
     (["--port", "0"], "--port must be 1..65535, got 0 (0 turns gRPC off in TF Serving"),
     (["--rest_api_port", "-1"], "--rest_api_port must be 0 (no REST API) or 1..65535, got -1"),
     (["--port", "9000", "--rest_api_port", "9000"], "--rest_api_port and --port are both 9000"),
+    (["--runtime_threads", "0"], "--runtime_threads must be at least 1 (threads), got 0"),
+    (["--max_rows_per_request", "0"], "--max_rows_per_request must be at least 1 (rows), got 0"),
+    (["--grace_seconds", "-1"], "--grace_seconds must be at least 0 (seconds), got -1.0"),
+    (["--drain_delay_seconds", "nan"], "--drain_delay_seconds must be at least 0 (seconds), got nan"),
+    (["--file_system_poll_wait_seconds", "-0.5"], "--file_system_poll_wait_seconds must be at least 0"),
+    (["--rest_max_connections", "0"], "--rest_max_connections must be at least 1"),
 ])
 def test_ports_that_cannot_work_are_one_line_errors(tmp_path, capsys, flags, message):
     assert main(["serve", "--model_dir", str(tmp_path), *flags]) == 2
@@ -275,3 +285,10 @@ def test_tls_on_the_grpc_port(exported, tmp_path):
                 plain.log_prob("toy", np.zeros([1, 2], np.float32))
     finally:
         srv.stop()
+    # A key that does not match its certificate was reported as "port in use".
+    other = tmp_path / "other.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(other), "2048"], check=True,
+                   capture_output=True)
+    config.server_key = other.read_text()
+    with pytest.raises(UserError, match="refused the key or certificate of --ssl_config_file"):
+        make_server([ModelConfig("toy", str(tmp_path / "toy"))], ssl_config=config)

@@ -115,3 +115,32 @@ def test_shipped_model_answers_as_recorded_before_the_re_export(model, shipped_s
                     np.testing.assert_allclose(got[output], want, rtol=1e-6, atol=1e-6, err_msg=f"gRPC {key}")
                     np.testing.assert_allclose(np.asarray(rest_outputs.get(output, rest_outputs.get(None)), np.float32), want,
                                                rtol=1e-6, atol=1e-6, err_msg=f"REST {key}")
+
+
+NAMES = [m.name for m in MODELS]
+
+
+@pytest.mark.skipif("digits_conditional_glow" not in NAMES or "two_moons_nsf" not in NAMES,
+                    reason="needs the shipped conditional and 2-D models")
+def test_out_of_range_inputs_are_invalid_argument_naming_the_range(shipped_server):
+    """A condition outside the classes gave TensorFlow graph text; x = 3e38 gave NaN
+    log_prob with OK. Both are refused before the graph runs, naming input and range."""
+    import grpc
+
+    with Client(shipped_server.grpc_address) as c:
+        for condition in (-1, 10, 2**31 - 1):
+            with pytest.raises(grpc.RpcError) as e:
+                c.sample("digits_conditional_glow", [0], condition=condition)
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert e.value.details() == (
+                "input 'condition' of signature 'sample' must be in [0, 9] (the model's 10 "
+                f"classes); got {condition} at index [0]")
+        with pytest.raises(grpc.RpcError) as e:
+            c.log_prob("two_moons_nsf", np.array([[3e38, 0.0]], np.float32))
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "input 'x' of signature 'log_prob' must be in [-1e+18, 1e+18]" in e.value.details()
+        with pytest.raises(grpc.RpcError) as e:
+            c.log_prob("digits_realnvp", np.full([1, 8, 8, 1], 17.0, np.float32))
+        assert "must be in [0, 16] (the data's 17 quantization levels)" in e.value.details()
+        # In range still answers.
+        assert np.isfinite(c.log_prob("two_moons_nsf", np.array([[1e6, 0.0]], np.float32))["log_prob"]).all()

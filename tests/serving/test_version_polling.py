@@ -95,20 +95,24 @@ def test_corrupt_version_is_reported_and_old_version_keeps_serving(exported, tmp
         srv.stop()
 
 
-def test_only_complete_integer_directories_count(exported, tmp_path):
+def test_only_complete_integer_directories_count(exported, tmp_path, caplog):
     base = tmp_path / "toy"
     sm.copy_version(exported["toy"], str(base), 1)
     os.makedirs(base / "7")  # an integer directory still being written: no saved_model.pb
     # Complete SavedModels under names that are not versions (see tfgen.versions).
     for name in ("8.partial", "latest", "²", str(2**63)):
         shutil.copytree(exported["toy"], base / name)
-    srv = make_server([ModelConfig("toy", str(base))])
-    try:
-        with Client(srv.grpc_address) as c:
-            time.sleep(0.6)
-            assert states(c) == {1: "AVAILABLE"}
-    finally:
-        srv.stop()
+    with caplog.at_level("WARNING", logger="tfgen.serving"):
+        srv = make_server([ModelConfig("toy", str(base))])
+        try:
+            with Client(srv.grpc_address) as c:
+                time.sleep(0.6)  # three polls
+                assert states(c) == {1: "AVAILABLE"}
+        finally:
+            srv.stop()
+    # Names that look like versions but are not: one warning each, not one per poll.
+    warned = [r.getMessage() for r in caplog.records if "a version is ASCII digits" in r.getMessage()]
+    assert len(warned) == 2 and any("'²'" in m for m in warned), warned
 
 
 def test_failing_warmup_fails_the_load_with_its_reason(tmp_path):

@@ -127,3 +127,18 @@ def test_shipped_configs_are_valid():
     assert paths
     for path in paths:
         config_lib.load_config(path)
+
+
+def test_unknown_model_config_key_names_it_and_the_valid_ones(tmp_path):
+    """A typo in model.config gave Keras' 38-line "Keyword argument not understood"."""
+    data = make_config(tmp_path)
+    data["model"].setdefault("config", {})["init_log_scael"] = 8
+    with pytest.raises(ValueError, match=r"unknown key 'model.config.init_log_scael' for "
+                                         r"toy_models:DiagonalAffineFlow; its constructor takes: "
+                                         r".*init_log_scale, init_shift_stddev"):
+        config_lib.parse_config(data)
+    # A registered flow: its own arguments and those its **kwargs pass to its bases.
+    data = make_config(tmp_path, model={"class_name": "RealNVP", "config": {"hiden_units": 8}})
+    with pytest.raises(ValueError, match=r"unknown key 'model.config.hiden_units' for RealNVP; "
+                                         r"its constructor takes: .*hidden_units"):
+        config_lib.parse_config(data)

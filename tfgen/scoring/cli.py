@@ -2,7 +2,11 @@
 
     tfgen score --model saved_models/digits_realnvp --input x.npy --out scores.csv
     tfgen score --server 127.0.0.1:8500 --model digits_realnvp --input x.csv --out scores.csv
+
+Exits 1 when no row could be scored (the CSV still says why for each).
 """
+
+import sys
 
 
 def register(subparsers):
@@ -32,12 +36,27 @@ def register(subparsers):
     return p
 
 
+def check_paths(args):
+    """The files the command needs, checked before TensorFlow is imported (seconds)."""
+    import os
+
+    from tfgen.errors import MissingPath
+
+    for flag, path in (("--input", args.input), ("--condition-file", args.condition_file)):
+        if path and not os.path.isfile(path):
+            raise MissingPath(f"no input file {path}" if flag == "--input"
+                              else f"{flag} {path} does not exist")
+    if not args.server and not os.path.isdir(args.model):
+        raise MissingPath(f"no model directory {args.model}")
+
+
 def run(args):
     from tfgen.errors import UserError
     from tfgen.scoring.score import LocalScorer, ServerScorer, Unreachable, score_file
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    check_paths(args)
     try:
         if args.server:
             scorer = ServerScorer(args.server, args.model, args.version)
@@ -51,4 +70,9 @@ def run(args):
     except Unreachable as e:
         raise UserError(str(e)) from None
     print(f"tfgen score: {scorer.source}: {summary.line()}; wrote {args.out}")
+    if summary.rows and not summary.scored:
+        # The CSV is written (each row says why), but a run that scored nothing failed.
+        print(f"tfgen score: error: none of the {summary.rows} rows could be scored",
+              file=sys.stderr)
+        return 1
     return 0

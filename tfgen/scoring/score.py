@@ -133,6 +133,7 @@ class Summary:
     scored: int = 0
     errors: int = 0
     non_finite: int = 0
+    retried_batches: int = 0  # refused whole, then scored row by row
     bits_per_dim_sum: float = 0.0
     seconds: float = 0.0
 
@@ -142,8 +143,11 @@ class Summary:
         return self.bits_per_dim_sum / finite if finite else float("nan")
 
     def line(self):
-        return (f"{self.rows} rows: {self.scored} scored ({self.non_finite} non-finite), "
-                f"{self.errors} errors; mean bits/dim {self.mean_bits_per_dim:.4f}; "
+        retried = (f"{self.retried_batches} batch(es) refused whole and scored row by row; "
+                   if self.retried_batches else "")
+        return (f"{self.rows} rows: {self.scored} scored, {self.errors} not scored (see their "
+                f"error column), {self.non_finite} scored with a non-finite log_prob; "
+                f"mean bits/dim {self.mean_bits_per_dim:.4f}; {retried}"
                 f"{self.seconds:.1f} s ({self.rows / max(self.seconds, 1e-9):.0f} rows/s)")
 
 
@@ -151,8 +155,9 @@ def _number(value):
     return "" if value is None else repr(float(value))  # float32 -> shortest exact double
 
 
-def _score_batch(scorer, rows):
-    """Fills (log_prob, bits_per_dim) or an error for the readable rows of one batch."""
+def _score_batch(scorer, rows, summary):
+    """Fills (log_prob, bits_per_dim) or an error for the readable rows of one batch; a
+    batch refused whole is retried row by row and counted in `summary`."""
     good = [r for r in rows if r.error is None]
     results = {}
     if not good:
@@ -168,6 +173,7 @@ def _score_batch(scorer, rows):
         if len(good) == 1:
             good[0].error = str(e)
             return results
+    summary.retried_batches += 1
     for r in good:  # one bad row only costs itself
         try:
             lp, bpd = scorer(r.x[None], None if condition is None else np.array([r.condition], np.int32))
@@ -190,7 +196,7 @@ def score_file(scorer, input_path, out_path, batch_size=256, condition_column=No
         writer = csv.writer(f)
         writer.writerow(FIELDS)
         for batch in batches(rows, batch_size):
-            results = _score_batch(scorer, batch)
+            results = _score_batch(scorer, batch, summary)
             for r in batch:
                 lp, bpd = results.get(r.index, (None, None))
                 finite = lp is not None and math.isfinite(lp) and math.isfinite(bpd)

@@ -7,6 +7,14 @@ next of `allowed_batch_sizes` (repeating the first row, as TF Serving does), run
 signature once and hands each request its own rows. A request whose rows would push
 the queue past `max_enqueued_batches` full batches is refused with UNAVAILABLE, as TF
 Serving refuses it, so a client can back off instead of waiting without bound.
+
+With `enable_large_batch_splitting`, as in TF Serving, `max_batch_size` is the largest
+request accepted and `max_execution_batch_size` the largest batch run: a larger request
+is split into pieces of at most that many rows, which are queued, batched (with other
+requests' rows) and run like any request, and its answer is the pieces' outputs put
+back together. A piece whose caller has gone (cancelled, or past its deadline) is
+dropped before it runs, so an abandoned large request stops costing CPU at the next
+piece.
 """
 
 import concurrent.futures
@@ -52,10 +60,17 @@ class BatchingParameters:
     allowed_batch_sizes: tuple = ()
     pad_variable_length_inputs: bool = False
     thread_pool_name: str = "batch_threads"
+    enable_large_batch_splitting: bool = False
+    max_execution_batch_size: int = None  # None: max_batch_size
 
     def __post_init__(self):
         if self.max_batch_size < 1:
             raise UserError("max_batch_size must be positive")
+        if self.max_execution_batch_size is not None:
+            if not self.enable_large_batch_splitting:
+                raise UserError("max_execution_batch_size needs enable_large_batch_splitting")
+            if not 1 <= self.max_execution_batch_size <= self.max_batch_size:
+                raise UserError("max_execution_batch_size must be 1..max_batch_size")
         if self.batch_timeout_micros < 0:
             raise UserError("batch_timeout_micros must be non-negative")
         if self.max_enqueued_batches < 1:
@@ -66,11 +81,20 @@ class BatchingParameters:
         if sizes:
             if any(b <= a for a, b in zip(sizes, sizes[1:])) or sizes[0] < 1:
                 raise UserError("allowed_batch_sizes entries must be monotonically increasing")
-            if sizes[-1] != self.max_batch_size:
+            if sizes[-1] != self.execution_batch_size:
+                which = ("max_execution_batch_size" if self.enable_large_batch_splitting
+                         else "max_batch_size")
                 raise UserError(
-                    "The last entry in allowed_batch_sizes must match max_batch_size; last "
-                    f"entry was {sizes[-1]}; expected {self.max_batch_size}"
+                    f"The last entry in allowed_batch_sizes must match {which}; last "
+                    f"entry was {sizes[-1]}; expected {self.execution_batch_size}"
                 )
+
+    @property
+    def execution_batch_size(self):
+        """The most rows one run of the signature takes."""
+        if self.enable_large_batch_splitting and self.max_execution_batch_size:
+            return self.max_execution_batch_size
+        return self.max_batch_size
 
     def padded_size(self, rows):
         for size in self.allowed_batch_sizes:
@@ -87,6 +111,40 @@ class _Task:
     future: concurrent.futures.Future
     enqueued: float
     deadline: float = None
+
+
+def _joined(pieces):
+    """One Future for a split request: the pieces' outputs concatenated in order, or the
+    first failure. Cancelling it cancels the pieces not yet running."""
+    whole = concurrent.futures.Future()
+    lock = threading.RLock()  # cancelling re-enters piece_done from its own callbacks
+
+    def piece_done(piece):
+        with lock:
+            if whole.done():
+                return
+            if piece.cancelled():
+                whole.cancel()
+            elif piece.exception() is not None:
+                whole.set_exception(piece.exception())
+            elif all(p.done() for p in pieces):
+                results = [p.result() for p in pieces]
+                whole.set_result({a: np.concatenate([r[a] for r in results]) for a in results[0]})
+                return
+            else:
+                return
+            for p in pieces:  # the request failed or went away: drop what has not run
+                p.cancel()
+
+    def whole_done(_):
+        if whole.cancelled():
+            for p in pieces:
+                p.cancel()
+
+    whole.add_done_callback(whole_done)
+    for p in pieces:
+        p.add_done_callback(piece_done)
+    return whole
 
 
 class BatchScheduler:
@@ -126,17 +184,25 @@ class BatchScheduler:
                 f"{self.params.max_batch_size}"
             )
         key = tuple(sorted((a, v.shape[1:], v.dtype.str) for a, v in inputs.items()))
-        task = _Task(inputs, n, key, concurrent.futures.Future(), time.monotonic(), deadline)
+        size = self.params.execution_batch_size
+        now = time.monotonic()
+        tasks = [
+            _Task({a: v[start:start + size] for a, v in inputs.items()}, min(size, n - start),
+                  key, concurrent.futures.Future(), now, deadline)
+            for start in range(0, n, size)
+        ]
         with self._cond:
             if self._closed:
                 raise SchedulerClosed()
-            batches = math.ceil((self._queued_rows + n) / self.params.max_batch_size)
+            batches = math.ceil((self._queued_rows + n) / size)
             if batches > self.params.max_enqueued_batches:
                 raise unavailable(QUEUE_FULL_MESSAGE)
-            self._queue.append(task)
+            self._queue.extend(tasks)
             self._queued_rows += n
-            self._cond.notify()
-        return task.future
+            self._cond.notify(len(tasks))
+        if len(tasks) == 1:
+            return tasks[0].future
+        return _joined([t.future for t in tasks])
 
     def close(self):
         """Stop taking requests, run what is queued, then end the threads."""
@@ -154,7 +220,7 @@ class BatchScheduler:
             if self._queue:
                 waited = time.monotonic() - self._queue[0].enqueued
                 if (
-                    self._queued_rows >= self.params.max_batch_size
+                    self._queued_rows >= self.params.execution_batch_size
                     or waited >= timeout
                     or self._closed
                 ):
@@ -167,7 +233,7 @@ class BatchScheduler:
         first = self._queue[0]
         batch, rest, rows = [], [], 0
         for task in self._queue:
-            if task.key == first.key and rows + task.rows <= self.params.max_batch_size:
+            if task.key == first.key and rows + task.rows <= self.params.execution_batch_size:
                 batch.append(task)
                 rows += task.rows
             else:
@@ -212,7 +278,10 @@ class BatchScheduler:
                 inputs[alias] = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
             if self.metrics:
                 self.metrics.batch(self.model_name, self.signature.name, rows, padded)
+            began = time.monotonic()
             outputs = self.signature.run(inputs)
+            if self.metrics:
+                self.metrics.runtime(self.model_name, "Predict", time.monotonic() - began)
             for alias, value in outputs.items():
                 if value.ndim == 0 or value.shape[0] != padded:
                     raise internal(

@@ -61,7 +61,8 @@ def register(subparsers):
                           help="BatchingParameters text proto used by --enable_batching; refused "
                                "without --enable_batching, as TF Serving refuses it")
     tf_flags.add_argument("--monitoring_config_file", metavar="FILE",
-                          help="MonitoringConfig text proto (prometheus_config { enable path })")
+                          help="MonitoringConfig text proto (prometheus_config { enable path }); "
+                               "without it no metrics are served, as in TF Serving")
     tf_flags.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
                           metavar="SECONDS",
                           help="seconds between polls for new versions (default 1; 0 = load once)")
@@ -93,8 +94,37 @@ def register(subparsers):
     own.add_argument("--drain_delay_seconds", type=float, default=0.0, metavar="SECONDS",
                            help="on SIGTERM, report unhealthy this long before closing the ports "
                                 "(default 0)")
+    own.add_argument("--rest_max_connections", type=int, default=None, metavar="N",
+                     help="open REST connections allowed at once; more are closed as they "
+                          "arrive (default: half the file descriptor limit, at most 1024)")
+    own.add_argument("--rest_read_timeout_seconds", type=float, default=30.0, metavar="SECONDS",
+                     help="a REST connection must deliver a complete request (headers and "
+                          "body) this soon after opening or after its last answer, or it is "
+                          "closed (default 30; 0 = no limit)")
+    own.add_argument("--rest_allowed_hosts", default="", metavar="NAME[,NAME...]",
+                     help="Host header names REST accepts besides localhost/127.0.0.1/::1 "
+                          "when bound to loopback (DNS rebinding guard); '*' accepts any")
+    own.add_argument("--max_concurrent_loads", type=int, default=None, metavar="N",
+                     help="models loading and warming up at once (default: one per two CPUs, "
+                          "at most 4)")
     p.set_defaults(func=run)
     return p
+
+
+# flag -> (smallest value, what it means), checked before TensorFlow is imported.
+_AT_LEAST = {
+    "max_request_bytes": (1, "bytes"),
+    "max_tensor_elements": (1, "elements"),
+    "max_rows_per_request": (1, "rows"),
+    "runtime_threads": (1, "threads"),
+    "rest_api_timeout_in_ms": (1, "milliseconds"),
+    "rest_max_connections": (1, "connections"),
+    "max_concurrent_loads": (1, "models"),
+    "file_system_poll_wait_seconds": (0, "seconds"),
+    "grace_seconds": (0, "seconds"),
+    "drain_delay_seconds": (0, "seconds"),
+    "rest_read_timeout_seconds": (0, "seconds"),
+}
 
 
 def check_args(args):
@@ -109,6 +139,10 @@ def check_args(args):
     if args.rest_api_port == args.port:
         raise UserError(f"--rest_api_port and --port are both {args.port}: give REST its own "
                               "port, or --rest_api_port 0 for none")
+    for flag, (least, unit) in _AT_LEAST.items():
+        value = getattr(args, flag)
+        if value is not None and not value >= least:  # `not >=` also refuses NaN
+            raise UserError(f"--{flag} must be at least {least} ({unit}), got {value}")
     if args.batching_parameters_file and not args.enable_batching:
         raise UserError("--batching_parameters_file is set without --enable_batching: add "
                               "--enable_batching to batch (TF Serving refuses this combination too)")
@@ -151,7 +185,7 @@ def build_options(args):
     elif args.enable_batching:
         # TF Serving's batching defaults; it names the thread pool this way without a file.
         batching = BatchingParameters(thread_pool_name="model_server_batch_threads")
-    prometheus_path = config_lib.DEFAULT_PROMETHEUS_PATH
+    prometheus_path = None  # as TF Serving: metrics only with a monitoring config
     if args.monitoring_config_file:
         enabled, path = config_lib.read_monitoring_config_file(args.monitoring_config_file)
         prometheus_path = path if enabled else None
@@ -178,6 +212,11 @@ def build_options(args):
         drain_delay_seconds=args.drain_delay_seconds,
         warmup=args.enable_model_warmup,
         rest_api_timeout_seconds=args.rest_api_timeout_in_ms / 1000,
+        rest_read_timeout_seconds=args.rest_read_timeout_seconds,
+        rest_max_connections=args.rest_max_connections,
+        **({"max_concurrent_loads": args.max_concurrent_loads}
+           if args.max_concurrent_loads else {}),
+        rest_allowed_hosts=tuple(h.strip() for h in args.rest_allowed_hosts.split(",") if h.strip()),
     )
 
 
@@ -206,15 +245,19 @@ def ready_line(server):
     import json
 
     o = server.options
-    names = server.manager.model_names()
-    line = (
-        f"tfgen serve: ready: {len(names)} model(s) {', '.join(names)}; "
-        f"gRPC {o.host}:{server.grpc_port}"
-    )
+    waiting = server.manager.unavailable_models()
+    names = [n for n in server.manager.model_names() if n not in waiting]
+    line = f"tfgen serve: ready: {len(names)} model(s) {', '.join(names) or '(none yet)'}"
+    if waiting:
+        line += f" (not yet available: {', '.join(waiting)})"
+    line += f"; gRPC {o.host}:{server.grpc_port}"
     if not server.rest_port:
         return line + "; no REST API (--rest_api_port 0)"
     base = f"http://{o.host}:{server.rest_port}"
-    line += f"; REST {base} -- try: curl {base}/v1/models/{names[0]}/metadata"
+    line += f"; REST {base}"
+    if not names:
+        return line
+    line += f" -- try: curl {base}/v1/models/{names[0]}/metadata"
     for name in names:
         signature = server.manager.servable(name).signatures.get("sample")
         row = _example_instance(signature) if signature else None

@@ -13,6 +13,8 @@ tensorflow-serving-api stubs:
 Input names and dtypes come from the signature table (`tfgen.contract.SIGNATURES`).
 """
 
+import re
+
 import grpc
 import numpy as np
 from google.protobuf import json_format
@@ -53,6 +55,7 @@ class Client:
             self.channel = grpc.insecure_channel(host_port, options=options)
         self.address = host_port
         self.timeout = timeout
+        self._row_limits = {}  # model -> rows per request the server accepts
         self.predictions = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
 
@@ -78,11 +81,36 @@ class Client:
     def predict(self, model, inputs, signature="", version=None, label=None, output_filter=()):
         """Run a signature: input name -> array-like; returns output name -> array.
 
-        `predict_response` returns the PredictResponse itself (with the version that
-        answered in `model_spec`).
+        A request with more rows than the server takes in one request (its
+        `--max_rows_per_request`, or TF Serving's batching `max_batch_size`) is sent in
+        pieces of the limit the server names, and the outputs are put back together;
+        the limit is remembered per model. `predict_response` returns the
+        PredictResponse itself (with the version that answered in `model_spec`).
         """
-        response = self.predict_response(model, inputs, signature, version, label, output_filter)
+        arrays = {name: np.asarray(value) for name, value in inputs.items()}
+        rows = _batch_rows(arrays)
+        limit = self._row_limits.get(model)
+        if rows and limit and rows > limit:
+            return self._predict_in_pieces(model, arrays, rows, limit, signature, version, label,
+                                           output_filter)
+        try:
+            response = self.predict_response(model, arrays, signature, version, label,
+                                             output_filter)
+        except grpc.RpcError as e:
+            limit = _row_limit(e)
+            if not rows or limit is None or rows <= limit:
+                raise
+            self._row_limits[model] = limit
+            return self._predict_in_pieces(model, arrays, rows, limit, signature, version, label,
+                                           output_filter)
         return {alias: proto_to_ndarray(t, alias, max_elements=2**62) for alias, t in response.outputs.items()}
+
+    def _predict_in_pieces(self, model, arrays, rows, limit, *args):
+        parts = [
+            self.predict(model, {k: v[start:start + limit] for k, v in arrays.items()}, *args)
+            for start in range(0, rows, limit)
+        ]
+        return {alias: np.concatenate([p[alias] for p in parts]) for alias in parts[0]}
 
     def predict_response(self, model, inputs, signature="", version=None, label=None,
                          output_filter=()):
@@ -180,6 +208,29 @@ class Client:
             }
             for s in response.model_version_status
         ]
+
+
+# How tfgen's server and TF Serving's batching name their per-request row limits.
+_ROW_LIMIT = re.compile(
+    r"more than the server's limit of (\d+) per request|"
+    r"larger than maximum input batch size (\d+)"
+)
+
+
+def _row_limit(error):
+    """The rows-per-request limit an INVALID_ARGUMENT names, or None."""
+    if error.code() != grpc.StatusCode.INVALID_ARGUMENT:
+        return None
+    match = _ROW_LIMIT.search(error.details() or "")
+    return int(match.group(1) or match.group(2)) if match else None
+
+
+def _batch_rows(arrays):
+    """The common leading dimension of every input (what can be split), or None."""
+    sizes = {a.shape[0] if a.ndim else None for a in arrays.values()}
+    if len(sizes) != 1 or None in sizes:
+        return None
+    return sizes.pop()
 
 
 def _inputs(signature, num_rows, **values):

@@ -144,9 +144,11 @@ def read_batching_parameters_file(path):
     if proto.allowed_batch_sizes:
         kwargs["allowed_batch_sizes"] = tuple(proto.allowed_batch_sizes)
     kwargs["pad_variable_length_inputs"] = proto.pad_variable_length_inputs
-    for name in ("enable_large_batch_splitting", "max_execution_batch_size", "batch_padding_policy"):
+    for name in ("enable_large_batch_splitting", "max_execution_batch_size"):
         if proto.HasField(name):
-            log.warning("%s: %s is accepted but not used by tfgen's server", path, name)
+            kwargs[name] = getattr(proto, name).value
+    if proto.HasField("batch_padding_policy"):
+        log.warning("%s: batch_padding_policy is accepted but not used by tfgen's server", path)
     try:
         return BatchingParameters(**kwargs)
     except UserError as e:

@@ -7,12 +7,13 @@ front ends await it with `asyncio.wrap_future`, so no thread waits on a queue.
 """
 
 import concurrent.futures
+import contextlib
 import dataclasses
-import threading
 import time
 
 from tfgen.serving.batching import BatchScheduler, SchedulerClosed
-from tfgen.serving.errors import deadline_exceeded
+from tfgen.serving.errors import deadline_exceeded, unavailable
+from tfgen.serving.model_manager import ServableClosed
 from tfgen.serving.signatures import DEFAULT_SIGNATURE
 
 
@@ -40,7 +41,20 @@ class ServingCore:
         self.executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=runtime_threads, thread_name_prefix="runtime"
         )
-        self._lock = threading.Lock()
+        self.refusing = False  # shutting down: new requests are UNAVAILABLE
+        self.in_flight = 0  # requests between `request()` entry and exit (event loop only)
+
+    @contextlib.contextmanager
+    def request(self):
+        """Around each request a front end handles: counts it, or refuses it with
+        UNAVAILABLE (which clients retry elsewhere) once the server is shutting down."""
+        if self.refusing:
+            raise unavailable("The server is shutting down; retry on another replica")
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
 
     def metric_label(self, model_name):
         """Configured names only: a client cannot grow the metrics with made-up names."""
@@ -56,7 +70,7 @@ class ServingCore:
         """Check a request and start it. Inputs are TensorProtos or decoded arrays."""
         try:
             return self._predict(model_spec, output_filter, request_inputs, arrays, deadline)
-        except SchedulerClosed:
+        except (SchedulerClosed, ServableClosed):
             # The version went away between lookup and submit: its successor serves it.
             return self._predict(model_spec, output_filter, request_inputs, arrays, deadline)
 
@@ -86,17 +100,10 @@ class ServingCore:
         return outputs
 
     def _scheduler(self, servable, signature):
-        key = ("batcher", signature.name)
-        scheduler = servable.extras.get(key)
-        if scheduler is None:
-            with self._lock:
-                scheduler = servable.extras.get(key)
-                if scheduler is None:
-                    scheduler = BatchScheduler(
-                        signature, self.batching, servable.name, self.metrics
-                    )
-                    servable.extras[key] = scheduler
-        return scheduler
+        return servable.extra(
+            ("batcher", signature.name),
+            lambda: BatchScheduler(signature, self.batching, servable.name, self.metrics),
+        )
 
     def close(self):
         self.executor.shutdown(wait=True)

@@ -35,10 +35,24 @@ HTTP_STATUS = {
 TF_ERROR_CODE = {code: code.value[0] for code in Code}
 
 
+# Messages quote what the client sent (model names, values); a 1 MB model name must
+# still give NOT_FOUND, not an oversized status that gRPC turns into RESOURCE_EXHAUSTED.
+MAX_MESSAGE_CHARS = 2000
+
+
+def bounded(message, limit=MAX_MESSAGE_CHARS):
+    """`message` cut to `limit` characters, saying how much was cut."""
+    if len(message) <= limit:
+        return message
+    return f"{message[:limit]}... ({len(message) - limit} more characters)"
+
+
 class ServingError(Exception):
-    """A request failure: `code` is a `grpc.StatusCode`, `message` TF Serving's text."""
+    """A request failure: `code` is a `grpc.StatusCode`, `message` TF Serving's text
+    (bounded in length, whatever it quotes)."""
 
     def __init__(self, code, message):
+        message = bounded(message)
         super().__init__(message)
         self.code = code
         self.message = message

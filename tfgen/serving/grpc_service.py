@@ -74,7 +74,8 @@ class _Calls:
         start = time.monotonic()
         status = "OK"
         try:
-            return await body()
+            with self.core.request():
+                return await body()
         except ServingError as e:
             status = e.code.name
             await context.abort(e.code, e.message)

@@ -16,6 +16,7 @@ rules live in `tfgen.versions`, which the export reader shares. Every
   startup); a failed version is retried when its directory changes.
 """
 
+import concurrent.futures
 import dataclasses
 import logging
 import os
@@ -29,8 +30,9 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
 from tfgen.errors import MissingPath, UserError
 from tfgen.serving.errors import Code, ServingError, invalid_argument, not_found
+from tfgen.serving.ranges import input_ranges
 from tfgen.serving.signatures import InputLimits, Signature, find_signature
-from tfgen.versions import version_dirs
+from tfgen.versions import is_complete, parse_version, version_dirs
 
 log = logging.getLogger("tfgen.serving")
 
@@ -39,6 +41,10 @@ SERVE_TAGS = ("serve",)  # the MetaGraphDef TF Serving loads
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
 UNLOAD_GRACE_SECONDS = 0.5
+# Models loading at once: one per two cores, at most 4. On 2 busy cores loading the
+# three shipped models concurrently was slower than one at a time (12.8 vs 11.5 s,
+# docs/benchmarks.md): the loads contend for the same CPU and GIL.
+MAX_CONCURRENT_LOADS = max(1, min(4, (os.cpu_count() or 1) // 2))
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 
 
@@ -108,6 +114,13 @@ def read_meta_graph(path):
     raise ValueError(f"no MetaGraphDef with tags {list(SERVE_TAGS)} in {path}")
 
 
+class ServableClosed(ServingError):
+    """The version was unloaded between lookup and use; the caller looks up again."""
+
+    def __init__(self):
+        super().__init__(Code.UNAVAILABLE, "The servable is being unloaded")
+
+
 class Servable:
     """One loaded version: its signatures, ready to run from any thread."""
 
@@ -118,11 +131,15 @@ class Servable:
         self.meta_graph = read_meta_graph(path)
         self.loaded = tf.saved_model.load(path, tags=list(SERVE_TAGS))
         self.signatures = {}
+        ranges = input_ranges(path)
         for key, signature_def in self.meta_graph.signature_def.items():
             if key in self.loaded.signatures:
-                self.signatures[key] = Signature(key, signature_def, self.loaded.signatures[key])
+                self.signatures[key] = Signature(key, signature_def, self.loaded.signatures[key],
+                                                 ranges)
         self.limits = limits
-        self.extras = {}  # per-servable state owned by the server (e.g. batch schedulers)
+        self._extras = {}  # per-servable state owned by the server (e.g. batch schedulers)
+        self._extras_lock = threading.Lock()
+        self._closed = False
 
     @property
     def signature_defs(self):
@@ -168,12 +185,27 @@ class Servable:
                 raise ValueError(f"warmup request {count} failed: {e.message}") from None
         return count
 
+    def extra(self, key, make):
+        """The server's per-version state under `key`, made by `make()` on first use.
+
+        Raises `ServableClosed` once the version is unloading, so nothing is created on
+        a version that `close()` has already passed over.
+        """
+        with self._extras_lock:
+            if self._closed:
+                raise ServableClosed()
+            if key not in self._extras:
+                self._extras[key] = make()
+            return self._extras[key]
+
     def close(self):
-        for extra in self.extras.values():
+        with self._extras_lock:
+            self._closed = True
+            extras, self._extras = list(self._extras.values()), {}
+        for extra in extras:
             close = getattr(extra, "close", None)
             if close:
                 close()
-        self.extras.clear()
 
 
 @dataclasses.dataclass
@@ -189,7 +221,7 @@ class ModelManager:
     """Keeps the configured models' aspired versions loaded; answers lookups."""
 
     def __init__(self, configs, limits=InputLimits(), poll_wait_seconds=1.0,
-                 warmup=True, on_load_attempt=None):
+                 warmup=True, on_load_attempt=None, max_concurrent_loads=MAX_CONCURRENT_LOADS):
         self._lock = threading.RLock()
         self._poll_lock = threading.Lock()
         self._configs = {}
@@ -198,8 +230,11 @@ class ModelManager:
         self.poll_wait_seconds = poll_wait_seconds
         self.on_load_attempt = on_load_attempt
         self.do_warmup = warmup
+        self.max_concurrent_loads = max_concurrent_loads
         self._stop = threading.Event()
         self._thread = None
+        self._warned_empty = set()
+        self._warned_names = set()
         self.set_configs(configs, poll=False)
 
     # --- configuration and polling ---------------------------------------------------------
@@ -275,9 +310,18 @@ class ModelManager:
                 log.exception("polling model base paths failed")
 
     def poll_once(self):
+        """One pass over every model; models load (and warm up) concurrently, each
+        model's versions in order."""
         with self._poll_lock:
-            for config in self.configs:
-                self._poll_model(config)
+            configs = self.configs
+            if len(configs) <= 1 or self.max_concurrent_loads <= 1:
+                for config in configs:
+                    self._poll_model(config)
+                return
+            workers = min(len(configs), self.max_concurrent_loads)
+            with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="load") as pool:
+                for done in [pool.submit(self._poll_model, c) for c in configs]:
+                    done.result()
 
     def _poll_model(self, config):
         on_disk = version_dirs(config.base_path)
@@ -285,6 +329,7 @@ class ModelManager:
             log.warning("model %s: base path %s not found; keeping loaded versions",
                         config.name, config.base_path)
             return
+        self._warn_not_versions(config)
         statuses = self._versions.setdefault(config.name, {})
         # Under a latest policy a version that failed to load (and is unchanged since)
         # does not count: the newest version that loads serves, and a failed new
@@ -302,8 +347,9 @@ class ModelManager:
             if not self._load_aspired(config, on_disk, aspired, statuses):
                 break
         if not aspired:
-            log.warning("No versions of servable %s found under base path %s",
-                        config.name, config.base_path)
+            self._warn_no_versions(config)
+        else:
+            self._warned_empty.discard(config.name)
         # Unload what is no longer aspired, but never the last AVAILABLE version unless
         # an aspired one is AVAILABLE to take over.
         available_aspired = [
@@ -315,6 +361,33 @@ class ModelManager:
             if available_aspired:
                 self._unload(config.name, version)
 
+    def _warn_not_versions(self, config):
+        """One warning per directory that looks like a version but is not one: Unicode
+        digits (`²`, which str.isdigit() accepts) or a number beyond int64."""
+        try:
+            names = os.listdir(config.base_path)
+        except OSError:
+            return
+        for name in names:
+            key = (config.name, name)
+            if name.isdigit() and parse_version(name) is None and key not in self._warned_names:
+                self._warned_names.add(key)
+                log.warning("model %s: ignoring %r under %s: a version is ASCII digits within "
+                            "int64", config.name, name[:40], config.base_path)
+
+    def _warn_no_versions(self, config):
+        """Once per model until a version appears (TF Serving says it every poll)."""
+        if config.name in self._warned_empty:
+            return
+        self._warned_empty.add(config.name)
+        hint = ""
+        if is_complete(config.base_path):
+            hint = (f"; {config.base_path} holds saved_model.pb itself: the base path is the "
+                    "directory above the numbered version directories")
+        log.warning("No versions of servable %s found under base path %s; it is not yet "
+                    "available and loads when a version appears%s",
+                    config.name, config.base_path, hint)
+
     def _load_aspired(self, config, on_disk, aspired, statuses):
         """Load the aspired versions not loaded yet; True if one of them failed."""
         any_failed = False
@@ -322,8 +395,11 @@ class ModelManager:
         for version in sorted(aspired, reverse=True):
             current = statuses.get(version)
             fingerprint = _fingerprint(on_disk[version])
-            if current and current.state in (State.AVAILABLE, State.LOADING, State.UNLOADING):
-                continue  # an UNLOADING version aspired again loads on a later poll
+            if current and current.state in (State.AVAILABLE, State.LOADING):
+                continue
+            # An UNLOADING version aspired again (a model removed and re-added by a
+            # reload) loads afresh now, beside the copy still closing: a reload answers
+            # OK only once its models serve, as TF Serving's does.
             if current and current.error is not None and current.fingerprint == fingerprint:
                 continue  # failed before and unchanged on disk
             if not self._load(config.name, version, on_disk[version], fingerprint):
@@ -432,6 +508,14 @@ class ModelManager:
             if not statuses:
                 raise not_found(f"Could not find any versions of model {name}")
             return [(v, s.state, s.error) for v, s in sorted(statuses.items())]
+
+    def unavailable_models(self):
+        """Configured models with no AVAILABLE version (yet)."""
+        with self._lock:
+            return sorted(
+                name for name in self._configs
+                if not any(s.state == State.AVAILABLE for s in self._versions.get(name, {}).values())
+            )
 
     def ready(self):
         """True when every configured model has an AVAILABLE version."""

@@ -11,6 +11,7 @@ notebooks) and returns it once every model is loaded and both ports listen.
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import signal
 import threading
@@ -22,17 +23,19 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tfgen.errors import UserError
 from tfgen.serving.batching import BatchingParameters
 from tfgen.serving.config import DEFAULT_PROMETHEUS_PATH
+from tfgen.serving.connections import GuardedConnections, default_max_connections
 from tfgen.serving.core import ServingCore
 from tfgen.serving.grpc_service import add_services
 from tfgen.serving.metrics import ServingMetrics
-from tfgen.serving.model_manager import ModelManager
-from tfgen.serving.rest import RestApi
+from tfgen.serving.model_manager import MAX_CONCURRENT_LOADS, ModelManager
+from tfgen.serving.rest import LOOPBACK_HOSTS, RestApi, is_loopback
 from tfgen.serving.signatures import InputLimits
 
 log = logging.getLogger("tfgen.serving")
 
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 MODEL_SERVICE = "tensorflow.serving.ModelService"
+REFUSE_SECONDS = 0.25
 
 
 @dataclasses.dataclass
@@ -52,6 +55,12 @@ class ServerOptions:
     drain_delay_seconds: float = 0.0
     warmup: bool = True
     rest_api_timeout_seconds: float = 30.0
+    rest_read_timeout_seconds: float = 30.0  # a request's headers and body; 0 = none
+    rest_max_connections: int = None  # None: connections.default_max_connections()
+    # Host header names REST accepts besides loopback ones when bound to loopback;
+    # "*" accepts any. Bound elsewhere, any Host is accepted.
+    rest_allowed_hosts: tuple = ()
+    max_concurrent_loads: int = MAX_CONCURRENT_LOADS  # models loading and warming up at once
 
 
 class ModelServer:
@@ -64,6 +73,7 @@ class ModelServer:
             poll_wait_seconds=options.file_system_poll_wait_seconds,
             warmup=options.warmup,
             on_load_attempt=self.metrics.load_attempt,
+            max_concurrent_loads=options.max_concurrent_loads,
         )
         self.core = ServingCore(
             self.manager, options.batching, self.metrics, options.runtime_threads
@@ -73,6 +83,7 @@ class ModelServer:
         self.rest_port = None
         self._grpc = None
         self._runner = None
+        self._rest_listener = None
         self._health = None
         self._stopped = None
 
@@ -102,33 +113,60 @@ class ModelServer:
         except RuntimeError:
             self.grpc_port = 0
         if not self.grpc_port:
+            if o.ssl_config is not None and _port_free(o.host, o.port):
+                raise UserError(
+                    f"cannot listen for gRPC with TLS on {address}: gRPC refused the key or "
+                    "certificate of --ssl_config_file (server_key and server_cert hold the PEM "
+                    "text itself, not file names, and must match)"
+                )
             raise UserError(f"cannot listen for gRPC on {address} (port in use?); see --port")
         await self._grpc.start()
         if o.rest_api_port is not None:
-            api = RestApi(
-                self.core,
-                self.metrics,
-                prometheus_path=o.prometheus_path,
-                is_draining=lambda: self.draining,
-                timeout_seconds=o.rest_api_timeout_seconds,
-            )
-            self._runner = web.AppRunner(
-                api.app(o.max_message_bytes), shutdown_timeout=o.grace_seconds,
-                access_log=None, handle_signals=False,
-            )
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, o.host, o.rest_api_port)
-            try:
-                await site.start()
-            except OSError as e:
-                await self._grpc.stop(None)
-                raise UserError(
-                    f"cannot listen for REST on {o.host}:{o.rest_api_port} ({e.strerror}); "
-                    "see --rest_api_port"
-                ) from None
-            self.rest_port = self._runner.addresses[0][1]
+            await self._start_rest(loop)
         for service in ("", PREDICTION_SERVICE, MODEL_SERVICE):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        # The loaded models and TensorFlow are millions of objects that live as long as
+        # the server: left to the collector, each full collection walks all of them
+        # (~200 ms, stalling every request) whenever requests allocate enough, e.g. a
+        # 4,000-row JSON body. Frozen, collections walk only what requests made.
+        gc.freeze()
+
+    async def _start_rest(self, loop):
+        o = self.options
+        allowed = None
+        if is_loopback(o.host) and "*" not in o.rest_allowed_hosts:
+            allowed = LOOPBACK_HOSTS + tuple(o.rest_allowed_hosts)
+        api = RestApi(
+            self.core,
+            self.metrics,
+            prometheus_path=o.prometheus_path,
+            is_draining=lambda: self.draining,
+            timeout_seconds=o.rest_api_timeout_seconds,
+            allowed_hosts=allowed,
+        )
+        # handler_cancellation: a request whose client hung up is cancelled, and with it
+        # the work it queued (see core.py).
+        self._runner = web.AppRunner(
+            api.app(o.max_message_bytes), shutdown_timeout=o.grace_seconds,
+            access_log=None, handle_signals=False, handler_cancellation=True,
+        )
+        await self._runner.setup()
+        max_connections = o.rest_max_connections or default_max_connections()
+        api.connections = GuardedConnections(
+            self._runner.server, max_connections, o.rest_read_timeout_seconds
+        )
+        try:
+            self._rest_listener = await loop.create_server(
+                api.connections, o.host, o.rest_api_port, reuse_address=True
+            )
+        except OSError as e:
+            await self._grpc.stop(None)
+            await self._runner.cleanup()
+            raise UserError(
+                f"cannot listen for REST on {o.host}:{o.rest_api_port} ({e.strerror}); "
+                "see --rest_api_port"
+            ) from None
+        self.rest_port = self._rest_listener.sockets[0].getsockname()[1]
 
     async def stop(self):
         """Stop reporting healthy, drain in-flight requests, release everything."""
@@ -140,13 +178,26 @@ class ModelServer:
             await self._health.enter_graceful_shutdown()
         if self.options.drain_delay_seconds:
             await asyncio.sleep(self.options.drain_delay_seconds)
+        # New requests get UNAVAILABLE from here (clients retry it); in-flight ones
+        # finish before gRPC stops, since gRPC's own shutdown CANCELs what is pending.
+        # Refusing lasts at least REFUSE_SECONDS, so that clients mid-way through a call
+        # learn of it from an answer rather than from a cut connection.
+        self.core.refusing = True
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        give_up = start + self.options.grace_seconds
+        while loop.time() < give_up and (
+            self.core.in_flight or loop.time() < start + REFUSE_SECONDS
+        ):
+            await asyncio.sleep(0.01)
         tasks = []
         if self._grpc:
-            tasks.append(self._grpc.stop(self.options.grace_seconds))
+            tasks.append(self._grpc.stop(max(0.0, give_up - loop.time())))
+        if self._rest_listener:
+            self._rest_listener.close()  # stop accepting; open requests finish below
         if self._runner:
             tasks.append(self._runner.cleanup())
         await asyncio.gather(*tasks)
-        loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.manager.stop)
         await loop.run_in_executor(None, self.core.close)
         self._stopped.set()
@@ -170,6 +221,21 @@ class ModelServer:
             await self.stop()
 
         asyncio.run(main())
+
+
+def _port_free(host, port):
+    """Whether a plain socket can bind host:port (so a failed listen was not the port)."""
+    import socket
+
+    if not port:
+        return True
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _server_credentials(ssl_config):

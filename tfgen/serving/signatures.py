@@ -7,11 +7,13 @@ messages, then the stricter ones TF Serving leaves to the runtime, each naming t
 2. every signature input present or filled from the SignatureDef's `defaults`,
 3. no unknown names (`Inputs contains invalid name ...`),
 4. dtype (`Expects arg[i] to be float but int64 is provided ...`), before decoding,
-5. element count cap (in `tensors.proto_to_ndarray`), rank and fixed dimensions, equal
-   batch sizes, rows cap, no empty batches, finite floats.
+5. rank, fixed dimensions, rows cap, no empty batches and the element cap, on the
+   shape a TensorProto *declares*, before anything is allocated (a 49-byte proto can
+   declare 16M elements); then equal batch sizes and finite floats on the decoded arrays.
 """
 
 import dataclasses
+import math
 
 import numpy as np
 import tensorflow as tf
@@ -57,7 +59,7 @@ def _status_from_tf(error):
 class Signature:
     """A signature function with its SignatureDef; thread-safe to call concurrently."""
 
-    def __init__(self, name, signature_def, function):
+    def __init__(self, name, signature_def, function, ranges=None):
         self.name = name
         self.signature_def = signature_def
         self.function = function
@@ -69,6 +71,8 @@ class Signature:
             alias: tensors.proto_to_ndarray(proto, alias)
             for alias, proto in signature_def.defaults.items()
         }
+        # alias -> (low, high, what the range is): `tfgen.serving.ranges`.
+        self.ranges = {a: r for a, r in (ranges or {}).items() if a in self.inputs}
         # Fixed by the SignatureDef, so decided once here rather than per request.
         self.batched = self._all_batched()
 
@@ -104,6 +108,11 @@ class Signature:
                 continue
             proto = request_inputs[alias]
             self._check_dtype(alias, proto.dtype)
+            try:
+                declared = tensors.shape_of(proto)
+            except ValueError as e:
+                raise invalid_argument(f"tensor parsing error: {alias}: {e}") from None
+            self.check_declared_shape(alias, declared, limits)
             arrays[alias] = tensors.proto_to_ndarray(proto, alias, limits.max_tensor_elements)
         return self.check_arrays(arrays, limits)
 
@@ -122,7 +131,8 @@ class Signature:
             used = sorted(set(names) & set(self.inputs))
             raise invalid_argument(
                 f"Inputs contains invalid name. Used request inputs: {','.join(used)}, "
-                f"request input: {','.join(sorted(names))}"
+                f"request input: {','.join(sorted(names))}; signature '{self.name}' takes "
+                f"inputs {{{','.join(self.input_order)}}}"
             )
 
     def _check_dtype(self, alias, dtype):
@@ -139,14 +149,10 @@ class Signature:
         self._check_names(arrays)
         for alias, array in arrays.items():
             self._check_dtype(alias, tensors.dtype_of(array))
-            if array.size > limits.max_tensor_elements:
-                raise invalid_argument(
-                    f"input '{alias}' has {array.size} elements, more than the server's "
-                    f"limit of {limits.max_tensor_elements} per tensor (--max_tensor_elements)"
-                )
+            self.check_declared_shape(alias, list(array.shape), limits)
         batch = None
         for alias, array in arrays.items():
-            self._check_shape(alias, array, limits)
+            self._check_values(alias, array, limits)
             dims = _spec_dims(self.inputs[alias])
             if dims and dims[0] == -1:
                 if batch is not None and array.shape[0] != batch[1]:
@@ -167,29 +173,44 @@ class Signature:
             out[alias] = default
         return out
 
-    def _check_shape(self, alias, array, limits):
+    def check_declared_shape(self, alias, shape, limits):
+        """Rank, fixed dims, row and element caps of one input's shape (a list of ints).
+
+        Called on a TensorProto's declared shape before it is decoded, and on a JSON
+        tensor's outer dimensions before its leaves are converted, so an oversized
+        request costs nothing but this check.
+        """
+        count = math.prod(shape)
+        if count > limits.max_tensor_elements:
+            raise invalid_argument(
+                f"input '{alias}' has {count} elements, more than the server's "
+                f"limit of {limits.max_tensor_elements} per tensor (--max_tensor_elements)"
+            )
         dims = _spec_dims(self.inputs[alias])
         if dims is not None:
-            ok = len(dims) == array.ndim and all(
-                d < 0 or d == s for d, s in zip(dims, array.shape)
-            )
+            ok = len(dims) == len(shape) and all(d < 0 or d == s for d, s in zip(dims, shape))
             if not ok:
                 raise invalid_argument(
                     f"input '{alias}' of signature '{self.name}' expects shape "
-                    f"{format_shape(dims)} but got {list(array.shape)}"
+                    f"{format_shape(dims)} but got {list(shape)}"
                 )
             if dims and dims[0] == -1:
-                if array.shape[0] == 0:
+                if shape[0] == 0:
                     raise invalid_argument(
                         f"input '{alias}' of signature '{self.name}' is empty (0 rows); "
                         "send at least one row"
                     )
-                if array.shape[0] > limits.max_rows:
+                if shape[0] > limits.max_rows:
                     raise invalid_argument(
-                        f"input '{alias}' has {array.shape[0]} rows, more than the server's "
+                        f"input '{alias}' has {shape[0]} rows, more than the server's "
                         f"limit of {limits.max_rows} per request (--max_rows_per_request)"
                     )
-        if not limits.allow_nonfinite and array.dtype.kind == "f" and array.size:
+
+    def _check_values(self, alias, array, limits):
+        if not array.size:
+            return
+        finite = None
+        if not limits.allow_nonfinite and array.dtype.kind == "f":
             finite = np.isfinite(array)
             if not finite.all():
                 where = tuple(int(i) for i in np.argwhere(~finite)[0])
@@ -197,6 +218,18 @@ class Signature:
                     f"input '{alias}' of signature '{self.name}' contains NaN or infinite "
                     f"values (first at index {list(where)}); the server rejects them rather "
                     "than return silent NaN results"
+                )
+        if alias in self.ranges:
+            low, high, meaning = self.ranges[alias]
+            outside = (array < low) | (array > high)
+            if finite is not None:
+                outside &= finite
+            if outside.any():
+                where = tuple(int(i) for i in np.argwhere(outside)[0])
+                raise invalid_argument(
+                    f"input '{alias}' of signature '{self.name}' must be in "
+                    f"[{low:g}, {high:g}] ({meaning}); got {array[where].item()!r} at index "
+                    f"{list(where)}"
                 )
 
     # --- outputs and running ------------------------------------------------------------

@@ -231,7 +231,8 @@ def _leaf(value, dtype):
     return value
 
 
-def _dense_shape(value):
+def dense_shape(value):
+    """The shape nested JSON lists claim, read along their first elements."""
     shape = []
     while isinstance(value, list):
         shape.append(len(value))
@@ -243,7 +244,7 @@ def _dense_shape(value):
 
 def json_to_ndarray(value, dtype, max_elements=DEFAULT_MAX_ELEMENTS):
     """A JSON value (nested lists of leaves) -> numpy array of the signature's dtype."""
-    shape = _dense_shape(value)
+    shape = dense_shape(value)
     if len(shape) > MAX_RANK:
         raise invalid_argument(f"JSON tensor rank {len(shape)} exceeds the maximum of {MAX_RANK}")
     count = math.prod(shape)

@@ -357,6 +357,7 @@ def _validate(config):
 
     _require(config.model.class_name, "config key 'model.class_name' is required")
     model_class = get_model_class(config.model.class_name)  # UserError listing the known classes
+    _validate_model_kwargs(model_class, config.model)
     _require(config.data.name, "config key 'data.name' is required")
     t = config.training
     for key in ("batch_size", "epochs", "validation_freq", "eval_noise_draws"):
@@ -373,6 +374,34 @@ def _validate(config):
     _require(config.checkpoint.every >= 1, "config key 'checkpoint.every' must be >= 1")
     _require(config.tensorboard.sample_every >= 0, "config key 'tensorboard.sample_every' must be >= 0")
     _require(config.export.version is None or config.export.version >= 1, "config key 'export.version' must be >= 1")
+
+
+# What keras.Model's constructor takes besides a model's own arguments.
+KERAS_MODEL_KWARGS = ("name", "trainable", "dtype")
+
+
+def _validate_model_kwargs(model_class, model):
+    """`model.config` keys against the class's constructor, so a typo is one line naming
+    it rather than Keras' traceback ("Keyword argument not understood")."""
+    import inspect
+
+    # A constructor's **kwargs go to its base class's: follow them up to Keras' Model.
+    named = set()
+    for cls in model_class.__mro__:
+        if "__init__" not in vars(cls):
+            continue
+        if cls.__module__.split(".")[0] in ("tf_keras", "keras", "tensorflow"):
+            break
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        named |= {p.name for p in parameters if p.name != "self"
+                  and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    if not named:  # a constructor of **kwargs only: nothing to check against
+        return
+    unknown = sorted(set(model.config) - named - set(KERAS_MODEL_KWARGS))
+    _require(not unknown, f"unknown key 'model.config.{unknown[0] if unknown else ''}' for "
+             f"{model.class_name}; its constructor takes: {', '.join(sorted(named))}")
 
 
 def _validate_optimizer(o, path):

@@ -31,7 +31,8 @@ def test_one_logistic_matches_the_hand_computed_masses():
     loc_level, scale = 1.3, 0.8
     centre = (LEVELS - 1) / 2.0
     raw_log_scale = 7.0 * np.arctanh(np.log(scale) / 7.0)  # inverts bounded_scale (centre 0, half-range 7)
-    params = tf.constant([[[0.0, (loc_level - centre) / centre, raw_log_scale]]], tf.float32)
+    raw_loc = 2.0 * np.arctanh((loc_level - centre) / (2.0 * centre))  # inverts the soft bound
+    params = tf.constant([[[0.0, raw_loc, raw_log_scale]]], tf.float32)
     dist = distributions.discretized_logistic_mixture(tf.repeat(params, LEVELS, axis=0), LEVELS, 1, 1)
 
     def cdf(v):
@@ -60,3 +61,22 @@ def test_unknown_likelihood_names_the_valid_ones():
         distributions.parameter_count("gaussian", LEVELS)
     with pytest.raises(UserError, match="levels >= 2"):
         distributions.parameter_count("categorical", None)
+
+
+@pytest.mark.parametrize("likelihood,components", [("categorical", None),
+                                                   ("discretized_logistic_mixture", 2)])
+def test_per_row_draws_follow_the_probabilities_and_ignore_the_batch(likelihood, components):
+    count = distributions.parameter_count(likelihood, LEVELS, components)
+    params = tf.random.stateless_normal([1, 3, count], seed=[5, 6]) * 2.0
+    rows = 2000
+    dist = distributions.on_levels(likelihood, tf.repeat(params, rows, axis=0), LEVELS, 1, components)
+    seeds = tf.range(rows, dtype=tf.int64)
+    draws = distributions.sample_on_levels(dist, LEVELS, seeds).numpy()
+    probabilities = np.exp(distributions.level_log_probabilities(dist, LEVELS).numpy()[0])  # [3, LEVELS]
+    for dim in range(3):
+        frequencies = np.bincount(draws[:, dim].astype(int), minlength=LEVELS) / rows
+        np.testing.assert_allclose(frequencies, probabilities[dim], atol=0.04)
+    first_rows = distributions.on_levels(likelihood, tf.repeat(params, 2, axis=0), LEVELS, 1, components)
+    np.testing.assert_array_equal(distributions.sample_on_levels(first_rows, LEVELS, seeds[:2]).numpy(), draws[:2])
+    modes = distributions.mode_on_levels(dist, LEVELS).numpy()[0]
+    np.testing.assert_array_equal(modes, probabilities.argmax(-1))

@@ -207,11 +207,15 @@ class ToyLatentGaussian(GenerativeModel):
         log_likelihood = _normal_log_density(x, mean, tf.exp(self.log_sigma))
         return log_likelihood + _normal_log_density(z, 0.0, 1.0) - _normal_log_density(z, loc, scale)
 
-    def log_prob(self, x, condition=None):
+    def importance_weighted_bounds(self, x, condition=None):
         x = _flat(x, self.data_spec.num_dims)
         eps = tf.constant(self._draws)[:, tf.newaxis, :]  # [K, 1, latent]
         log_weights = self._log_weights(x, eps)  # [K, B]
-        return tf.reduce_logsumexp(log_weights, axis=0) - math.log(self.num_importance_samples)
+        return {"log_prob": tf.reduce_logsumexp(log_weights, axis=0) - math.log(self.num_importance_samples),
+                "elbo": tf.reduce_mean(log_weights, axis=0)}
+
+    def log_prob(self, x, condition=None):
+        return self.importance_weighted_bounds(x)["log_prob"]
 
     def elbo(self, x):
         """One-sample reparameterized ELBO per row (the training objective)."""

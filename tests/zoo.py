@@ -9,7 +9,8 @@ checks (export and conformance). `build(name)` constructs the model and calls it
 so its variables exist (e.g. before an export or a checkpoint restore);
 `example_batch(name)` gives matching inputs.
 
-A new model class gets an entry in `_TINY` (registered) or `_TOYS` (test-only);
+A new model class gets an entry in `_TINY` or `LATENT_MODELS` (registered) or `_TOYS`
+(test-only);
 tests/models/test_contract.py fails for a registered class without one.
 """
 
@@ -61,6 +62,27 @@ def _entries():
 
 
 TINY_FLOWS = _entries()
+_TINY_VAE = {"latent_dim": 2, "hidden_units": [8], "num_importance_samples": 8, "condition_dim": 4,
+             "prior_hidden_units": 8, "posterior_hidden_units": 8, "num_pseudo_inputs": 3}
+#: Latent-variable models: pPCA (unconditional) and the VAE's variants, each a distinct
+#: code path (likelihoods, networks, priors, posterior flows).
+LATENT_MODELS = {
+    "ppca_vector": ("PPCA", {"data_spec": VECTOR, "latent_dim": 2}),
+    "ppca_image": ("PPCA", {"data_spec": IMAGE, "latent_dim": 3}),
+    "vae_vector_gaussian": ("VAE", dict(_TINY_VAE, data_spec=VECTOR)),
+    "vae_image_conditional": ("VAE", dict(_TINY_VAE, data_spec=dict(IMAGE, num_classes=NUM_CLASSES))),
+    "vae_image_conv_mixture_iwae": ("VAE", dict(_TINY_VAE, data_spec=IMAGE, network="conv",
+                                                likelihood="discretized_logistic_mixture", objective="iwae",
+                                                training_samples=2)),
+    "vae_binary_bernoulli_vamp_iaf": ("VAE", dict(_TINY_VAE, data_spec=dict(IMAGE, levels=2), likelihood="bernoulli",
+                                                  prior="vamp", posterior="iaf")),
+    "vae_image_conditional_maf_sylvester": ("VAE", dict(_TINY_VAE, data_spec=dict(IMAGE, num_classes=NUM_CLASSES),
+                                                        prior="maf", posterior="sylvester", kl_warmup_steps=10)),
+    "vae_vector_realnvp_planar": ("VAE", dict(_TINY_VAE, data_spec=VECTOR, prior="realnvp", posterior="planar")),
+    "vae_vector_radial": ("VAE", dict(_TINY_VAE, data_spec=VECTOR, posterior="radial")),
+    "vae_vector_householder": ("VAE", dict(_TINY_VAE, data_spec=VECTOR, posterior="householder", beta=2.0)),
+}
+LATENT_MODELS = {name: entry for name, entry in LATENT_MODELS.items() if entry[0] in registered_models()}
 CONTINUOUS_VECTOR = {"event_shape": [2], "kind": "vector", "low": -3.0, "high": 3.0}
 _TOYS = {
     "toy_diagonal_flow_image_conditional": (
@@ -69,13 +91,15 @@ _TOYS = {
     "toy_adversarial": ("toy_models:ToyAdversarial", {"data_spec": CONTINUOUS_VECTOR, "latent_dim": 2}),
     "toy_latent_gaussian": ("toy_models:ToyLatentGaussian", {"data_spec": CONTINUOUS_VECTOR, "latent_dim": 1}),
 }
-ZOO = {**TINY_FLOWS, **_TOYS}
+ZOO = {**TINY_FLOWS, **LATENT_MODELS, **_TOYS}
 _AUTOREGRESSIVE = ("MAF", "IAF", "AutoregressiveNeuralSplineFlow")
 # One entry per class: images with a condition for the coupling flows (multi-scale code),
 # conditional vectors for the autoregressive ones (images are flattened anyway).
 REPRESENTATIVE = sorted(
     [f"{_snake(c)}_{'vector' if c in _AUTOREGRESSIVE else 'image'}_conditional" for c in _TINY
-     if f"{_snake(c)}_vector" in TINY_FLOWS] + list(_TOYS))
+     if f"{_snake(c)}_vector" in TINY_FLOWS]
+    + [name for name in ("ppca_image", "vae_image_conditional_maf_sylvester") if name in LATENT_MODELS]
+    + list(_TOYS))
 
 
 def example_batch(name, batch_size=4, seed=0):

@@ -277,7 +277,10 @@ SIGNATURES = {s.name: s for s in (
         inputs=(Tensor("x", "float32", Shape.EVENT, "examples", example=Example("output", ("sample", "samples"))),
                 _CONDITION),
         outputs=(Tensor("log_prob", "float32", Shape.ROW, "nats per example"),
-                 Tensor("bits_per_dim", "float32", Shape.ROW, "-log_prob / (D ln 2)")),
+                 Tensor("bits_per_dim", "float32", Shape.ROW, "-log_prob / (D ln 2)"),
+                 Tensor("elbo", "float32", Shape.ROW,
+                        "the evidence lower bound from the same posterior draws (nats; <= log_prob)",
+                        when=lambda c: c.log_prob_kind is LogProbKind.IMPORTANCE_WEIGHTED_BOUND)),
         when=lambda c: c.log_prob_kind.has_log_prob,
     ),
     Signature(

@@ -11,6 +11,7 @@ NaN or an infinite log-probability.
 
 from tfgen.backend import tf, tfb, tfd
 from tfgen.errors import UserError
+from tfgen.random import per_row_uniform
 
 # exp(-7) ~ 1e-3 of a level: sharper than any level spacing; exp(7) covers any range.
 MIN_LOG_SCALE = -7.0
@@ -28,6 +29,14 @@ def bounded_scale(raw_log_scale):
     return tf.exp(centre + half_range * tf.tanh((raw_log_scale - centre) / half_range))
 
 
+def inverse_bounded_scale(scale):
+    """The raw log-scale `bounded_scale` maps to `scale` (clipped into its range)."""
+    half_range = (MAX_LOG_SCALE - MIN_LOG_SCALE) / 2.0
+    centre = (MAX_LOG_SCALE + MIN_LOG_SCALE) / 2.0
+    ratio = (tf.math.log(tf.convert_to_tensor(scale, tf.float32)) - centre) / half_range
+    return centre + half_range * tf.atanh(tf.clip_by_value(ratio, -1.0 + 1e-6, 1.0 - 1e-6))
+
+
 def categorical(logits, event_ndims):
     """One softmax over the levels per dimension: `logits` is `[..., *event, levels]`."""
     return tfd.Independent(tfd.Categorical(logits=logits, dtype=tf.float32),
@@ -37,14 +46,18 @@ def categorical(logits, event_ndims):
 def discretized_logistic_mixture(params, levels, num_components, event_ndims):
     """PixelCNN++'s discretized mixture of logistics (Salimans et al. 2017), per dimension.
 
-    `params` is `[..., *event, 3 * num_components]`: mixture logits, locations (in level
-    units, centred on the level range) and raw log-scales. Level `k` gets the logistic mass
-    of `[k - 0.5, k + 0.5]`; the end levels take the tails, as in PixelCNN++.
+    `params` is `[..., *event, 3 * num_components]`: mixture logits, raw locations and raw
+    log-scales. Level `k` gets the logistic mass of `[k - 0.5, k + 0.5]`; the end levels
+    take the tails, as in PixelCNN++. A raw location r sits at level
+    `c + 2c tanh(r / 2)` (c the middle level; about `c + c r` near 0), softly bounded to
+    [-c, 3c]: an unbounded location far out in a tail makes the two CDFs of a bin equal
+    in float32 and its log-probability -inf, which no bounded scale prevents.
     """
     check_levels(levels)
-    logits, locs, raw_log_scales = tf.split(params, 3, axis=-1)
+    logits, raw_locs, raw_log_scales = tf.split(params, 3, axis=-1)
     centre = (levels - 1) / 2.0
-    logistic = tfd.Logistic(loc=locs * centre + centre, scale=bounded_scale(raw_log_scales))
+    locs = centre + 2.0 * centre * tf.tanh(raw_locs / 2.0)
+    logistic = tfd.Logistic(loc=locs, scale=bounded_scale(raw_log_scales))
     # Shift by -0.5 so that QuantizedDistribution's bins (k-1, k] become [k-0.5, k+0.5).
     shifted = tfd.TransformedDistribution(logistic, tfb.Shift(tf.constant(-0.5, params.dtype)))
     quantized = tfd.QuantizedDistribution(shifted, low=0.0, high=float(levels - 1))
@@ -75,6 +88,32 @@ LIKELIHOODS = {
     "categorical": "a softmax over the levels per dimension",
     "discretized_logistic_mixture": "PixelCNN++'s discretized mixture of logistics",
 }
+
+
+def level_log_probabilities(dist, levels):
+    """`[..., *event, levels]`: each dimension's log-probability of every level, from a
+    distribution built here (the per-dimension marginals of its `Independent`)."""
+    per_dimension = dist.distribution
+    rank = len(per_dimension.batch_shape)
+    # [levels, 1, ..., 1] broadcasts against the batch shape: one log_prob per level.
+    values = tf.reshape(tf.range(levels, dtype=tf.float32), [levels] + [1] * rank)
+    log_probs = per_dimension.log_prob(values)
+    return tf.transpose(log_probs, list(range(1, rank + 1)) + [0])
+
+
+def mode_on_levels(dist, levels):
+    """The most probable level of every dimension (float32, like the data)."""
+    return tf.cast(tf.argmax(level_log_probabilities(dist, levels), axis=-1), tf.float32)
+
+
+def sample_on_levels(dist, levels, seed, salt=0):
+    """One draw per row keyed by the row's int64 `seed` (`[B]`): Gumbel-max over each
+    dimension's level probabilities, so a row's draw never depends on its batch (TFP's
+    own `sample(seed=...)` draws the whole batch from one seed)."""
+    log_probs = level_log_probabilities(dist, levels)
+    uniform = per_row_uniform(seed, log_probs.shape[1:], salt=salt)
+    gumbel = -tf.math.log(-tf.math.log(tf.clip_by_value(uniform, 1e-20, 1.0 - 1e-7)))
+    return tf.cast(tf.argmax(log_probs + gumbel, axis=-1), tf.float32)
 
 
 def check_levels(levels):

@@ -7,7 +7,7 @@ import pytest
 
 from tfgen.backend import tf
 from tfgen.data import DataSpec, Split
-from tfgen.models.flows import dequantization
+from tfgen.models import dequantization
 from tfgen.metrics.bits import evaluate_bits_per_dim
 from tfgen.models.base import GenerativeModel
 

@@ -103,6 +103,7 @@ def metadata_document(model, signature_defs, metadata=None):
         "config": model.get_config(),
         "data_spec": model.data_spec.to_dict(),
         "log_prob_kind": capabilities.log_prob_kind.value,
+        "log_prob_samples": model.log_prob_samples,
         "has_latent": capabilities.has_latent,
         "latent_shape": list(capabilities.latent_shape),
         "stochastic_encoder": capabilities.stochastic_encoder,

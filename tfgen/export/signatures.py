@@ -7,7 +7,7 @@ function per table entry) and traces each once:
 
     sample    seed int64 [B], condition int32 [B]*, temperature float32 [B] (default 1.0)
               -> samples float32 [B, *event], log_prob float32 [B]**
-    log_prob  x float32 [B, *event], condition*  -> log_prob, bits_per_dim float32 [B]
+    log_prob  x float32 [B, *event], condition*  -> log_prob, bits_per_dim, elbo**** float32 [B]
     encode    x, condition*, seed*** -> z float32 [B, *latent]    (models with a latent space)
               (+ mean, scale float32 [B, *latent] of q(z|x)***)
     decode    z, condition*  -> x float32 [B, *event]             (models with a latent space)
@@ -16,7 +16,8 @@ function per table entry) and traces each once:
               sample_rate, one identical row per input row        (every model)
     serving_default = sample
 
-    * conditional models only; ** exact likelihoods only; *** stochastic encoders only.
+    * conditional models only; ** exact likelihoods only; *** stochastic encoders only;
+    **** importance-weighted bounds only (latent-variable models).
 
 Traced once, shared. Each signature is one `tf.function` (autograph off: tracing never
 re-reads source files, which a long-running process may see change). `sample`'s
@@ -119,8 +120,12 @@ def _sample(tracer, seed, temperature, condition=None):
 
 
 def _log_prob(tracer, x, condition=None):
-    log_prob = tracer.method("log_prob")(x, condition)
-    return {"log_prob": log_prob, "bits_per_dim": bits_per_dim(log_prob, tracer.num_dims)}
+    if tracer.has_output("log_prob", "elbo"):
+        bounds = tracer.model.importance_weighted_bounds(x, condition)
+        log_prob, extra = bounds["log_prob"], {"elbo": bounds["elbo"]}
+    else:
+        log_prob, extra = tracer.method("log_prob")(x, condition), {}
+    return {"log_prob": log_prob, "bits_per_dim": bits_per_dim(log_prob, tracer.num_dims), **extra}
 
 
 def _encode(tracer, x, condition=None, seed=None):

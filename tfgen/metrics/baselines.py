@@ -1,7 +1,7 @@
 """Classical density baselines (scikit-learn) in bits/dim, comparable with tfgen's flows.
 
 They use the same split and the same dequantization as the flows
-(`tfgen.models.flows.dequantization`): discrete data x in {0..L-1}^D is mapped to the unit cube,
+(`tfgen.models.dequantization`): discrete data x in {0..L-1}^D is mapped to the unit cube,
 u = (x + noise) / L with noise ~ U[0, 1)^D, and a density p_u on the cube scores
 
     bits/dim = -(log p_u(u) - D log L) / (D ln 2).
@@ -19,7 +19,7 @@ Example:
 import numpy as np
 
 from tfgen.metrics.bits import bits_per_dim
-from tfgen.models.flows import dequantization
+from tfgen.models import dequantization
 from tfgen.errors import UserError
 
 GMM_COMPONENTS = (1, 5, 10, 20)

@@ -1,7 +1,7 @@
 """Held-out bits/dim of a tfgen model, averaged over dequantization noise.
 
 For discrete data a flow's per-example objective is the dequantization bound
-(`tfgen.models.flows.dequantization`)
+(`tfgen.models.dequantization`)
 
     log P(x) >= E_noise[ log p_u((x + noise) / L) ] - D log L,
 
@@ -28,7 +28,7 @@ def bits_per_dim(log_prob, num_dims):
     return -log_prob / (num_dims * math.log(2.0))
 
 
-def evaluate_bits_per_dim(model, split, spec, batch_size=256, num_noise_samples=1, seed=0):
+def evaluate_bits_per_dim(model, split, spec, batch_size=256, num_noise_samples=1, seed=0, log_prob_fn=None):
     """Mean held-out bits/dim of `model` on `split`.
 
     Args:
@@ -39,6 +39,9 @@ def evaluate_bits_per_dim(model, split, spec, batch_size=256, num_noise_samples=
       num_noise_samples: K dequantization draws averaged per example.
       seed: seeds TensorFlow's global random state (`tf.random.set_seed`), which the
         model's dequantization noise draws from, so the figure is reproducible.
+      log_prob_fn: `(x, condition) -> [B]` nats to average instead of
+        `model.training_log_prob(x, condition, training=False)` (e.g. a VAE's
+        importance-weighted bound).
 
     Returns:
       {"bits_per_dim", "bits_per_dim_stderr" (over examples), "log_prob" (mean nats),
@@ -51,12 +54,15 @@ def evaluate_bits_per_dim(model, split, spec, batch_size=256, num_noise_samples=
     if num_noise_samples < 1:
         raise UserError(f"num_noise_samples must be >= 1, got {num_noise_samples}")
     tf.random.set_seed(seed)
+    if log_prob_fn is None:
+        def log_prob_fn(x, condition):
+            return model.training_log_prob(x, condition, training=False)
 
     # No autograph: it would re-read this file's source while tracing.
     @tf.function(reduce_retracing=True, autograph=False)
     def mean_log_prob(x, condition):
         def add_draw(i, total):  # a graph loop: the model is traced once
-            return i + 1, total + model.training_log_prob(x, condition, training=False)
+            return i + 1, total + log_prob_fn(x, condition)
 
         start = (tf.constant(0), tf.zeros(tf.shape(x)[:1]))
         _, total = tf.while_loop(lambda i, _: i < num_noise_samples, add_draw, start)

@@ -4,3 +4,5 @@ from tfgen.models.base import GenerativeModel, get_model_class, register, regist
 from tfgen.models.likelihood import LikelihoodModel  # noqa: F401
 
 import tfgen.models.flows  # noqa: F401,E402  (registers the flows)
+import tfgen.models.ppca  # noqa: F401,E402  (registers PPCA)
+import tfgen.models.vae  # noqa: F401,E402  (registers VAE)

@@ -11,7 +11,8 @@ A model is a `tf_keras.Model` that declares what it can do and how it trains:
   encoder also gives `posterior(x, condition=None)` -> `(mean, scale)`, each
   `[B, *latent_shape]`: the encoder's Gaussian q(z|x) before any posterior flow (the
   `encode` signature returns them beside its seeded draw z);
-- training, declared by the model: `optimizer_names` (one optimizer, or e.g.
+- training, declared by the model: `initialize_from_data(split)` (once, before a new
+  run's first epoch), `optimizer_names` (one optimizer, or e.g.
   `("generator", "discriminator")`) and `variables_for_optimizer(name)`; `train_step`
   / `test_step` returning named figures; `reported_losses`, the figures that must stay
   finite; `evaluate_held_out(split, ...)`, a dict of named held-out figures;
@@ -35,6 +36,17 @@ from tfgen.data.spec import DataSpec
 from tfgen.errors import UserError
 
 _REGISTRY = {}
+#: The cap on K of an estimated log_prob: each row costs K passes of the model.
+MAX_LOG_PROB_SAMPLES = 4096
+
+
+def check_log_prob_samples(value, key="log_prob_samples"):
+    """K of an estimated log_prob: an integer in 1 .. MAX_LOG_PROB_SAMPLES."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value \
+            or not 1 <= int(value) <= MAX_LOG_PROB_SAMPLES:
+        raise UserError(f"{key} must be an integer in 1 .. {MAX_LOG_PROB_SAMPLES} "
+                        f"(each row costs K passes of the model), got {value!r}")
+    return int(value)
 
 
 def register(cls):
@@ -109,6 +121,11 @@ class GenerativeModel(keras.Model):
     has_latent = False
     #: whether `encode` draws from a posterior, keyed by a per-row `seed`.
     stochastic_encoder = False
+    #: the constructor argument that is K of an estimated `log_prob` (draws per row),
+    #: which `tfgen export --log-prob-samples` overrides; None when `log_prob` is exact.
+    log_prob_samples_key = None
+    #: K itself (recorded in the export's metadata); None when `log_prob` is exact.
+    log_prob_samples = None
     #: the optimizers the model trains with, by name; `training.optimizers.<name>` in a
     #: config overrides the training-level optimizer settings for one of them.
     optimizer_names = ("optimizer",)
@@ -123,6 +140,11 @@ class GenerativeModel(keras.Model):
 
     def sample(self, seed, temperature=1.0, condition=None):
         raise NotImplementedError
+
+    def importance_weighted_bounds(self, x, condition=None):
+        """{"log_prob", "elbo"} `[B]` nats from the same posterior draws: models whose
+        `log_prob_kind` is IMPORTANCE_WEIGHTED_BOUND (the log_prob signature returns both)."""
+        raise NotImplementedError(f"{type(self).__name__} has no importance-weighted bound")
 
     def encode(self, x, condition=None, seed=None):
         raise NotImplementedError(f"{type(self).__name__} has no latent space")
@@ -141,6 +163,15 @@ class GenerativeModel(keras.Model):
         raise NotImplementedError(f"{type(self).__name__} has no latent space")
 
     # === Training declarations ===
+    def initialize_from_data(self, split):
+        """Data-dependent initialization, called once by the trainer before the first
+        epoch of a new run (never on resume, where the checkpoint wins); e.g. pPCA's
+        closed-form maximum-likelihood fit. Default: nothing.
+
+        Args:
+          split: the training `tfgen.data.Split` (numpy `x`, `y`).
+        """
+
     def compile(self, optimizer="rmsprop", **kwargs):
         """Keras `compile`, with one optimizer or a dict `{name: optimizer}` naming
         exactly `optimizer_names`. `self.optimizers` holds them by name; Keras'
@@ -199,6 +230,29 @@ class GenerativeModel(keras.Model):
         for batch in dataset:
             step(batch)
         return {metric.name: float(metric.result()) for metric in self.metrics}
+
+    # === Input checks (in the graph, so exported signatures check too) ===
+    def _check_x(self, x):
+        """`x` as float32, asserted finite and, for discrete data, within the levels."""
+        x = tf.convert_to_tensor(x, tf.float32)
+        x = tf.debugging.assert_all_finite(x, "x contains NaN or Inf")
+        spec = self.data_spec
+        if spec.is_discrete:
+            tf.debugging.assert_greater_equal(x, 0.0, message="x must be >= 0")
+            tf.debugging.assert_less_equal(
+                x, float(spec.levels - 1), message=f"x must be <= levels-1 = {spec.levels - 1}"
+            )
+        return x
+
+    def _check_condition(self, condition):
+        """`condition` as int32 `[B]`, asserted within 0 .. num_classes-1."""
+        condition = tf.cast(condition, tf.int32)
+        tf.debugging.assert_non_negative(condition, message="condition must be >= 0")
+        tf.debugging.assert_less(
+            condition, self.data_spec.num_classes,
+            message=f"condition must be < num_classes={self.data_spec.num_classes}",
+        )
+        return condition
 
     # === Keras plumbing ===
     def _split(self, data):

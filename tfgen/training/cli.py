@@ -39,6 +39,9 @@ def register(subparsers):
     export.add_argument("--out", required=True, metavar="saved_models/NAME",
                         help="model base path; the version is a numbered subdirectory")
     export.add_argument("--version", type=int, metavar="N", help="version number (default: newest + 1)")
+    export.add_argument("--log-prob-samples", type=int, metavar="K",
+                        help="posterior (VAE) or dequantization (flows, pPCA on discrete data) draws per row of "
+                             "the exported log_prob, 1 .. 4096 (default: the run's config; K passes per row)")
     export.set_defaults(func=run_export)
 
 
@@ -80,6 +83,6 @@ def run_export(args):
 
     if args.version is not None and args.version < 1:
         raise UserError("--version must be >= 1")
-    version_dir = export_run(args.run_dir, args.out, version=args.version)
+    version_dir = export_run(args.run_dir, args.out, version=args.version, log_prob_samples=args.log_prob_samples)
     print(f"tfgen export: wrote {os.path.abspath(version_dir)}")
     return 0

@@ -23,7 +23,7 @@ from typing import Optional
 
 from tfgen.backend import keras, tf
 from tfgen.files import write_json, write_text
-from tfgen.models.base import model_from_config
+from tfgen.models.base import check_log_prob_samples, get_model_class, model_from_config
 from tfgen.training import callbacks as callbacks_lib
 from tfgen.training import strategy as strategy_lib
 from tfgen.training.config import load_config
@@ -308,6 +308,8 @@ def train(config, resume=False):
         log(f"--resume: no good checkpoint in {config.checkpoint_dir}; starting from scratch")
     if resume and workers > 1:
         _check_workers_agree(strategy, initial_epoch)
+    if not initial_epoch:
+        model.initialize_from_data(dataset.splits["train"])
     for name, optimizer in model.optimizers.items():
         learning_rate = build_schedule(t.optimizer_settings(name), total_steps)
         if initial_epoch and not callable(learning_rate):
@@ -358,12 +360,17 @@ def train(config, resume=False):
     return TrainResult(config.run_dir, status, initial_epoch, epochs_completed, metrics, export_dir)
 
 
-def export_run(run_dir, base_path, version=None):
+def export_run(run_dir, base_path, version=None, log_prob_samples=None):
     """Exports a training run's newest good checkpoint as a SavedModel version.
 
     Rebuilds the model from `RUN_DIR/model.json`, restores weights from the checkpoint
     directory named in `RUN_DIR/config.yaml`, and passes the run's data and held-out
     metrics (from `metrics.json`, if training finished) as export metadata.
+
+    Args:
+      log_prob_samples: K of an estimated `log_prob` in the export (the model's
+        `log_prob_samples_key`), instead of the run's; the held-out metrics stay those
+        of the run's K.
 
     Returns:
       The version directory written.
@@ -377,6 +384,11 @@ def export_run(run_dir, base_path, version=None):
             raise MissingPath(f"{path} not found: is {run_dir} a run directory written by `tfgen train`?")
     config = load_config(config_yaml)
     saved = read_json(model_json)
+    if log_prob_samples is not None:
+        key = get_model_class(saved["class_name"]).log_prob_samples_key
+        if key is None:
+            raise UserError(f"--log-prob-samples: {saved['class_name']} has an exact log_prob, with no samples to set")
+        saved["config"][key] = check_log_prob_samples(log_prob_samples, "--log-prob-samples")
     model = build_model(saved["class_name"], saved["config"])
     store = callbacks_lib.CheckpointStore(
         config.checkpoint.directory or os.path.join(run_dir, "checkpoints"), model, keep=config.checkpoint.keep,

@@ -11,21 +11,16 @@ for continuous data the identity. Change of variables gives the exact density
 
     log p(x) = log N(f^-1(x); 0, I) + log |det d f^-1 / dx|
 
-and discrete data is uniformly dequantized (`tfgen.models.flows.dequantization`), so bits/dim
+and discrete data is uniformly dequantized (`tfgen.models.dequantization`), so bits/dim
 account for the bin width and compare with autoregressive models on the same data.
 """
 
-import math
-
 from tfgen.backend import keras, tf, tfb, tfd
-from tfgen.contract import LogProbKind
-from tfgen.models.flows import dequantization
-from tfgen.models.likelihood import LikelihoodModel
+from tfgen.models.likelihood import DensityModel
 from tfgen.random import per_row_normal
-from tfgen.errors import UserError
 
 
-class FlowModel(LikelihoodModel):
+class FlowModel(DensityModel):
     """Base class of normalizing flows. Subclasses implement `_flow_bijector`.
 
     Args:
@@ -41,30 +36,15 @@ class FlowModel(LikelihoodModel):
 
     family = "flow"
     has_latent = True
-    #: Seed of the fixed dequantization draws of `log_prob` (shared by every row).
-    DEQUANTIZATION_SEED = (20161, 1511)
 
     def __init__(self, data_spec, condition_dim=16, logit_alpha=0.05, dequantization_samples=4, **kwargs):
-        super().__init__(data_spec, **kwargs)
+        super().__init__(data_spec, dequantization_samples=dequantization_samples, **kwargs)
         self.condition_dim = int(condition_dim)
         self.logit_alpha = float(logit_alpha)
-        self.dequantization_samples = int(dequantization_samples)
-        if self.dequantization_samples < 1:
-            raise UserError(f"dequantization_samples must be >= 1, got {dequantization_samples}")
-        if self.data_spec.is_discrete:
-            # log_prob's fixed draws: constants of the model, drawn once rather than per call.
-            self._dequantization_noise = tf.random.stateless_uniform(
-                [self.dequantization_samples, *self.data_spec.event_shape], seed=self.DEQUANTIZATION_SEED
-            ).numpy()
         if self.data_spec.conditional:
             self.condition_embedding = keras.layers.Embedding(
                 self.data_spec.num_classes, self.condition_dim, name="condition_embedding"
             )
-
-    @property
-    def log_prob_kind(self):
-        """Exact on continuous data; on discrete data a dequantization lower bound."""
-        return LogProbKind.DEQUANTIZED_LOWER_BOUND if self.data_spec.is_discrete else LogProbKind.EXACT
 
     # === Subclass hook ===
     def _flow_bijector(self, condition_features):
@@ -80,13 +60,7 @@ class FlowModel(LikelihoodModel):
     def _condition_features(self, condition):
         if not self.data_spec.conditional:
             return None
-        condition = tf.cast(condition, tf.int32)
-        tf.debugging.assert_non_negative(condition, message="condition must be >= 0")
-        tf.debugging.assert_less(
-            condition, self.data_spec.num_classes,
-            message=f"condition must be < num_classes={self.data_spec.num_classes}",
-        )
-        return self.condition_embedding(condition)
+        return self.condition_embedding(self._check_condition(condition))
 
     def _data_bijector(self):
         """Flow space -> the model's data space (unit cube for discrete data)."""
@@ -109,71 +83,8 @@ class FlowModel(LikelihoodModel):
         """The density on the model's data space (unit cube for discrete data)."""
         return tfd.TransformedDistribution(self._base_distribution(), self._bijector(condition))
 
-    def _check_x(self, x):
-        x = tf.convert_to_tensor(x, tf.float32)
-        x = tf.debugging.assert_all_finite(x, "x contains NaN or Inf")
-        spec = self.data_spec
-        if spec.is_discrete:
-            tf.debugging.assert_greater_equal(x, 0.0, message="x must be >= 0")
-            tf.debugging.assert_less_equal(
-                x, float(spec.levels - 1), message=f"x must be <= levels-1 = {spec.levels - 1}"
-            )
-        return x
-
-    def _to_model_space(self, x, noise=None):
-        """Raw data -> model data space; bin centres unless dequantization noise is given."""
-        if not self.data_spec.is_discrete:
-            return x
-        if noise is None:
-            return dequantization.bin_centres(x, self.data_spec.levels)
-        return dequantization.dequantize(x, self.data_spec.levels, noise)
-
-    def _to_raw(self, u):
-        if not self.data_spec.is_discrete:
-            return u
-        return dequantization.quantize(u, self.data_spec.levels)
-
-    def _raw_log_prob(self, u, condition):
-        log_prob = self.distribution(condition).log_prob(u)
-        if self.data_spec.is_discrete:
-            log_prob = dequantization.discrete_log_prob(
-                log_prob, self.data_spec.num_dims, self.data_spec.levels
-            )
-        return log_prob
-
-    # === Contract ===
-    def log_prob(self, x, condition=None):
-        """log p(x) in nats: exact for continuous x; for discrete x, a deterministic
-        importance-weighted dequantization estimate of the probability of x's bin,
-
-            log P(x) ~= log (1/K) sum_k p_u((x + n_k) / L) - D log L,
-
-        with K = `dequantization_samples` fixed draws n_k ~ U[0, 1)^D, the same for every
-        row (so a row's value never depends on its batch or its call). In expectation
-        over the draws it is a lower bound on log P(x) that tightens as K grows (Burda
-        et al. 2016, arXiv:1509.00519; Ho et al. 2019, arXiv:1902.00275, sec. 3.1); at
-        K = 1 its mean over a data set is the usual dequantized bits/dim.
-        """
-        x = self._check_x(x)
-        if not self.data_spec.is_discrete:
-            return self._raw_log_prob(x, condition)
-        k = self.dequantization_samples
-        noise = tf.constant(self._dequantization_noise)
-        batch = tf.shape(x)[0]
-        # [K, B, *event] -> [K * B, *event]: one pass of the flow over every draw.
-        u = dequantization.dequantize(x[tf.newaxis], self.data_spec.levels, noise[:, tf.newaxis])
-        u = tf.reshape(u, tf.concat([[k * batch], tf.shape(x)[1:]], 0))
-        condition = None if condition is None else tf.tile(tf.reshape(condition, [-1]), [k])
-        log_probs = tf.reshape(self._raw_log_prob(u, condition), [k, batch])
-        return tf.reduce_logsumexp(log_probs, axis=0) - math.log(k)
-
-    def training_log_prob(self, x, condition=None, training=True):
-        """With uniform dequantization noise for discrete data (the standard bound)."""
-        x = self._check_x(x)
-        noise = None
-        if self.data_spec.is_discrete:
-            noise = tf.random.uniform(tf.shape(x), dtype=tf.float32)
-        return self._raw_log_prob(self._to_model_space(x, noise), condition)
+    def _unit_log_prob(self, u, condition):
+        return self.distribution(condition).log_prob(u)
 
     @property
     def latent_shape(self):
@@ -199,9 +110,5 @@ class FlowModel(LikelihoodModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            condition_dim=self.condition_dim,
-            logit_alpha=self.logit_alpha,
-            dequantization_samples=self.dequantization_samples,
-        )
+        config.update(condition_dim=self.condition_dim, logit_alpha=self.logit_alpha)
         return config

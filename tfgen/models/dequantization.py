@@ -1,4 +1,4 @@
-"""Uniform dequantization of discrete data, so a flow's density compares with discrete models.
+"""Uniform dequantization of discrete data, so a continuous density (flows, pPCA) compares with discrete models.
 
 Discrete data x in {0, ..., L-1}^D is mapped to the unit cube, u = (x + noise) / L with
 noise ~ U[0, 1)^D. A density p_u on the cube gives a lower bound on the discrete

@@ -1,0 +1,3 @@
+"""Probabilistic PCA: the linear latent-variable baseline with an exact likelihood."""
+
+from tfgen.models.ppca.model import PPCA, closed_form_fit  # noqa: F401

@@ -1,0 +1,3 @@
+"""Variational autoencoders on TFP distributions: likelihoods, priors, posterior flows."""
+
+from tfgen.models.vae.model import VAE  # noqa: F401

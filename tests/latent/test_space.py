@@ -62,6 +62,7 @@ def test_a_vae_codes_inputs_by_the_posterior_mean_or_a_seeded_draw(exports):
     assert not np.allclose(draws, mean.numpy())
     np.testing.assert_array_equal(space.encode(x, seed=[3, 4, 5, 6], code="draw"), draws)
     np.testing.assert_allclose(space.reconstruct(x, seed=[3, 4, 5, 6]), model.decode(draws).numpy(), atol=1e-5)
+    np.testing.assert_allclose(space.reconstruct(x, code="mean"), model.decode(mean).numpy(), atol=1e-5)
     # Interpolating between two inputs decodes the path between their posterior means.
     strip = space.interpolate_inputs(x[0], x[3], steps=3)
     np.testing.assert_allclose(strip, model.decode(interpolate(mean[0], mean[3], 3)).numpy(), atol=1e-5)

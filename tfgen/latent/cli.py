@@ -68,13 +68,14 @@ def register(subparsers):
         "reconstruct", help="decode(encode(x)): inputs above, reconstructions below",
         description="Calls the reconstruct signature (or encode then decode, for exports made before "
                     "it existed) on --rows and writes a grid of two rows: the inputs, and under each "
-                    "its reconstruction. A stochastic encoder decodes its draw keyed by --seed + row.",
+                    "its reconstruction. A stochastic encoder decodes its draw keyed by --seed + row "
+                    "(--code mean: its posterior mean).",
         epilog=_COMMON_EPILOG)
-    _common(reconstruct, default_rows="0-7")
+    _common(reconstruct, default_rows="0-7", default_code="draw")
     reconstruct.set_defaults(func=run_reconstruct)
 
 
-def _common(parser, default_rows):
+def _common(parser, default_rows, default_code="mean"):
     parser.add_argument("--model", required=True, metavar="saved_models/NAME[/VERSION] | NAME",
                         help="an export (without VERSION the newest); with --server, the served model's name")
     parser.add_argument("--server", metavar="HOST:PORT",
@@ -94,8 +95,9 @@ def _common(parser, default_rows):
                                                  " (two rows, e.g. 3,17)"))
     parser.add_argument("--condition", type=int, metavar="C",
                         help="class of every row for a conditional model (default: each row's label)")
-    parser.add_argument("--code", choices=("mean", "draw"), default="mean",
-                        help="stochastic encoders: code an input by the posterior mean or a seeded draw")
+    parser.add_argument("--code", choices=("mean", "draw"), default=default_code,
+                        help="stochastic encoders: code an input by the posterior mean or a seeded draw "
+                             f"(default {default_code})")
     parser.add_argument("--seed", type=int, default=0, metavar="S",
                         help="first seed of the rows' posterior draws (stochastic encoders; default 0)")
 
@@ -339,7 +341,7 @@ def run_reconstruct(args):
         rows = examples.pick(_parse_ints(args.rows, "--rows"))
         x = examples.x[rows]
         reconstructions = space.reconstruct(x, _conditions(args, space, examples.labels, rows),
-                                            args.seed + np.asarray(rows))
+                                            args.seed + np.asarray(rows), args.code)
         path = _write(np.stack([x, reconstructions]), spec, args.out)
     finally:
         space.caller.close()

@@ -149,10 +149,12 @@ class LatentSpace:
         z = self._checked(z, self.latent_shape, "codes")
         return self._rows("decode", {"z": z, **self._condition(condition, len(z))}, "x")
 
-    def reconstruct(self, x, condition=None, seed=None):
+    def reconstruct(self, x, condition=None, seed=None, code="draw"):
         """decode(encode(x)): the `reconstruct` signature, or `encode` then `decode` for an
         export made before it existed. A stochastic encoder decodes its draw keyed by
-        `seed` (default 0 .. N-1)."""
+        `seed` (default 0 .. N-1), or with `code="mean"` its posterior mean."""
+        if self.stochastic and code == "mean":
+            return self.decode(self.encode(x, condition, seed, code), condition)
         inputs = self._encode_inputs(x, condition, seed)
         if self.has_reconstruct:
             return self._rows("reconstruct", inputs, "x")

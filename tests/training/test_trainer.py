@@ -249,3 +249,21 @@ def test_sample_summaries_write_an_image_grid(tmp_path):
     assert [step for step, _ in images] == [2, 4]
     decoded = tf.io.decode_png(images[0][1][2]).numpy()
     assert decoded.shape[0] >= 12 and decoded.shape[2] == 1  # a 3x3 grid of 4x4 digits
+
+
+def test_training_never_adds_a_version_to_a_served_base_path_unasked(tmp_path, capsys, tfgen_main):
+    base = tmp_path / "saved_models" / "moons"
+    data = make_config(tmp_path, training={"epochs": 1}, tensorboard={"enabled": False},
+                       export={"enabled": True, "base_path": str(base)})
+    path = tmp_path / "moons.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert tfgen_main(["train", str(path)]) == 0  # an empty base path: version 1
+    capsys.readouterr()
+    second = dict(data, run_dir=str(tmp_path / "second"))
+    path.write_text(yaml.safe_dump(second))
+    assert tfgen_main(["train", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "already holds version(s) [1]" in err and "--add-version" in err and len(err.splitlines()) == 1
+    assert not os.path.exists(second["run_dir"]) and sorted(os.listdir(base)) == ["1"]
+    assert tfgen_main(["train", str(path), "--add-version"]) == 0
+    assert sorted(os.listdir(base)) == ["1", "2"]

@@ -31,6 +31,9 @@ def register(subparsers):
     train.add_argument("--run-dir", metavar="DIR", help="run directory (overrides run_dir in the config)")
     train.add_argument("--epochs", type=int, metavar="N", help="total epochs (overrides training.epochs)")
     train.add_argument("--no-export", action="store_true", help="skip the SavedModel export after training")
+    train.add_argument("--add-version", action="store_true",
+                       help="export even if export.base_path already holds versions (a server watching it switches "
+                            "to the new one); without it such a run is refused before training")
     train.set_defaults(func=run_train)
 
     export = subparsers.add_parser("export", help="export a training run as a SavedModel version",
@@ -50,7 +53,7 @@ def run_train(args):
     from tfgen.training.trainer import TrainingDiverged, train
 
     config = override(load_config(args.config), run_dir=args.run_dir, epochs=args.epochs,
-                      export=False if args.no_export else None)
+                      export=False if args.no_export else None, add_version=True if args.add_version else None)
     try:
         result = train(config, resume=args.resume)
     except TrainingDiverged as e:

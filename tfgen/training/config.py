@@ -255,11 +255,15 @@ class ExportConfig:
       enabled: export after training.
       base_path: `saved_models/NAME`; default `saved_models/<config file stem>`.
       version: a positive integer; default: one more than the newest existing version.
+      add_version: allow exporting into a base path that already holds versions (a
+        server watching it switches to the new one). False, the default, refuses before
+        training starts, so a run never changes a shipped or served model unasked.
     """
 
     enabled: bool = True
     base_path: Optional[str] = None
     version: Optional[int] = None
+    add_version: bool = False
 
 
 @dataclasses.dataclass
@@ -450,9 +454,11 @@ def load_config(path):
         raise UserError(f"{path}: {e}") from None
 
 
-def override(config, run_dir=None, epochs=None, export=None):
+def override(config, run_dir=None, epochs=None, export=None, add_version=None):
     """A copy of `config` with command-line overrides applied (None: keep)."""
     config = parse_config(config.to_dict())
+    if add_version is not None:
+        config.export.add_version = add_version
     if run_dir is not None:
         config.run_dir = run_dir
     if epochs is not None:

@@ -155,6 +155,22 @@ def _check_run_dir(config, resume):
             raise UserError(f"--resume: {config.run_dir} trained a {saved}, the config asks for a {config.model.class_name}")
 
 
+def _check_export_target(config):
+    """Refuses, before training, an export that would add a version to a base path that
+    already has some (e.g. a shipped model `make serve` serves) unless asked."""
+    from tfgen.versions import version_dirs
+
+    e = config.export
+    if not e.enabled or e.add_version:
+        return
+    existing = version_dirs(e.base_path)
+    if existing:
+        raise PathExists(
+            f"export.base_path {e.base_path} already holds version(s) {sorted(existing)}; this run would add "
+            f"another, which a server watching it switches to. Use --no-export, point export.base_path elsewhere, "
+            f"or pass --add-version (export.add_version: true) to add it")
+
+
 def _check_workers_agree(strategy, epoch):
     """Raises if the workers of a multi-worker run restored different epochs.
 
@@ -272,6 +288,7 @@ def train(config, resume=False):
     if not dataclasses.is_dataclass(config):
         config = load_config(config)
     _check_run_dir(config, resume)
+    _check_export_target(config)
     t = config.training
     # Before any other TF op: MultiWorkerMirroredStrategy configures collectives at startup.
     strategy = strategy_lib.resolve_strategy(config.strategy)

@@ -79,3 +79,14 @@ def test_draws_follow_the_level_probabilities_and_modes_are_the_most_probable(li
         np.testing.assert_allclose(frequencies, probabilities[dim], atol=0.03)
     modes = distributions.mode_on_levels(dist, LEVELS).numpy()[0]
     np.testing.assert_array_equal(modes, probabilities.argmax(-1))
+
+
+@pytest.mark.parametrize("likelihood,components", [("categorical", None),
+                                                   ("discretized_logistic_mixture", 2)])
+def test_log_prob_on_levels_equals_the_distribution_s(likelihood, components):
+    count = distributions.parameter_count(likelihood, LEVELS, components)
+    params = tf.random.stateless_normal([6, 2, 3, count], seed=[9, 10]) * 3.0
+    x = tf.cast(tf.random.stateless_uniform([6, 2, 3], seed=[11, 12], maxval=LEVELS, dtype=tf.int32), tf.float32)
+    expected = distributions.on_levels(likelihood, params, LEVELS, 2, components).log_prob(x)
+    got = distributions.log_prob_on_levels(likelihood, params, x, LEVELS, 2, components)
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)

@@ -33,6 +33,7 @@ from tfgen.backend import keras, tf, tfd
 from tfgen.contract import LogProbKind
 from tfgen.errors import UserError
 from tfgen.metrics.bits import bits_per_dim, evaluate_bits_per_dim
+from tfgen.metrics.means import FigureMeans
 from tfgen.models.base import GenerativeModel, check_log_prob_samples, register
 from tfgen.models.vae import networks, posteriors, priors
 from tfgen.random import per_row_normal, per_row_uniform
@@ -153,7 +154,7 @@ class VAE(GenerativeModel):
             self.raw_decoder_scale = self.add_weight(name="raw_decoder_scale", shape=spec.event_shape,
                                                      initializer="zeros")
         self.prior_distribution = self._build_prior()
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.reported_losses + ("bits_per_dim",)}
+        self.figures = FigureMeans(self.reported_losses + ("bits_per_dim",))
 
     def _check_arguments(self):
         spec = self.data_spec
@@ -201,7 +202,7 @@ class VAE(GenerativeModel):
 
     @property
     def metrics(self):
-        return list(self.trackers.values())
+        return [self.figures]
 
     # === Pieces ===
     def _class_features(self, condition):
@@ -242,6 +243,14 @@ class VAE(GenerativeModel):
         return distributions.on_levels(self.likelihood, params, self.data_spec.levels, event_ndims,
                                        self.num_mixture_components)
 
+    def _log_likelihood(self, z, condition, x):
+        """log p(x | z) `[B]`."""
+        if self.likelihood in distributions.LIKELIHOODS:
+            params = self.decoder(z, self._class_features(condition))
+            return distributions.log_prob_on_levels(self.likelihood, params, x, self.data_spec.levels,
+                                                    len(self.data_spec.event_shape), self.num_mixture_components)
+        return self._decoder_distribution(z, condition).log_prob(x)
+
     def _log_weight_terms(self, x, condition, noise):
         """Per-draw terms of the bound, each `[K, B]`: log p(x | z), log p(z), log q(z | x)
         at z = flow(mean + scale * noise), `noise` `[K, B or 1, L]` with a static K."""
@@ -256,7 +265,7 @@ class VAE(GenerativeModel):
         z, log_det = self._flow(z0, tiled(h))
         log_q = priors.normal_log_density(z0, tiled(mean), tiled(scale)) - log_det
         log_p = self.prior_distribution.log_prob(z)
-        log_likelihood = self._decoder_distribution(z, tiled(condition)).log_prob(tiled(x))
+        log_likelihood = self._log_likelihood(z, tiled(condition), tiled(x))
 
         def per_draw(t):
             return tf.reshape(t, [draws, batch])
@@ -295,9 +304,8 @@ class VAE(GenerativeModel):
         figures = {"loss": -tf.reduce_mean(terms["objective"]), "reconstruction": -tf.reduce_mean(terms["reconstruction"]),
                    "kl": tf.reduce_mean(terms["kl"]),
                    "bits_per_dim": tf.reduce_mean(bits_per_dim(terms["bound"], self.data_spec.num_dims))}
-        for name, value in figures.items():
-            self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        self.figures.update_state(figures)
+        return self.figures.results()
 
     # === Training ===
     def call(self, inputs, training=False):

@@ -251,10 +251,12 @@ class VAE(GenerativeModel):
                                                     len(self.data_spec.event_shape), self.num_mixture_components)
         return self._decoder_distribution(z, condition).log_prob(x)
 
-    def _log_weight_terms(self, x, condition, noise):
+    def _log_weight_terms(self, x, condition, noise, check=True):
         """Per-draw terms of the bound, each `[K, B]`: log p(x | z), log p(z), log q(z | x)
-        at z = flow(mean + scale * noise), `noise` `[K, B or 1, L]` with a static K."""
-        x = self._check_x(x)
+        at z = flow(mean + scale * noise), `noise` `[K, B or 1, L]` with a static K.
+        `check=False` skips the input assertions (training batches, validated when the
+        dataset was loaded: `tfgen.data.datasets`)."""
+        x = self._check_x(x) if check else tf.convert_to_tensor(x, tf.float32)
         h, mean, scale = self._gaussian_posterior(self._network_input(x), condition)
         draws, batch = noise.shape[0], tf.shape(x)[0]
         z0 = tf.reshape(mean + scale * noise, [-1, self.latent_dim])  # [K * B, L]
@@ -283,7 +285,7 @@ class VAE(GenerativeModel):
         """{objective, bound, reconstruction, kl}, each `[B]` nats: what training
         maximizes (beta-weighted), the unweighted bound (ELBO or IWAE), and its parts."""
         noise = tf.random.normal([self.training_samples, tf.shape(x)[0], self.latent_dim])
-        log_likelihood, log_p, log_q, (mean, scale) = self._log_weight_terms(x, condition, noise)
+        log_likelihood, log_p, log_q, (mean, scale) = self._log_weight_terms(x, condition, noise, check=False)
         weight = self._kl_weight()
         reconstruction = tf.reduce_mean(log_likelihood, 0)
         if self.objective == "iwae":

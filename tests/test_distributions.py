@@ -60,3 +60,24 @@ def test_unknown_likelihood_names_the_valid_ones():
         distributions.parameter_count("gaussian", LEVELS)
     with pytest.raises(UserError, match="levels >= 2"):
         distributions.parameter_count("categorical", None)
+
+
+# === Draws from given uniforms (the autoregressive samplers') ===
+
+@pytest.mark.parametrize("likelihood,params", [
+    ("categorical", [0.5, -1.0, 2.0, 0.0, 1.0]),
+    ("discretized_logistic_mixture", [0.3, -0.2, -0.5, 0.4, 0.1, -1.0]),  # 2 components
+])
+def test_draws_from_uniforms_follow_the_distribution(likelihood, params):
+    levels, n = 5, 20000
+    params = tf.constant([params], tf.float32)
+    uniforms = tf.random.stateless_uniform([n, 2], seed=[4, 2])
+    draws = distributions.draw_on_levels(likelihood, tf.tile(params, [n, 1]), levels, uniforms, 1.0, num_components=2).numpy()
+    assert set(np.unique(draws)) <= set(range(levels))
+    expected = np.exp(distributions.on_levels(likelihood, params, levels, event_ndims=0, num_components=2)
+                      .log_prob(tf.range(levels, dtype=tf.float32)[:, None]).numpy()[:, 0])
+    frequencies = np.bincount(draws.astype(int), minlength=levels) / n
+    np.testing.assert_allclose(frequencies, expected, atol=0.015)
+    # Towards temperature 0 every draw is the most likely level.
+    cold = distributions.draw_on_levels(likelihood, tf.tile(params, [n, 1]), levels, uniforms, 1e-4, num_components=2).numpy()
+    assert len(np.unique(cold)) == 1 and (likelihood != "categorical" or cold[0] == 2)

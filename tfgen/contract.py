@@ -56,6 +56,8 @@ class Capabilities:
       has_latent: whether `encode`/`decode` exist.
       latent_shape: shape of one code `z` (empty without a latent space).
       stochastic_encoder: whether `encode` draws, keyed by a per-row seed.
+      variable_length: audio whose time axis has any length in the signatures; `sample`
+        takes a `length` (autoregressive audio models).
     """
 
     event_shape: Tuple[int, ...]
@@ -67,6 +69,7 @@ class Capabilities:
     has_latent: bool = False
     latent_shape: Tuple[int, ...] = ()
     stochastic_encoder: bool = False
+    variable_length: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "event_shape", tuple(int(d) for d in self.event_shape))
@@ -92,6 +95,7 @@ class Capabilities:
             log_prob_kind=model.log_prob_kind, has_latent=model.has_latent,
             latent_shape=model.latent_shape if model.has_latent else (),
             stochastic_encoder=model.stochastic_encoder,
+            variable_length=getattr(model, "variable_length", False),
         )
 
     @classmethod
@@ -105,6 +109,7 @@ class Capabilities:
                 log_prob_kind=doc["log_prob_kind"], has_latent=doc["has_latent"],
                 latent_shape=doc.get("latent_shape") or (),
                 stochastic_encoder=doc.get("stochastic_encoder", False),
+                variable_length=doc.get("variable_length", False),
             )
         except KeyError as e:
             raise ValueError(f"tfgen.json has no {e.args[0]!r}: not a tfgen export of format "
@@ -118,7 +123,7 @@ class Shape(str, enum.Enum):
     since TF Serving's batching splits and joins requests along it."""
 
     ROW = "row"  #: `[B]`, one scalar per row
-    EVENT = "event"  #: `[B, *event_shape]`, one example per row; audio: of any length (`[B, -1, ...]`)
+    EVENT = "event"  #: `[B, *event_shape]`, one example per row; variable-length audio: `[B, -1, ...]`
     LATENT = "latent"  #: `[B, *latent_shape]`, one code per row
     EVENT_RANK = "event_rank"  #: `[B, len(event_shape)]`, e.g. the event shape itself
 
@@ -126,8 +131,8 @@ class Shape(str, enum.Enum):
         """The shape with -1 for the batch dim, e.g. `[-1, 8, 8, 1]`."""
         return [-1] + {
             Shape.ROW: [],
-            Shape.EVENT: list(capabilities.event_shape) if capabilities.kind != "audio"
-            else [-1, *capabilities.event_shape[1:]],
+            Shape.EVENT: [-1, *capabilities.event_shape[1:]] if capabilities.variable_length
+            else list(capabilities.event_shape),
             Shape.LATENT: list(capabilities.latent_shape),
             Shape.EVENT_RANK: [len(capabilities.event_shape)],
         }[self]
@@ -161,8 +166,8 @@ def _conditional(capabilities):
     return capabilities.conditional
 
 
-def _audio(capabilities):
-    return capabilities.kind == "audio"
+def _variable_length(capabilities):
+    return capabilities.variable_length
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,7 +243,7 @@ SIGNATURES = {s.name: s for s in (
             Tensor("length", "int32", Shape.ROW,
                    "audio samples per row; the default [0] is the model's example length; a batch takes "
                    "its longest row's length; above the model's cap (max_length) an INVALID_ARGUMENT",
-                   when=_audio, default=0, example=Example("fill", 0)),
+                   when=_variable_length, default=0, example=Example("fill", 0)),
         ),
         outputs=(
             Tensor("samples", "float32", Shape.EVENT, "the samples, in the raw form log_prob accepts"),

@@ -65,20 +65,13 @@ def test_unknown_likelihood_names_the_valid_ones():
 
 @pytest.mark.parametrize("likelihood,components", [("categorical", None),
                                                    ("discretized_logistic_mixture", 2)])
-def test_draws_follow_the_level_probabilities_and_modes_are_the_most_probable(likelihood, components):
+def test_modes_are_the_most_probable_levels(likelihood, components):
     count = distributions.parameter_count(likelihood, LEVELS, components)
-    params = tf.random.stateless_normal([1, 3, count], seed=[5, 6]) * 2.0
-    rows = 4000
-    params = tf.repeat(params, rows, axis=0)
-    uniforms = tf.random.stateless_uniform([rows, 3, distributions.UNIFORMS_PER_DRAW], seed=[7, 8])
-    draws = distributions.draw_on_levels(likelihood, params, LEVELS, uniforms, num_components=components).numpy()
+    params = tf.random.stateless_normal([4, 3, count], seed=[5, 6]) * 2.0
     dist = distributions.on_levels(likelihood, params, LEVELS, 1, components)
-    probabilities = np.exp(distributions.level_log_probabilities(dist, LEVELS).numpy()[0])  # [3, LEVELS]
-    for dim in range(3):
-        frequencies = np.bincount(draws[:, dim].astype(int), minlength=LEVELS) / rows
-        np.testing.assert_allclose(frequencies, probabilities[dim], atol=0.03)
-    modes = distributions.mode_on_levels(dist, LEVELS).numpy()[0]
-    np.testing.assert_array_equal(modes, probabilities.argmax(-1))
+    probabilities = np.exp(distributions.level_log_probabilities(dist, LEVELS).numpy())  # [4, 3, LEVELS]
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(distributions.mode_on_levels(dist, LEVELS).numpy(), probabilities.argmax(-1))
 
 
 @pytest.mark.parametrize("likelihood,components", [("categorical", None),
@@ -90,3 +83,24 @@ def test_log_prob_on_levels_equals_the_distribution_s(likelihood, components):
     expected = distributions.on_levels(likelihood, params, LEVELS, 2, components).log_prob(x)
     got = distributions.log_prob_on_levels(likelihood, params, x, LEVELS, 2, components)
     np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
+# === Draws from given uniforms (the autoregressive samplers') ===
+
+@pytest.mark.parametrize("likelihood,params", [
+    ("categorical", [0.5, -1.0, 2.0, 0.0, 1.0]),
+    ("discretized_logistic_mixture", [0.3, -0.2, -0.5, 0.4, 0.1, -1.0]),  # 2 components
+])
+def test_draws_from_uniforms_follow_the_distribution(likelihood, params):
+    levels, n = 5, 20000
+    params = tf.constant([params], tf.float32)
+    uniforms = tf.random.stateless_uniform([n, 2], seed=[4, 2])
+    draws = distributions.draw_on_levels(likelihood, tf.tile(params, [n, 1]), levels, uniforms, 1.0, num_components=2).numpy()
+    assert set(np.unique(draws)) <= set(range(levels))
+    expected = np.exp(distributions.on_levels(likelihood, params, levels, event_ndims=0, num_components=2)
+                      .log_prob(tf.range(levels, dtype=tf.float32)[:, None]).numpy()[:, 0])
+    frequencies = np.bincount(draws.astype(int), minlength=levels) / n
+    np.testing.assert_allclose(frequencies, expected, atol=0.015)
+    # Towards temperature 0 every draw is the most likely level.
+    cold = distributions.draw_on_levels(likelihood, tf.tile(params, [n, 1]), levels, uniforms, 1e-4, num_components=2).numpy()
+    assert len(np.unique(cold)) == 1 and (likelihood != "categorical" or cold[0] == 2)

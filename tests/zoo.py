@@ -146,11 +146,11 @@ def build(name):
 _CACHE = {}
 
 
-def perturb_weights(model, seed=0):
+def perturb_weights(model, seed=0, scale=0.1):
     """Random non-zero weights, so identity-initialized models are tested as non-trivial."""
     rng = np.random.default_rng(seed)
     for variable in model.trainable_variables:
-        variable.assign(variable + 0.1 * rng.normal(size=variable.shape).astype(np.float32))
+        variable.assign(variable + scale * rng.normal(size=variable.shape).astype(np.float32))
     return model
 
 

@@ -67,6 +67,8 @@ class Capabilities:
       format_version: the tfgen.json format of the export (the current one for a model
         being exported): signatures and tensors added in a later format are not expected
         of an older export.
+      variable_length: audio whose time axis has any length in the signatures; `sample`
+        takes a `length` (autoregressive audio models).
     """
 
     event_shape: Tuple[int, ...]
@@ -79,6 +81,7 @@ class Capabilities:
     latent_shape: Tuple[int, ...] = ()
     stochastic_encoder: bool = False
     format_version: int = FORMAT_VERSION
+    variable_length: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "event_shape", tuple(int(d) for d in self.event_shape))
@@ -104,6 +107,7 @@ class Capabilities:
             log_prob_kind=model.log_prob_kind, has_latent=model.has_latent,
             latent_shape=model.latent_shape if model.has_latent else (),
             stochastic_encoder=model.stochastic_encoder,
+            variable_length=getattr(model, "variable_length", False),
         )
 
     @classmethod
@@ -118,6 +122,7 @@ class Capabilities:
                 latent_shape=doc.get("latent_shape") or (),
                 stochastic_encoder=doc.get("stochastic_encoder", False),
                 format_version=doc.get("format_version", OLDEST_FORMAT_VERSION),
+                variable_length=doc.get("variable_length", False),
             )
         except KeyError as e:
             raise ValueError(f"tfgen.json has no {e.args[0]!r}: not a tfgen export of format "
@@ -131,7 +136,7 @@ class Shape(str, enum.Enum):
     since TF Serving's batching splits and joins requests along it."""
 
     ROW = "row"  #: `[B]`, one scalar per row
-    EVENT = "event"  #: `[B, *event_shape]`, one example per row; audio: of any length (`[B, -1, ...]`)
+    EVENT = "event"  #: `[B, *event_shape]`, one example per row; variable-length audio: `[B, -1, ...]`
     LATENT = "latent"  #: `[B, *latent_shape]`, one code per row
     EVENT_RANK = "event_rank"  #: `[B, len(event_shape)]`, e.g. the event shape itself
 
@@ -139,8 +144,8 @@ class Shape(str, enum.Enum):
         """The shape with -1 for the batch dim, e.g. `[-1, 8, 8, 1]`."""
         return [-1] + {
             Shape.ROW: [],
-            Shape.EVENT: list(capabilities.event_shape) if capabilities.kind != "audio"
-            else [-1, *capabilities.event_shape[1:]],
+            Shape.EVENT: [-1, *capabilities.event_shape[1:]] if capabilities.variable_length
+            else list(capabilities.event_shape),
             Shape.LATENT: list(capabilities.latent_shape),
             Shape.EVENT_RANK: [len(capabilities.event_shape)],
         }[self]
@@ -178,8 +183,8 @@ def _stochastic_encoder(capabilities):
     return capabilities.stochastic_encoder
 
 
-def _audio(capabilities):
-    return capabilities.kind == "audio"
+def _variable_length(capabilities):
+    return capabilities.variable_length
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,7 +277,7 @@ SIGNATURES = {s.name: s for s in (
             Tensor("length", "int32", Shape.ROW,
                    "audio samples per row; the default [0] is the model's example length; a batch takes "
                    "its longest row's length; above the model's cap (max_length) an INVALID_ARGUMENT",
-                   when=_audio, default=0, example=Example("fill", 0)),
+                   when=_variable_length, default=0, example=Example("fill", 0)),
         ),
         outputs=(
             Tensor("samples", "float32", Shape.EVENT, "the samples, in the raw form log_prob accepts"),

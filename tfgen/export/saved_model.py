@@ -107,6 +107,7 @@ def metadata_document(model, signature_defs, metadata=None):
         "has_latent": capabilities.has_latent,
         "latent_shape": list(capabilities.latent_shape),
         "stochastic_encoder": capabilities.stochastic_encoder,
+        "variable_length": capabilities.variable_length,
         "signatures": {name: {"inputs": sorted(s.inputs), "outputs": sorted(s.outputs)}
                        for name, s in signature_defs.items() if not name.startswith("__")},
         "training_data": metadata.get("training_data"),

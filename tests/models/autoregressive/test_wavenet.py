@@ -5,8 +5,9 @@ import itertools
 
 import numpy as np
 import pytest
+from zoo import perturb_weights
 
-from tfgen.backend import tf
+from tfgen.backend import keras, tf
 from tfgen.errors import UserError
 from tfgen.models.autoregressive import WaveNet
 
@@ -16,13 +17,11 @@ SPEC = {"event_shape": [40, 1], "kind": "audio", "levels": 32, "sample_rate": 80
 def random_model(spec=SPEC, seed=0, scale=0.3, **kwargs):
     kwargs = {"residual_channels": 6, "skip_channels": 6, "layers_per_stack": 3, "num_stacks": 2,
               "kernel_size": 3, "condition_dim": 4, "max_length": 120, **kwargs}
+    keras.utils.set_random_seed(seed)  # initial weights too: the test is the same every run
     model = WaveNet(spec, **kwargs)
     condition = tf.zeros([1], tf.int32) if "num_classes" in spec else None
     model.log_prob(tf.zeros([1, *spec["event_shape"]]), condition)
-    rng = np.random.default_rng(seed)
-    for variable in model.trainable_variables:
-        variable.assign(variable + scale * rng.normal(size=variable.shape).astype(np.float32))
-    return model
+    return perturb_weights(model, seed, scale)
 
 
 def test_cached_sampler_draws_exactly_what_the_naive_one_draws():

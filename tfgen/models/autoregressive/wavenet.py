@@ -66,6 +66,8 @@ class WaveNet(LikelihoodModel):
 
     family = "autoregressive"
     log_prob_kind = LogProbKind.EXACT
+    #: audio of any length in the signatures; `sample` takes `length` (tfgen.contract).
+    variable_length = True
 
     def __init__(self, data_spec, residual_channels=32, skip_channels=64, kernel_size=2, layers_per_stack=10,
                  num_stacks=1, condition_dim=16, max_length=None, **kwargs):

@@ -187,3 +187,14 @@ def test_server_sample_above_the_server_s_row_limit_is_split(served, tmp_path):
     expected = call_signature(served[1]["moons"], "sample", {
         "seed": np.arange(5000, dtype=np.int64), "temperature": np.ones(5000, np.float32)})
     np.testing.assert_allclose(np.load(out), expected["samples"], rtol=1e-5, atol=1e-6)
+
+
+def test_sample_fills_an_audio_model_s_defaulted_length(tmp_path):
+    import zoo
+
+    base = str(tmp_path / "wavenet")
+    export_model(zoo.build("wavenet_audio_conditional"), base)
+    out = tmp_path / "voice.wav"
+    assert main(["sample", "--model", base, "-n", "2", "--condition", "1", "--out", str(out)]) == 0
+    with wave.open(str(out)) as audio:
+        assert audio.getnchannels() == 1 and audio.getframerate() == 8000 and audio.getnframes() > 2 * 24

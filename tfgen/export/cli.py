@@ -103,10 +103,10 @@ def _sample_in_batches(version_dir, inputs, num_samples):
     import numpy as np
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(version_dir)
-    if "sample" not in loaded.signatures:
-        raise UserError(f"{version_dir} has no signature 'sample'; it has {sorted(loaded.signatures)}")
-    sample = loaded.signatures["sample"]
+    from tfgen.export.reader import signature_function
+
+    loaded = tf.saved_model.load(version_dir)  # kept alive: the function does not own its variables
+    sample = signature_function(loaded, "sample", inputs, version_dir)
     progress = None
     if num_samples > SAMPLE_BATCH:
         from tfgen.backend import keras

@@ -90,12 +90,18 @@ def call_signature(version_dir, name, inputs):
     """Loads the export and calls signature `name` on `{input: array}`; numpy outputs."""
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(version_dir)
+    loaded = tf.saved_model.load(version_dir)  # kept alive: the function does not own its variables
+    outputs = signature_function(loaded, name, inputs, version_dir)(**{k: tf.constant(v) for k, v in inputs.items()})
+    return {k: v.numpy() for k, v in outputs.items()}
+
+
+def signature_function(loaded, name, input_names, version_dir="the export"):
+    """The callable of signature `name` of a loaded export for a call with `input_names`.
+
+    `loaded.signatures[...]` needs every input; the restored function of the same name
+    fills the defaulted ones a call leaves out (an audio model's `length`), as a served
+    model does. The caller keeps `loaded` alive while it uses the function."""
     if name not in loaded.signatures:
         raise UserError(f"{version_dir} has no signature {name!r}; it has {sorted(loaded.signatures)}")
-    # `loaded.signatures[...]` needs every input; the restored function of the same name
-    # fills the defaulted ones a request leaves out (an audio model's `length`).
-    complete = set(inputs) == set(loaded.signatures[name].structured_input_signature[1])
-    function = loaded.signatures[name] if complete else getattr(loaded, name)
-    outputs = function(**{k: tf.constant(v) for k, v in inputs.items()})
-    return {k: v.numpy() for k, v in outputs.items()}
+    complete = set(input_names) == set(loaded.signatures[name].structured_input_signature[1])
+    return loaded.signatures[name] if complete else getattr(loaded, name)

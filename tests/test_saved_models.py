@@ -123,17 +123,29 @@ def test_shipped_digits_flows_beat_the_best_baseline(name, digits, best_baseline
     assert reported - 0.3 < recomputed < reported + 0.05, (recomputed, reported)
 
 
-def test_conditional_digits_samples_look_like_their_class(digits):
+@pytest.fixture(scope="module")
+def digit_classifier(digits):
+    """A logistic regression on the training digits (96.3% on the real test digits)."""
     from sklearn.linear_model import LogisticRegression
 
     train = digits.splits["train"]
-    classifier = LogisticRegression(max_iter=2000).fit(train.x.reshape(len(train.x), -1), train.y)
+    return LogisticRegression(max_iter=2000).fit(train.x.reshape(len(train.x), -1), train.y)
+
+
+# (model, temperature, least fraction of samples classified as the asked-for digit),
+# each well below what was measured (README): glow 99.5%, PixelCNN 92.5%, VAE 98.6%.
+CONDITIONAL_DIGITS = [("digits_conditional_glow", 0.7, 0.9), ("digits_conditional_pixel_cnn", 1.0, 0.8),
+                      ("digits_conditional_vae", 0.7, 0.95)]
+
+
+@pytest.mark.parametrize("name, temperature, least", CONDITIONAL_DIGITS)
+def test_conditional_digits_samples_look_like_their_class(name, temperature, least, digit_classifier):
     condition = np.repeat(np.arange(10, dtype=np.int32), 20)
-    sample = tf.saved_model.load(newest("digits_conditional_glow")).signatures["sample"]
+    sample = tf.saved_model.load(newest(name)).signatures["sample"]
     samples = sample(
         seed=tf.range(len(condition), dtype=tf.int64),
-        temperature=tf.fill([len(condition)], 0.7),
+        temperature=tf.fill([len(condition)], temperature),
         condition=tf.constant(condition),
     )["samples"].numpy()
-    accuracy = float(np.mean(classifier.predict(samples.reshape(len(samples), -1)) == condition))
-    assert accuracy > 0.6, f"only {accuracy:.0%} of conditional samples classified as their condition"
+    accuracy = float(np.mean(digit_classifier.predict(samples.reshape(len(samples), -1)) == condition))
+    assert accuracy > least, f"only {accuracy:.0%} of {name}'s samples classified as their condition"

@@ -1,6 +1,7 @@
 """The shipped latent-variable models (digits VAE, conditional VAE, pPCA): their reported
-held-out figures recomputed from the files, the VAE beating the best baseline, and the
-conditional VAE's samples looking like the digit asked for."""
+held-out figures recomputed from the files, and the VAE beating the best baseline
+(tests/test_saved_models.py checks every conditional model's samples against a
+classifier)."""
 
 import os
 
@@ -63,16 +64,3 @@ def test_shipped_ppca_figure_is_its_dequantized_bound(digits):
     reported = meta["metrics"]["bits_per_dim"]
     # K = 4 importance-weighted draws: a little tighter than the reported one-draw mean.
     assert reported - 0.3 < recomputed < reported + 0.05, (recomputed, reported)
-
-
-def test_conditional_vae_samples_look_like_their_class(digits):
-    from sklearn.linear_model import LogisticRegression
-
-    train = digits.splits["train"]
-    classifier = LogisticRegression(max_iter=2000).fit(train.x.reshape(len(train.x), -1), train.y)
-    condition = np.repeat(np.arange(10, dtype=np.int32), 20)
-    sample = tf.saved_model.load(newest("digits_conditional_vae")).signatures["sample"]
-    samples = sample(seed=tf.range(len(condition), dtype=tf.int64), temperature=tf.fill([len(condition)], 0.7),
-                     condition=tf.constant(condition))["samples"].numpy()
-    accuracy = float(np.mean(classifier.predict(samples.reshape(len(samples), -1)) == condition))
-    assert accuracy > 0.95, f"only {accuracy:.0%} of conditional samples classified as their condition"

@@ -175,12 +175,18 @@ def test_cli_export_needs_a_run_dir(tmp_path, capsys, tfgen_main):
     assert "model.json not found" in capsys.readouterr().err
 
 
-def test_cli_train_exports_and_export_rebuilds_the_same_model(tmp_path, capsys, tfgen_main):
+def exporting_config(tmp_path):
+    """(base path, config dict, config file) of a one-epoch run exporting to saved_models/moons."""
     base = tmp_path / "saved_models" / "moons"
     data = make_config(tmp_path, training={"epochs": 1}, tensorboard={"enabled": False},
                        export={"enabled": True, "base_path": str(base)})
     path = tmp_path / "moons.yaml"
     path.write_text(yaml.safe_dump(data))
+    return base, data, path
+
+
+def test_cli_train_exports_and_export_rebuilds_the_same_model(tmp_path, capsys, tfgen_main):
+    base, data, path = exporting_config(tmp_path)
     assert tfgen_main(["train", str(path)]) == 0
     assert "completed after 1 epochs" in capsys.readouterr().out
     assert tfgen_main(["export", data["run_dir"], "--out", str(base), "--version", "5"]) == 0
@@ -252,11 +258,7 @@ def test_sample_summaries_write_an_image_grid(tmp_path):
 
 
 def test_training_never_adds_a_version_to_a_served_base_path_unasked(tmp_path, capsys, tfgen_main):
-    base = tmp_path / "saved_models" / "moons"
-    data = make_config(tmp_path, training={"epochs": 1}, tensorboard={"enabled": False},
-                       export={"enabled": True, "base_path": str(base)})
-    path = tmp_path / "moons.yaml"
-    path.write_text(yaml.safe_dump(data))
+    base, data, path = exporting_config(tmp_path)
     assert tfgen_main(["train", str(path)]) == 0  # an empty base path: version 1
     capsys.readouterr()
     second = dict(data, run_dir=str(tmp_path / "second"))

@@ -395,13 +395,14 @@ class VAE(GenerativeModel):
         x ~ p(x | z) keyed by the same seed (Gaussian noise also scaled)."""
         z = self.prior_distribution.sample(seed, temperature)
         params = self.decoder(z, self._class_features(condition))
-        dist = self._decoder_distribution(z, condition, params)
         event_shape = self.data_spec.event_shape
         if self.likelihood == "gaussian":
+            dist = self._decoder_distribution(z, condition, params)
             temperature = tf.reshape(tf.convert_to_tensor(temperature, tf.float32), [-1] + [1] * len(event_shape))
             return dist.mean() + dist.stddev() * temperature * per_row_normal(seed, event_shape, salt=1)
         if self.likelihood == "bernoulli":
-            return tf.cast(per_row_uniform(seed, event_shape, salt=1) < dist.mean(), tf.float32)
+            probabilities = self._decoder_distribution(z, condition, params).mean()
+            return tf.cast(per_row_uniform(seed, event_shape, salt=1) < probabilities, tf.float32)
         uniforms = per_row_uniform(seed, [*event_shape, distributions.UNIFORMS_PER_DRAW], salt=1)
         return distributions.draw_on_levels(self.likelihood, params, self.data_spec.levels, uniforms,
                                             num_components=self.num_mixture_components)

@@ -251,13 +251,17 @@ class VAE(GenerativeModel):
                                                     len(self.data_spec.event_shape), self.num_mixture_components)
         return self._decoder_distribution(z, condition).log_prob(x)
 
-    def _log_weight_terms(self, x, condition, noise, check=True):
+    def _log_weight_terms(self, x, condition, noise, check=True, posterior=None):
         """Per-draw terms of the bound, each `[K, B]`: log p(x | z), log p(z), log q(z | x)
         at z = flow(mean + scale * noise), `noise` `[K, B or 1, L]` with a static K.
         `check=False` skips the input assertions (training batches, validated when the
-        dataset was loaded: `tfgen.data.datasets`)."""
+        dataset was loaded: `tfgen.data.datasets`; `log_prob`'s later passes). `posterior`:
+        `(h, mean, scale)` of x already computed (the encoder runs once per row, not per
+        pass over the draws)."""
         x = self._check_x(x) if check else tf.convert_to_tensor(x, tf.float32)
-        h, mean, scale = self._gaussian_posterior(self._network_input(x), condition)
+        if posterior is None:
+            posterior = self._gaussian_posterior(self._network_input(x), condition)
+        h, mean, scale = posterior
         draws, batch = noise.shape[0], tf.shape(x)[0]
         z0 = tf.reshape(mean + scale * noise, [-1, self.latent_dim])  # [K * B, L]
 
@@ -348,13 +352,15 @@ class VAE(GenerativeModel):
         k = self.num_importance_samples if num_samples is None else check_log_prob_samples(num_samples, "num_samples")
         per_pass = _divisor_at_most(k, DRAWS_PER_PASS)
         draw_seed = self.LOG_PROB_SEED if seed is None else int(seed)
-        x = tf.convert_to_tensor(x, tf.float32)
+        x = self._check_x(x)
         batch = tf.shape(x)[0]
+        posterior = self._gaussian_posterior(self._network_input(x), condition)
 
         def one_pass(i, running_max, running_sum, elbo_sum):
             noise = tf.random.stateless_normal([per_pass, 1, self.latent_dim],
                                                seed=tf.stack([tf.constant(draw_seed), i]))
-            log_likelihood, log_p, log_q, _ = self._log_weight_terms(x, condition, noise)
+            log_likelihood, log_p, log_q, _ = self._log_weight_terms(x, condition, noise, check=False,
+                                                                     posterior=posterior)
             log_weights = log_likelihood + log_p - log_q  # [per_pass, B]
             new_max = tf.maximum(running_max, tf.reduce_max(log_weights, 0))
             running_sum = (running_sum * tf.exp(running_max - new_max)

@@ -42,6 +42,10 @@ print(code, "tensorflow" in sys.modules)
     ["sample", "--model", "nope", "--out", "x.png"],
     ["sample", "--model", "nope", "--out", "x.jpg"],
     ["serve", "--model_base_path", "nope"],
+    ["train", "nope.yaml"],
+    ["train", "x.npy"],
+    ["export", "nope", "--out", "exported"],
+    ["export", ".", "--out", "exported"],
 ])
 def test_error_paths_answer_before_importing_tensorflow(tmp_path, args):
     """`tfgen score` took 6-25 s to say a file is missing: it imported TensorFlow first."""

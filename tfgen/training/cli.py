@@ -49,7 +49,10 @@ def register(subparsers):
 
 
 def run_train(args):
-    from tfgen.training.config import load_config, override
+    from tfgen.training.config import check_config_file, load_config, override
+
+    # A missing or malformed file is answered before TensorFlow loads (seconds).
+    check_config_file(args.config)
     from tfgen.training.trainer import TrainingDiverged, train
 
     config = override(load_config(args.config), run_dir=args.run_dir, epochs=args.epochs,
@@ -82,10 +85,13 @@ def describe_figures(figures):
 
 
 def run_export(args):
-    from tfgen.training.trainer import export_run
+    from tfgen.training.config import run_directory_files
 
     if args.version is not None and args.version < 1:
         raise UserError("--version must be >= 1")
+    run_directory_files(args.run_dir)
+    from tfgen.training.trainer import export_run
+
     version_dir = export_run(args.run_dir, args.out, version=args.version, log_prob_samples=args.log_prob_samples)
     print(f"tfgen export: wrote {os.path.abspath(version_dir)}")
     return 0

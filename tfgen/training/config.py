@@ -428,8 +428,7 @@ def parse_config(data, name="run"):
       name: default run name, for `run_dir` (`runs/NAME`) and `export.base_path`
         (`saved_models/NAME`) when the config does not set them.
     """
-    if not isinstance(data, dict):
-        raise UserError(f"a training config must be a mapping of sections, got {type(data).__name__}")
+    _require_mapping(data)
     config = _parse_section(TrainConfig, data, "")
     if config.run_dir is None:
         config.run_dir = os.path.join("runs", name)
@@ -439,15 +438,44 @@ def parse_config(data, name="run"):
     return config
 
 
-def load_config(path):
-    """Reads and validates a YAML training config (`yaml.safe_load` only)."""
+def _read_yaml(path):
     if not os.path.isfile(path):
         raise MissingPath(f"training config not found: {path}")
-    with open(path) as f:
+    with open(path, "rb") as f:
         try:
             data = yaml.safe_load(f)
         except yaml.YAMLError as e:
             raise UserError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from None
+    return data
+
+
+def _require_mapping(data):
+    if not isinstance(data, dict):
+        got = "nothing (an empty file)" if data is None else type(data).__name__
+        raise UserError(f"a training config must be a mapping of sections, got {got}")
+
+
+def check_config_file(path):
+    """The checks of `load_config` that need no model class, hence no TensorFlow."""
+    data = _read_yaml(path)
+    try:
+        _require_mapping(data)
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None
+
+
+def run_directory_files(run_dir):
+    """`(model.json, config.yaml)` of a run directory written by `tfgen train`."""
+    files = tuple(os.path.join(run_dir, name) for name in ("model.json", "config.yaml"))
+    for path in files:
+        if not os.path.isfile(path):
+            raise MissingPath(f"{path} not found: is {run_dir} a run directory written by `tfgen train`?")
+    return files
+
+
+def load_config(path):
+    """Reads and validates a YAML training config (`yaml.safe_load` only)."""
+    data = _read_yaml(path)
     try:
         return parse_config(data, name=os.path.splitext(os.path.basename(path))[0])
     except UserError as e:

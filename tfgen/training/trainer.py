@@ -26,7 +26,7 @@ from tfgen.files import write_json, write_text
 from tfgen.models.base import check_log_prob_samples, get_model_class, model_from_config
 from tfgen.training import callbacks as callbacks_lib
 from tfgen.training import strategy as strategy_lib
-from tfgen.training.config import load_config
+from tfgen.training.config import load_config, run_directory_files
 from tfgen.training.optimizers import build_optimizer, build_schedule
 from tfgen.errors import MissingPath, PathExists, UserError
 
@@ -394,11 +394,7 @@ def export_run(run_dir, base_path, version=None, log_prob_samples=None):
     """
     from tfgen.export.saved_model import export_model
 
-    model_json = os.path.join(run_dir, "model.json")
-    config_yaml = os.path.join(run_dir, "config.yaml")
-    for path in (model_json, config_yaml):
-        if not os.path.isfile(path):
-            raise MissingPath(f"{path} not found: is {run_dir} a run directory written by `tfgen train`?")
+    model_json, config_yaml = run_directory_files(run_dir)
     config = load_config(config_yaml)
     saved = read_json(model_json)
     if log_prob_samples is not None:

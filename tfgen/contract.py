@@ -168,6 +168,9 @@ class Example:
 
 
 SEEDS = Example("seeds")
+#: The `length` of example audio rows: short, since warmup only has to build the sampler
+#: (a default-length warmup sample took seconds of a server's start-up).
+EXAMPLE_LENGTH = 64
 CLASSES = Example("classes")
 
 
@@ -277,7 +280,7 @@ SIGNATURES = {s.name: s for s in (
             Tensor("length", "int32", Shape.ROW,
                    "audio samples per row; the default [0] is the model's example length; a batch takes "
                    "its longest row's length; above the model's cap (max_length) an INVALID_ARGUMENT",
-                   when=_variable_length, default=0, example=Example("fill", 0)),
+                   when=_variable_length, default=0, example=Example("fill", EXAMPLE_LENGTH)),
         ),
         outputs=(
             Tensor("samples", "float32", Shape.EVENT, "the samples, in the raw form log_prob accepts"),

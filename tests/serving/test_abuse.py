@@ -18,7 +18,7 @@ from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import model_management_pb2
 
 import toy_savedmodels as sm
-from conftest import Rest, make_server
+from serving_helpers import Rest, make_server
 from test_errors import grpc_error, predict
 from test_process import ServeProcess
 from tfgen.serving import Client

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import toy_savedmodels as sm
-from conftest import Rest, make_server
+from serving_helpers import Rest, make_server
 from tfgen.serving import Client
 from tfgen.serving.batching import QUEUE_FULL_MESSAGE, BatchingParameters
 from tfgen.serving.model_manager import ModelConfig

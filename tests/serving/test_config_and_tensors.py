@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, types_pb2
 
-from conftest import Rest, make_server
+from serving_helpers import Rest, make_server
 from tfgen.serving import config as config_lib
 from tfgen.serving import tensors
 from tfgen.serving.errors import ServingError

@@ -247,7 +247,7 @@ def test_b64_strings_round_trip(rest):
 def test_oversized_messages_are_refused(exported, tmp_path):
     import shutil
 
-    from conftest import Rest, make_server
+    from serving_helpers import Rest, make_server
     from tfgen.serving import Client
     from tfgen.serving.model_manager import ModelConfig
 

@@ -17,7 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import toy_savedmodels as sm
-from conftest import Rest, make_server
+from serving_helpers import Rest, make_server
 from tfgen.cli import main
 from tfgen.errors import UserError
 from tfgen.serving import Client

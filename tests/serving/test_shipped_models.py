@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import Rest, make_server
+from serving_helpers import Rest, make_server
 from tfgen.serving import Client
 from tfgen.serving.config import discover_models
 

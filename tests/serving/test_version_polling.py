@@ -12,7 +12,7 @@ import pytest
 from tensorflow_serving.apis import model_management_pb2
 
 import toy_savedmodels as sm
-from conftest import Rest, make_server
+from serving_helpers import Rest, make_server
 from tfgen.serving import Client
 from tfgen.serving.batching import BatchingParameters
 from tfgen.serving.config import read_model_config_file

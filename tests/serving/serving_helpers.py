@@ -1,0 +1,44 @@
+"""What serving tests share besides fixtures: an in-process server and a REST client.
+
+A module of its own (not conftest) so tests/serving and tests/export, each with a
+conftest, can be collected in one pytest run.
+"""
+
+
+def make_server(models, **overrides):
+    from tfgen.serving.server import ServerOptions, start_in_thread
+
+    options = dict(models=models, port=0, rest_api_port=0, file_system_poll_wait_seconds=0.2)
+    options.update(overrides)
+    return start_in_thread(ServerOptions(**options))
+
+
+class Rest:
+    """Minimal JSON-over-HTTP client on the standard library (no extra dependency)."""
+
+    def __init__(self, base_url):
+        self.base_url = base_url
+
+    def request(self, method, path, body=None, raw=None):
+        import json
+        import urllib.error
+        import urllib.request
+
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        req = urllib.request.Request(self.base_url + path, data=data, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                text = r.read().decode()
+                status = r.status
+        except urllib.error.HTTPError as e:
+            text, status = e.read().decode(), e.code
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, text
+
+    def get(self, path):
+        return self.request("GET", path)
+
+    def post(self, path, body=None, raw=None):
+        return self.request("POST", path, body, raw)

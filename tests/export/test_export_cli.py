@@ -198,3 +198,27 @@ def test_sample_fills_an_audio_model_s_defaulted_length(tmp_path):
     assert main(["sample", "--model", base, "-n", "2", "--condition", "1", "--out", str(out)]) == 0
     with wave.open(str(out)) as audio:
         assert audio.getnchannels() == 1 and audio.getframerate() == 8000 and audio.getnframes() > 2 * 24
+    # --length sets the samples per row (WAV: two rows with 0.1 s of silence between).
+    assert main(["sample", "--model", base, "-n", "2", "--length", "40", "--out", str(out)]) == 0
+    with wave.open(str(out)) as audio:
+        assert audio.getnframes() == 2 * 40 + 800
+    np.save(tmp_path / "raw.npy", np.zeros(1))
+    assert main(["sample", "--model", base, "-n", "3", "--length", "40", "--out", str(tmp_path / "raw.npy")]) == 0
+    assert np.load(tmp_path / "raw.npy").shape[:2] == (3, 40)
+
+
+def test_sample_length_errors_name_the_problem(tmp_path, capsys):
+    import zoo
+
+    base = str(tmp_path / "wavenet")
+    model = zoo.build("wavenet_audio_conditional")
+    export_model(model, base)
+    out = str(tmp_path / "voice.wav")
+    assert main(["sample", "--model", base, "--length", "0", "--out", out]) == 2
+    assert main(["sample", "--model", base, "--length", str(model.max_length + 1), "--out", out]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert errors[0] == "tfgen sample: error: --length must be >= 1, got 0"
+    # The graph's own check, without the graph's node names.
+    assert errors[1].startswith(f"tfgen sample: error: length: at most {model.max_length} samples")
+    assert errors[1].endswith(f"asked for {model.max_length + 1}") and len(errors) == 2
+    assert not os.path.exists(out)

@@ -26,7 +26,10 @@ its classes.
 
 import os
 
-from tfgen.errors import UserError
+import numpy as np
+
+from tfgen.contract import SIGNATURES
+from tfgen.errors import UserError, graph_error_message
 
 DEFAULT_SAMPLE_RATE = 16000
 
@@ -57,6 +60,9 @@ def register(subparsers):
     sample.add_argument("--condition", type=int, metavar="C",
                         help="class id of a conditional model (default: cycle through the classes)")
     sample.add_argument("--seed", type=int, default=0, metavar="S", help="first seed (default 0)")
+    sample.add_argument("--length", type=int, metavar="T",
+                        help="audio models: samples per row (default: the model's training example length; "
+                             "at most its max_length)")
     sample.set_defaults(func=run_sample)
 
     check = subparsers.add_parser(
@@ -78,11 +84,26 @@ def run_sample(args):
     model = args.model if args.version is None else os.path.join(args.model, str(args.version))
     version_dir = reader.resolve_version(model)
     spec = DataSpec.from_dict(reader.read_metadata(version_dir)["data_spec"])
-    inputs = reader.sample_rows(args.num_samples, args.seed, args.temperature, args.condition,
-                                spec.num_classes)
+    inputs = _sample_inputs(args, spec)
     samples = _sample_in_batches(version_dir, inputs, args.num_samples)
     path = _save(samples, spec, args.out, args.sample_rate)
     print(f"tfgen sample: wrote {args.num_samples} samples of {version_dir} to {path}")
+
+
+def _sample_inputs(args, spec):
+    """The `sample` inputs the command line asks for, checked against the model's data."""
+    from tfgen.export import reader
+
+    inputs = reader.sample_rows(args.num_samples, args.seed, args.temperature, args.condition,
+                                spec.num_classes)
+    if args.length is not None:
+        if spec.kind != "audio":
+            raise UserError(f"--length sets the length of audio rows; this model's data is {spec.kind} "
+                            f"{list(spec.event_shape)}")
+        if args.length < 1:
+            raise UserError(f"--length must be >= 1, got {args.length}")
+        inputs["length"] = np.full([args.num_samples], args.length, SIGNATURES["sample"].input("length").dtype)
+    return inputs
 
 
 SAMPLE_BATCH = 1024  # rows per signature call of a local `tfgen sample`
@@ -115,7 +136,10 @@ def _sample_in_batches(version_dir, inputs, num_samples):
     parts = []
     for start in range(0, num_samples, SAMPLE_BATCH):
         batch = {k: tf.constant(v[start:start + SAMPLE_BATCH]) for k, v in inputs.items()}
-        parts.append(sample(**batch)["samples"].numpy())
+        try:
+            parts.append(sample(**batch)["samples"].numpy())
+        except tf.errors.InvalidArgumentError as e:  # a check inside the graph, e.g. length's cap
+            raise UserError(graph_error_message(e.message)) from None
         if progress:
             progress.add(len(parts[-1]))
     return np.concatenate(parts)
@@ -125,22 +149,22 @@ def _run_sample_server(args):
     import grpc
 
     from tfgen.data.spec import DataSpec
-    from tfgen.export import reader
     from tfgen.serving import Client
 
     _check_out(args.out)
     with Client(args.server) as client:
         try:
             spec = DataSpec.from_description(client.describe(args.model, args.version))
-            inputs = reader.sample_rows(args.num_samples, args.seed, args.temperature, args.condition,
-                                        spec.num_classes)
+            inputs = _sample_inputs(args, spec)
             # Client.predict sends as many requests as the server's row limit needs.
             samples = client.predict(args.model, inputs, "sample", args.version)["samples"]
         except grpc.RpcError as e:
             raise UserError(f"{args.server}: {e.code().name}: {e.details()}") from None
         except ValueError as e:  # the model cannot describe itself: not a tfgen export
             raise UserError(str(e)) from None
-    if tuple(samples.shape[1:]) != spec.event_shape:
+    # Audio rows have the length asked for; every other axis is the described one.
+    skip = 2 if spec.kind == "audio" else 1
+    if tuple(samples.shape[skip:]) != tuple(spec.event_shape[skip - 1:]):
         raise UserError(f"model {args.model!r} returned samples of shape {list(samples.shape)}; its "
                         f"describe signature says [B, *{list(spec.event_shape)}]")
     path = _save(samples, spec, args.out, args.sample_rate)

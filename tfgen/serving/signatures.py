@@ -18,6 +18,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from tfgen.errors import graph_error_message
 from tfgen.serving import tensors
 from tfgen.serving.errors import Code, ServingError, invalid_argument, unimplemented
 
@@ -51,9 +52,10 @@ def _spec_dims(tensor_info):
 
 
 def _status_from_tf(error):
-    """A TF runtime error -> ServingError with the same canonical code."""
+    """A TF runtime error -> ServingError with the same canonical code and the readable
+    part of its message (without graph node names, which differ per export)."""
     code = {c.value[0]: c for c in Code}.get(getattr(error, "error_code", 2), Code.UNKNOWN)
-    return ServingError(code, getattr(error, "message", str(error)))
+    return ServingError(code, graph_error_message(getattr(error, "message", str(error))))
 
 
 class Signature:

@@ -82,15 +82,20 @@ def test_shipped_models_answer_as_recorded_before_the_re_export(name):
         np.testing.assert_allclose(got[key], value, rtol=1e-6, atol=1e-6, err_msg=f"{name} {key}")
 
 
-# Under -m slow only, to keep the default run within its budget: the speech WaveNet
-# (it samples 4000 steps in every loader, a minute on a loaded machine) and the second
-# export of a family already checked here (the conditional VAE beside the VAE; pPCA,
-# whose class is a DensityModel like the flows). Every class is also checked by default
-# in tests/models/test_contract.py.
-SLOW_CONFORMANCE = ("speech_wavenet", "digits_conditional_vae", "digits_ppca")
+def _conformance_in_the_default_run():
+    """One shipped export per family (the first by name): the conformance checks take
+    tens of seconds per export, and each family's classes are also checked by default
+    in tests/models/test_contract.py. The others run under -m slow."""
+    first = {}
+    for name in SHIPPED:
+        first.setdefault(read_metadata(newest(name))["family"], name)
+    return set(first.values())
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CONFORMANCE else n
+DEFAULT_CONFORMANCE = _conformance_in_the_default_run()
+
+
+@pytest.mark.parametrize("name", [n if n in DEFAULT_CONFORMANCE else pytest.param(n, marks=pytest.mark.slow)
                                   for n in SHIPPED])
 def test_shipped_models_keep_the_savedmodel_contract(name):
     report = check_export(newest(name))

@@ -34,9 +34,11 @@ TFGEN_MAIN = os.path.join(HERE, "tfgen_main.py")
 
 # === Helpers ===
 def cluster_config(tmp_path, name="mw.yaml", **sections):
-    """A 2-worker config: 50 steps an epoch of a tiny flow, checkpoints every epoch."""
+    """A 2-worker config: 50 steps an epoch of a tiny flow, checkpoints every epoch, a
+    peer silent for 5 s declared lost."""
     sections.setdefault("data", {"num_samples": 4000})
-    training = {"epochs": 6, "batch_size": 64, "learning_rate": 0.02, **sections.pop("training", {})}
+    sections["faults"] = {"peer_timeout_seconds": 5, **sections.get("faults", {})}
+    training = {"epochs": 4, "batch_size": 64, "learning_rate": 0.02, **sections.pop("training", {})}
     data = make_config(tmp_path, strategy={"name": "multi_worker"}, training=training,
                        tensorboard={"enabled": False}, **sections)
     path = tmp_path / name
@@ -126,7 +128,7 @@ def test_killed_worker_stops_the_survivor_and_the_restarted_run_matches(tmp_path
     print(f"survivor exited {seconds:.1f} s after the SIGKILL: {line}")
     assert seconds < 60
     assert line.startswith("tfgen train: lost a peer worker") and "--resume" in line
-    assert resumed["status"] == "completed" and 1 <= resumed["initial_epoch"] < 6
+    assert resumed["status"] == "completed" and 1 <= resumed["initial_epoch"] < 4
     _, data = cluster_config(tmp_path)
     reference = reference_run(tmp_path, data)
     loss, reference_loss = held_out_loss(tmp_path / "run"), held_out_loss(reference.run_dir)
@@ -182,7 +184,7 @@ def test_ctrl_c_preempts_every_worker_with_a_step_checkpoint_and_resume_continue
     log = (tmp_path / "resume.log").read_text()
     assert f"continuing from the preemption checkpoint at epoch {epoch}, step {step}" in log
     metrics = json.load(open(run_dir / "metrics.json"))
-    assert metrics["status"] == "completed" and metrics["epochs_completed"] == 6
+    assert metrics["status"] == "completed" and metrics["epochs_completed"] == 4
     assert not (run_dir / "checkpoints" / "preempted").exists()  # superseded by the epoch checkpoint
 
 

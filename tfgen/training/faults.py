@@ -361,17 +361,22 @@ class PreemptionCheckpoint(keras.callbacks.Callback):
 
 # === Lost peers ===
 class StepTracker(keras.callbacks.Callback):
-    """Where training is, for the one-line error when it stops."""
+    """Where training is, for the one-line error when it stops; logs the first step
+    done (after a restart, the first new one)."""
 
-    def __init__(self):
+    def __init__(self, log=print):
         super().__init__()
-        self.epoch, self.step = 0, 0
+        self.epoch, self.step, self.log = 0, 0, log
+        self._logged_first = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.step = epoch, 0
 
     def on_train_batch_end(self, batch, logs=None):
         self.step = batch + 1
+        if not self._logged_first:
+            self._logged_first = True
+            self.log(f"first step done at epoch {self.epoch + 1} step {self.step}")
 
 
 def peer_lost(error, tracker, checkpoint_dir):

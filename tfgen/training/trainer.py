@@ -361,7 +361,7 @@ def train(config, resume=False):
         log(f"held-out before training: {metrics['initial_held_out']}")
 
     cbs, guard, checkpoint_cb = _callbacks(config, model, store, spec, initial_epoch)
-    tracker = faults.StepTracker()
+    tracker = faults.StepTracker(log=log)
     start = time.time()
     try:
         history = model.fit(

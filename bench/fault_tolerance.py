@@ -1,7 +1,8 @@
 """Fault-tolerance figures of 2-worker MultiWorkerMirroredStrategy training, on loopback.
 
 Per trial, a 2-worker `tfgen train` of a small RealNVP on two_moons is started, one
-worker (alternating worker 1 and the chief) is SIGKILLed a different time into epoch 2,
+worker (alternating worker 1 and the chief) is SIGKILLed a random time after the
+checkpoint of epoch 1, 2, 3, 1, ... (so trials resume from different checkpoints),
 and the figures are:
 
 - survivor exit: seconds from the SIGKILL to the surviving worker's exit;
@@ -95,10 +96,10 @@ def steps_done(line):
     return int(epoch), int(rest.split("/")[0].split(";")[0].split(" ")[0])
 
 
-def trial(directory, config_path, steps_per_epoch, fault, victim, delay):
+def trial(directory, config_path, steps_per_epoch, fault, victim, delay, after_epoch):
     run_dir = os.path.join(directory, "run")
     procs = start(config_path, run_dir, directory, "first")
-    wait_for(lambda: glob.glob(os.path.join(run_dir, "checkpoints", "ckpt-1.index")))
+    wait_for(lambda: glob.glob(os.path.join(run_dir, "checkpoints", f"ckpt-{after_epoch}.index")))
     time.sleep(delay)
     procs[victim].send_signal(signal.SIGKILL if fault == "SIGKILL" else signal.SIGTERM)
     sent = time.monotonic()
@@ -171,7 +172,7 @@ def main():
             trial_dir = os.path.join(directory, f"trial{index}")
             os.makedirs(trial_dir)
             row = trial(trial_dir, config_path, steps_per_epoch, fault, 1 if worker_victim else 0,
-                        rng.uniform(0, 2.0))
+                        rng.uniform(0, 1.0), after_epoch=1 + index % (args.epochs - 1))
             rows.append(row)
             print(f"trial {index}: {row}", flush=True)
         print(f"\nheld-out NLL uninterrupted: {reference_nll:.4f} nats; {steps_per_epoch} steps/epoch; "

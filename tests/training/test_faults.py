@@ -96,13 +96,13 @@ def reference_run(tmp_path, data):
     return train(config)
 
 
-def kill_and_resume(tmp_path, victim, extra_delay, tag):
-    """SIGKILL `victim` a random time into epoch 2; returns (survivor seconds to exit,
-    survivor's last line, restart-to-first-step seconds, resumed metrics)."""
+def kill_and_resume(tmp_path, victim, extra_delay, tag, after_epoch=1):
+    """SIGKILL `victim` `extra_delay` seconds after the checkpoint of `after_epoch`;
+    returns (survivor's seconds to exit, its last line, the resumed run's metrics)."""
     config_path, data = cluster_config(tmp_path)
     run_dir = str(tmp_path / "run")
     procs = start_workers([config_path] * 2, ["--run-dir", run_dir], tmp_path, tag)
-    wait_for_file(tmp_path / "run" / "checkpoints" / "ckpt-1.index", procs)
+    wait_for_file(tmp_path / "run" / "checkpoints" / f"ckpt-{after_epoch}.index", procs)
     time.sleep(extra_delay)
     assert procs[victim].poll() is None, "the run ended before the kill"
     procs[victim].send_signal(signal.SIGKILL)
@@ -145,7 +145,8 @@ def test_killed_worker_five_trials(tmp_path):
         trial_dir = tmp_path / f"trial{trial}"
         trial_dir.mkdir()
         victim = trial % 2
-        seconds, line, resumed = kill_and_resume(trial_dir, victim, rng.uniform(0, 1.5), tag="kill")
+        seconds, line, resumed = kill_and_resume(trial_dir, victim, rng.uniform(0, 1.0), tag="kill",
+                                                 after_epoch=1 + trial % 3)
         loss = held_out_loss(trial_dir / "run")
         print(f"trial {trial}: killed worker {victim}; survivor exit {seconds:.1f} s; resumed from epoch "
               f"{resumed['initial_epoch']}; loss {loss:.4f} vs {reference_loss:.4f}; {line}")

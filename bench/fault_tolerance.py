@@ -19,6 +19,7 @@ Usage:
 
     python bench/fault_tolerance.py               # 5 SIGKILL trials + 1 SIGTERM + throughput
     python bench/fault_tolerance.py --trials 2 --epochs 3
+    python bench/fault_tolerance.py --quick       # = --trials 2 --epochs 3
 """
 
 import argparse
@@ -154,7 +155,10 @@ def main():
     parser.add_argument("--trials", type=int, default=5, help="SIGKILL trials")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 SIGKILL trials, 3 epochs")
     args = parser.parse_args()
+    if args.quick:
+        args.trials, args.epochs = 2, 3
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as directory:
         data = config(args.epochs)

@@ -332,8 +332,9 @@ class PreemptionCheckpoint(keras.callbacks.Callback):
         self.handler.save_checkpoint_if_preempted()
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.resumed_at is not None and self.chief and epoch > self.resumed_at[0] - 1:
-            # The epoch checkpoint written before this (CheckpointCallback) supersedes it.
+        # Runs after CheckpointCallback: an epoch checkpoint of this epoch supersedes it.
+        epoch_checkpoint = os.path.join(os.path.dirname(self.directory), f"ckpt-{epoch + 1}.index")
+        if self.resumed_at is not None and self.chief and tf.io.gfile.exists(epoch_checkpoint):
             tf.io.gfile.rmtree(self.directory)
             self.resumed_at = None
 

@@ -41,6 +41,8 @@ def cluster_config(tmp_path, name="mw.yaml", **sections):
     training = {"epochs": 4, "batch_size": 64, "learning_rate": 0.02, **sections.pop("training", {})}
     data = make_config(tmp_path, strategy={"name": "multi_worker"}, training=training,
                        tensorboard={"enabled": False}, **sections)
+    if data["data"]["name"] != "two_moons":  # another dataset: none of two_moons' options
+        data["data"] = sections["data"]
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data))
     return path, data

@@ -156,7 +156,7 @@ def test_killed_worker_five_trials(tmp_path):
         assert abs(loss - reference_loss) <= 0.05 * abs(reference_loss)
 
 
-# === Preemption (SIGTERM), through `tfgen train --workers 2` and Ctrl-C ===
+# === Preemption (SIGTERM): one process; 2 workers through `tfgen train --workers 2` and Ctrl-C ===
 def launch(config_path, args, tmp_path, tag):
     log = open(tmp_path / f"{tag}.log", "w")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([TESTS, os.environ.get("PYTHONPATH", "")]))
@@ -164,6 +164,35 @@ def launch(config_path, args, tmp_path, tag):
                             env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
+def test_sigterm_saves_a_step_checkpoint_and_resume_continues_from_that_step(tmp_path):
+    # Steps of ~ms: enough epochs that SIGTERM, sent right after epoch 1's checkpoint, lands mid-run.
+    data = make_config(tmp_path, data={"num_samples": 4000}, training={"epochs": 30}, tensorboard={"enabled": False})
+    config_path = tmp_path / "one.yaml"
+    config_path.write_text(yaml.safe_dump(data))
+    run_dir = tmp_path / "run"
+    log = open(tmp_path / "term.log", "w")
+    proc = subprocess.Popen([sys.executable, TFGEN_MAIN, "train", str(config_path)], stdout=log,
+                            stderr=subprocess.STDOUT)
+    wait_for_file(run_dir / "checkpoints" / "ckpt-1.index", [proc])
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == faults.EXIT_PREEMPTED
+    line = last_line((tmp_path / "term.log").read_text())
+    print(line)
+    assert line.startswith("tfgen train: preempted: saved a checkpoint at epoch ")
+    assert "0 steps lost" in line or "1 steps lost" in line
+    epoch, step = _epoch_step(line)
+    assert not (run_dir / "checkpoints" / f"ckpt-{epoch}.index").exists()  # mid-epoch
+    resumed = subprocess.run([sys.executable, TFGEN_MAIN, "train", str(config_path), "--resume"],
+                             capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert f"continuing from the preemption checkpoint at epoch {epoch}, step {step}" in resumed.stdout
+    assert f"first step done at epoch {epoch} step {step + 1}" in resumed.stdout
+    metrics = json.load(open(run_dir / "metrics.json"))
+    assert metrics["status"] == "completed" and metrics["epochs_completed"] == 30
+    assert not (run_dir / "checkpoints" / "preempted").exists()  # superseded by the epoch checkpoint
+
+
+@pytest.mark.slow
 def test_ctrl_c_preempts_every_worker_with_a_step_checkpoint_and_resume_continues_there(tmp_path):
     config_path, _ = cluster_config(tmp_path)
     run_dir = tmp_path / "run"

@@ -6,7 +6,6 @@ over loopback ports picked free at test time, with its own TF_CONFIG, as a real 
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -15,21 +14,12 @@ import yaml
 
 from tfgen.data.datasets import load_dataset
 from tfgen.metrics.bits import evaluate_bits_per_dim
+from tfgen.training.cluster import free_ports
 from tfgen.training.config import parse_config
 from tfgen.training.trainer import build_model, train
 from training_fixtures import make_config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def run_workers(config_path, worker_args, meanwhile=None):

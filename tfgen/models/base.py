@@ -197,13 +197,19 @@ class GenerativeModel(keras.Model):
 
         `loss` must have been computed under `tape`. Gradients are summed across replicas
         by the optimizer, so they are divided by the number of replicas: the update then
-        matches single-device training on the global batch.
+        matches single-device training on the global batch. A trainer may install a
+        `step_guard` (`tfgen.training.faults.SkipNonFiniteSteps`) that applies the update
+        only when the loss and the summed gradients are finite.
         """
         name = optimizer_name or self.optimizer_names[0]
         variables = self.variables_for_optimizer(name)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         gradients = tape.gradient(loss, variables, output_gradients=tf.constant(1.0 / replicas, loss.dtype))
-        self.optimizers[name].apply_gradients(zip(gradients, variables))
+        guard = getattr(self, "step_guard", None)
+        if guard is not None:
+            guard.apply(self.optimizers[name], gradients, variables, loss)
+        else:
+            self.optimizers[name].apply_gradients(zip(gradients, variables))
 
     def evaluate_held_out(self, split, batch_size=256, draws=1, seed=0):
         """Named figures on a held-out `tfgen.data.Split`: by default the means of what

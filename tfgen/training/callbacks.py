@@ -104,11 +104,15 @@ class CheckpointStore:
         """Restores the newest checkpoint that reads back whole and finite.
 
         Damaged newer checkpoints are renamed aside (`*.damaged`) so the manager never
-        lists them again.
+        lists them again, and the temporary files of a save that was killed half-way
+        (`*_temp*`) are removed.
 
         Returns:
           The epoch restored, or 0 if there is no good checkpoint (weights untouched).
         """
+        if self.write_directory == self.directory:
+            for path in glob.glob(os.path.join(self.directory, f"{_PREFIX}-*_temp*")):
+                tf.io.gfile.rmtree(path) if os.path.isdir(path) else os.remove(path)
         for prefix in self.candidates():
             problem = checkpoint_problem(prefix)
             if problem is None:
@@ -169,12 +173,22 @@ class NaNGuard(keras.callbacks.Callback):
     `CheckpointCallback` runs (list this callback first). `tripped` holds the reason.
     Under a multi-worker strategy every worker sees the same (all-reduced) loss and
     weights, so all stop together.
+
+    Args:
+      step_guard: the model's `tfgen.training.faults.SkipNonFiniteSteps`, if any: a
+        non-finite batch it skipped is logged and counted instead of stopping training,
+        up to `max_skipped` skips.
+      max_skipped: skips allowed before stopping anyway (None: with a guard, stop at
+        the first, as without one).
+      log: a print function.
     """
 
-    def __init__(self):
+    def __init__(self, step_guard=None, max_skipped=None, log=print):
         super().__init__()
         self.tripped = None
         self._epoch = 0
+        self.step_guard, self.max_skipped, self.log = step_guard, max_skipped, log
+        self.skipped = 0
 
     def _trip(self, reason):
         self.tripped = reason
@@ -185,6 +199,16 @@ class NaNGuard(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
+        if self.step_guard is not None and int(self.step_guard.skipped.numpy()) > self.skipped:
+            self.skipped = int(self.step_guard.skipped.numpy())
+            where = f"epoch {self._epoch + 1}, batch {batch + 1}"
+            if self.max_skipped is None or self.skipped > self.max_skipped:
+                self._trip(f"non-finite loss or gradients at {where} (update not applied; "
+                           f"{self.skipped} skipped in this run)")
+            else:
+                self.log(f"skipped a non-finite step at {where}: weights unchanged "
+                         f"({self.skipped} of at most {self.max_skipped} skipped)")
+            return
         for name in self.model.reported_losses:
             value = logs.get(name)
             if value is not None and not math.isfinite(float(value)) and not self.tripped:

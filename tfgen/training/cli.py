@@ -13,7 +13,9 @@ checkpoint, tensorboard, export, run_dir; see tf_configs/*.yaml and
 tfgen/training/config.py). Writes RUN_DIR/{config.yaml, model.json, checkpoints/,
 logs/, history.csv, metrics.json} and, unless --no-export, a SavedModel version.
 Multi-worker: set strategy.name: multi_worker and TF_CONFIG in each process
-(tf_configs/cluster/README.md).
+(tf_configs/cluster/README.md), or try it on this machine with --workers N.
+Faults (a lost worker, SIGTERM, a non-finite step): the `faults` config section;
+restart every worker with --resume after one (docs/architecture.md, "Training").
 """
 
 EXPORT_HELP = """\
@@ -34,7 +36,11 @@ def register(subparsers):
     train.add_argument("--add-version", action="store_true",
                        help="export even if export.base_path already holds versions (a server watching it switches "
                             "to the new one); without it such a run is refused before training")
-    train.set_defaults(func=run_train)
+    train.add_argument("--workers", type=int, metavar="N",
+                       help="start a local cluster of N worker processes on loopback ports, each with its own "
+                            "TF_CONFIG (the config's strategy must be multi_worker); one failed worker or Ctrl-C "
+                            "stops all")
+    train.set_defaults(func=run_train, parser=train)
 
     export = subparsers.add_parser("export", help="export a training run as a SavedModel version",
                                    description=EXPORT_HELP)
@@ -48,11 +54,42 @@ def register(subparsers):
     export.set_defaults(func=run_export)
 
 
+def _forwarded_args(args):
+    """The `tfgen train` arguments of `args` again, without --workers (for each worker)."""
+    argv = [args.config]
+    for action in args.parser._actions:
+        if not action.option_strings or action.dest in ("help", "workers"):
+            continue
+        value = getattr(args, action.dest, None)
+        if value is None or value is False:
+            continue
+        argv += [action.option_strings[0]] + ([] if value is True else [str(value)])
+    return argv
+
+
+def run_local_cluster(args):
+    from tfgen.training.cluster import LocalCluster
+    from tfgen.training.config import load_config
+
+    if args.workers < 1:
+        raise UserError("--workers must be >= 1")
+    config = load_config(args.config)
+    if config.strategy.name != "multi_worker":
+        raise UserError(f"--workers: {args.config} has strategy.name {config.strategy.name!r}; "
+                        "set strategy: {name: multi_worker} (the config then runs unchanged on a real cluster)")
+    print(f"tfgen train: starting {args.workers} local workers", flush=True)
+    return LocalCluster(_forwarded_args(args), args.workers,
+                        grace_seconds=config.faults.preemption_grace_seconds + 30).run()
+
+
 def run_train(args):
     from tfgen.training.config import check_config_file, load_config, override
 
     # A missing or malformed file is answered before TensorFlow loads (seconds).
     check_config_file(args.config)
+    if getattr(args, "workers", None) is not None:
+        return run_local_cluster(args)
+    from tfgen.training.faults import TrainingInterrupted
     from tfgen.training.trainer import TrainingDiverged, train
 
     config = override(load_config(args.config), run_dir=args.run_dir, epochs=args.epochs,
@@ -62,6 +99,9 @@ def run_train(args):
     except TrainingDiverged as e:
         print(f"tfgen train: diverged: {e}", file=sys.stderr)
         return 1
+    except TrainingInterrupted as e:
+        print(f"tfgen train: {e}", file=sys.stderr)
+        return e.exit_code
     summary = describe_figures(result.metrics.get("held_out") or {})
     if result.metrics.get("held_out_split"):
         summary = f"{result.metrics['held_out_split']} {summary}"

@@ -23,6 +23,7 @@ strategy: {name: default}   # default | mirrored | multi_worker | tpu
 checkpoint: {keep: 3, every: 1}
 tensorboard: {enabled: true, sample_every: 5}
 export: {enabled: true, base_path: saved_models/digits_realnvp}
+faults: {nonfinite: stop, preemption_grace_seconds: 0, peer_timeout_seconds: 30}
 run_dir: runs/digits_realnvp
 ```
 
@@ -45,6 +46,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adamax", "nadam")
 SCHEDULES = ("constant", "cosine", "exponential")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 COMMUNICATIONS = ("auto", "ring", "nccl")
+NONFINITE_POLICIES = ("stop", "skip")
 
 
 def _choices(*values):
@@ -267,6 +269,32 @@ class ExportConfig:
 
 
 @dataclasses.dataclass
+class FaultsConfig:
+    """What training does when something goes wrong (`tfgen.training.faults`).
+
+    Args:
+      nonfinite: a step whose loss or gradients are not finite applies no update either
+        way; "stop" then stops training, "skip" counts and logs it and goes on.
+      max_skipped_steps: "skip" only: stop anyway once more steps than this were skipped
+        in one run (a model that diverged skips every step).
+      preemption_grace_seconds: after SIGTERM, 0 saves a step checkpoint after the
+        current step and stops; G > 0 keeps training and saves it shortly before G
+        seconds have passed. Keep it below the scheduler's own grace (Kubernetes'
+        terminationGracePeriodSeconds, 30 by default).
+      peer_timeout_seconds: multi_worker: a worker silent (no heartbeat) this long is
+        declared lost and the others stop with an error instead of waiting.
+      inject_nonfinite_at_step: fault drills and tests: the training batch at this
+        global step (from 0) is replaced by values whose loss overflows. None: off.
+    """
+
+    nonfinite: str = _choices(*NONFINITE_POLICIES)
+    max_skipped_steps: int = 10
+    preemption_grace_seconds: float = 0.0
+    peer_timeout_seconds: float = 30.0
+    inject_nonfinite_at_step: Optional[int] = None
+
+
+@dataclasses.dataclass
 class TrainConfig:
     """A whole training run. Build with `load_config(path)` or `parse_config(dict)`."""
 
@@ -277,6 +305,7 @@ class TrainConfig:
     checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
     tensorboard: TensorBoardConfig = dataclasses.field(default_factory=TensorBoardConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    faults: FaultsConfig = dataclasses.field(default_factory=FaultsConfig)
     run_dir: Optional[str] = None
 
     @property
@@ -378,6 +407,12 @@ def _validate(config):
     _require(config.checkpoint.every >= 1, "config key 'checkpoint.every' must be >= 1")
     _require(config.tensorboard.sample_every >= 0, "config key 'tensorboard.sample_every' must be >= 0")
     _require(config.export.version is None or config.export.version >= 1, "config key 'export.version' must be >= 1")
+    f = config.faults
+    _require(f.max_skipped_steps >= 0, "config key 'faults.max_skipped_steps' must be >= 0")
+    _require(f.preemption_grace_seconds >= 0, "config key 'faults.preemption_grace_seconds' must be >= 0")
+    _require(f.peer_timeout_seconds >= 1, "config key 'faults.peer_timeout_seconds' must be >= 1")
+    _require(f.inject_nonfinite_at_step is None or f.inject_nonfinite_at_step >= 0,
+             "config key 'faults.inject_nonfinite_at_step' must be >= 0")
 
 
 # What keras.Model's constructor takes besides a model's own arguments.

@@ -95,8 +95,13 @@ def cleanup_write_dir(path, directory):
         tf.io.gfile.rmtree(path)
 
 
-def resolve_strategy(config):
-    """The strategy for a `StrategyConfig` (see the module docstring)."""
+def resolve_strategy(config, peer_timeout_seconds=30.0):
+    """The strategy for a `StrategyConfig` (see the module docstring).
+
+    Args:
+      peer_timeout_seconds: multi_worker: how long a worker may miss heartbeats before
+        the others declare it lost (`tfgen.training.faults.configure_coordination`).
+    """
     name = config.name
     if name == "default":
         return tf.distribute.get_strategy()
@@ -104,6 +109,9 @@ def resolve_strategy(config):
         return tf.distribute.MirroredStrategy(devices=config.devices)
     if name == "multi_worker":
         read_tf_config()
+        from tfgen.training.faults import configure_coordination
+
+        configure_coordination(peer_timeout_seconds)
         implementation = {
             "auto": tf.distribute.experimental.CommunicationImplementation.AUTO,
             "ring": tf.distribute.experimental.CommunicationImplementation.RING,

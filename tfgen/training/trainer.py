@@ -25,6 +25,7 @@ from tfgen.backend import keras, tf
 from tfgen.files import write_json, write_text
 from tfgen.models.base import check_log_prob_samples, get_model_class, model_from_config
 from tfgen.training import callbacks as callbacks_lib
+from tfgen.training import faults
 from tfgen.training import strategy as strategy_lib
 from tfgen.training.config import load_config, run_directory_files
 from tfgen.training.optimizers import build_optimizer, build_schedule
@@ -213,7 +214,9 @@ def _training_metadata(config, dataset, epochs_completed):
 
 
 def _callbacks(config, model, store, spec, initial_epoch):
-    guard = callbacks_lib.NaNGuard()
+    skip = config.faults.nonfinite == "skip"
+    guard = callbacks_lib.NaNGuard(step_guard=getattr(model, "step_guard", None),
+                                   max_skipped=config.faults.max_skipped_steps if skip else None, log=log)
     cbs = [guard]
     checkpoint_cb = callbacks_lib.CheckpointCallback(
         store, every=config.checkpoint.every, total_epochs=config.training.epochs, nan_guard=guard, log=log
@@ -289,9 +292,10 @@ def train(config, resume=False):
         config = load_config(config)
     _check_run_dir(config, resume)
     _check_export_target(config)
+    faults.check_no_stale_preemption(config.checkpoint_dir, resume)
     t = config.training
     # Before any other TF op: MultiWorkerMirroredStrategy configures collectives at startup.
-    strategy = strategy_lib.resolve_strategy(config.strategy)
+    strategy = strategy_lib.resolve_strategy(config.strategy, config.faults.peer_timeout_seconds)
     chief = strategy_lib.is_chief(strategy)
     workers = strategy_lib.num_workers(strategy)
     if t.batch_size % strategy.num_replicas_in_sync:
@@ -302,7 +306,11 @@ def train(config, resume=False):
     keras.utils.set_random_seed(t.seed)
     dataset = load_dataset(config.data.to_load_dict())
     spec = dataset.spec
+    if workers > 1:
+        faults.check_workers_agree(config, dataset, strategy)
     train_ds, val_ds, steps = _datasets(dataset, config, workers)
+    if config.faults.inject_nonfinite_at_step is not None:
+        train_ds = faults.inject_nonfinite_batch(train_ds, config.faults.inject_nonfinite_at_step)
     if t.early_stopping_patience is not None and val_ds is None:
         raise UserError(f"training.early_stopping_patience needs a 'validation' split; dataset {config.data.name!r} has none")
     model_config = _model_config(config, spec)
@@ -315,6 +323,7 @@ def train(config, resume=False):
         # Slot variables exist before a restore, so checkpoints match them one to one.
         for name, optimizer in model.optimizers.items():
             optimizer.build(model.variables_for_optimizer(name))
+    faults.install_step_guard(model)
 
     # Input checked; from here on the run directory exists.
     if chief:
@@ -323,9 +332,20 @@ def train(config, resume=False):
     initial_epoch = store.restore_latest_good(log=log) if resume else 0
     if resume and not initial_epoch:
         log(f"--resume: no good checkpoint in {config.checkpoint_dir}; starting from scratch")
+    preemption = faults.PreemptionCheckpoint(
+        model, faults.preemption_dir(config.checkpoint_dir), steps, config.faults.preemption_grace_seconds,
+        chief=chief, log=log)
+    if preemption.resumed_at is not None:
+        if preemption.resumed_at[0] < initial_epoch:  # an epoch checkpoint superseded it
+            preemption.resumed_at = None
+            initial_epoch = store.restore_latest_good(log=log)
+        else:
+            initial_epoch = preemption.resumed_at[0]
+            log(f"--resume: continuing from the preemption checkpoint at epoch {initial_epoch + 1}, "
+                f"step {preemption.resumed_at[1]}")
     if resume and workers > 1:
         _check_workers_agree(strategy, initial_epoch)
-    if not initial_epoch:
+    if not initial_epoch and preemption.resumed_at is None:
         model.initialize_from_data(dataset.splits["train"])
     for name, optimizer in model.optimizers.items():
         learning_rate = build_schedule(t.optimizer_settings(name), total_steps)
@@ -336,19 +356,27 @@ def train(config, resume=False):
 
     metrics = {"num_replicas": strategy.num_replicas_in_sync, "num_workers": workers,
                "global_batch_size": t.batch_size, "steps_per_epoch": steps, "initial_epoch": initial_epoch}
-    if t.evaluate_initial and not initial_epoch:
+    if t.evaluate_initial and not initial_epoch and preemption.resumed_at is None:
         metrics["initial_held_out"] = evaluate_held_out(model, dataset, t)[1]
         log(f"held-out before training: {metrics['initial_held_out']}")
 
     cbs, guard, checkpoint_cb = _callbacks(config, model, store, spec, initial_epoch)
+    tracker = faults.StepTracker(log=log)
     start = time.time()
-    history = model.fit(
-        train_ds, epochs=t.epochs, steps_per_epoch=steps, initial_epoch=initial_epoch,
-        validation_data=val_ds, validation_freq=t.validation_freq, callbacks=cbs, verbose=t.verbose,
-    )
+    try:
+        history = model.fit(
+            train_ds, epochs=t.epochs, steps_per_epoch=steps, initial_epoch=initial_epoch,
+            validation_data=val_ds, validation_freq=t.validation_freq, callbacks=[*cbs, preemption, tracker],
+            verbose=t.verbose,
+        )
+    except faults.PEER_ERRORS as e:
+        if workers < 2:
+            raise
+        raise faults.peer_lost(e, tracker, config.checkpoint_dir) from None
     metrics["train_seconds"] = time.time() - start
     metrics["history"] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     epochs_completed = initial_epoch + len(history.epoch)
+    metrics["skipped_steps"] = guard.skipped
     metrics["epochs_completed"] = epochs_completed
     metrics_path = os.path.join(config.run_dir, "metrics.json")
 

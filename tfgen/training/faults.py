@@ -1,0 +1,390 @@
+"""Training that survives faults: a lost peer, a preemption, a non-finite step, workers
+that disagree. Configured by the `faults:` section (`tfgen.training.config.FaultsConfig`).
+
+- **A lost peer** (a worker killed, its machine gone): the coordination service that
+  `MultiWorkerMirroredStrategy` runs on stops hearing the peer's heartbeat after
+  `faults.peer_timeout_seconds` and aborts the collectives the others wait in (a
+  refused connection on a live machine aborts them at once). The survivors raise
+  `PeerLost`, one line naming the epoch and step, and exit; restarting every worker with
+  `--resume` continues from the newest good checkpoint.
+- **A preemption** (SIGTERM, what Kubernetes and most schedulers send first):
+  `tf.distribute.experimental.PreemptionCheckpointHandler` agrees on a step across the
+  workers (through the coordination service), every worker saves a step checkpoint in
+  `CHECKPOINT_DIR/preempted/` after it and raises `Preempted`. `--resume` restores it
+  and `fit` continues from the next step of that epoch, not from the epoch's start.
+- **A non-finite step**: `SkipNonFiniteSteps` sits in the shared `minimize()` of every
+  family: gradients are summed across replicas first, and a step whose loss or summed
+  gradients are not finite applies nothing (weights and optimizer state unchanged, the
+  epoch's running metrics restored). `faults.nonfinite: skip` counts and logs it and
+  goes on; `stop` (the default) stops training. Either way no checkpoint holds a
+  non-finite value.
+- **Workers that disagree**: before training each worker publishes its resolved config
+  and its training data's fingerprint; a worker whose either differs from the chief's
+  is refused, on every worker, with the first difference named.
+"""
+
+import hashlib
+import json
+import os
+import signal
+import time
+
+import numpy as np
+
+from tfgen.backend import keras, tf
+from tfgen.errors import PathExists, UserError
+from tfgen.training import strategy as strategy_lib
+
+#: Exit codes of `tfgen train` for the interruptions below (a supervisor restarts on them).
+EXIT_PEER_LOST = 3
+EXIT_PREEMPTED = 143  # 128 + SIGTERM, what a process killed by SIGTERM reports
+
+# Errors a collective raises when a peer is gone (refused connection, missed heartbeats,
+# aborted by the coordination service).
+PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError,
+               tf.errors.CancelledError)
+
+
+class TrainingInterrupted(RuntimeError):
+    """Training stopped by a fault it survives by a restart with `--resume`."""
+
+    exit_code = 1
+
+
+class PeerLost(TrainingInterrupted):
+    """Another worker of the cluster stopped answering."""
+
+    exit_code = EXIT_PEER_LOST
+
+
+class Preempted(TrainingInterrupted):
+    """SIGTERM: a step checkpoint was saved and training stopped."""
+
+    exit_code = EXIT_PREEMPTED
+
+
+# === The cluster ===
+def configure_coordination(peer_timeout_seconds, environ=None):
+    """Starts the coordination service of a multi-worker run with tfgen's timeouts.
+
+    `MultiWorkerMirroredStrategy` configures the service itself unless one is already
+    configured, with a fixed heartbeat timeout; this configures the same service (same
+    leader, same jobs) first, so `faults.peer_timeout_seconds` decides how long a silent
+    peer may take before the survivors stop. Call before the strategy is created.
+    """
+    # Not in TensorFlow's public API; the same calls MultiWorkerMirroredStrategy makes.
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.eager import context
+
+    if context.context().coordination_service is not None:
+        return
+    spec = tf.distribute.cluster_resolver.TFConfigClusterResolver().cluster_spec()
+    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
+            for job in ("chief", "worker") if job in spec.jobs]
+    leader = "chief" if "chief" in spec.jobs else "worker"
+    timeout_ms = int(peer_timeout_seconds * 1000)
+    context.context().configure_coordination_service(
+        service_type="standalone", service_leader=f"/job:{leader}/replica:0/task:0", coordinated_jobs=jobs,
+        heartbeat_timeout_in_ms=timeout_ms, shutdown_barrier_timeout_in_ms=timeout_ms,
+    )
+
+
+def _flatten(data, prefix=""):
+    if isinstance(data, dict):
+        flat = {}
+        for key, value in data.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: data}
+
+
+#: Config keys that may differ between workers: where each writes, and how chatty it is.
+PER_WORKER_KEYS = ("run_dir", "checkpoint.directory", "training.verbose")
+
+
+def fingerprint(config, dataset):
+    """What every worker of one run must agree on: `{"config": {key: value},
+    "data": sha256 of the training split}` (paths each worker writes to excluded)."""
+    flat = {k: v for k, v in _flatten(config.to_dict()).items()
+            if not k.startswith("export.") and k not in PER_WORKER_KEYS}
+    digest = hashlib.sha256()
+    train = dataset.splits["train"]
+    for array in (train.x, train.y):
+        if array is not None:
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype}{array.shape}".encode())
+            digest.update(array.tobytes())
+    return {"config": flat, "data": digest.hexdigest()}
+
+
+def describe_difference(name, mine, theirs, their_name):
+    """One line naming the first difference between two fingerprints, or None."""
+    if mine["data"] != theirs["data"]:
+        return (f"{name}'s training data (sha256 {mine['data'][:12]}) differs from {their_name}'s "
+                f"(sha256 {theirs['data'][:12]})")
+    for key in sorted(set(mine["config"]) | set(theirs["config"])):
+        a, b = mine["config"].get(key), theirs["config"].get(key)
+        if a != b:
+            return f"config key '{key}' is {a!r} on {name} but {b!r} on {their_name}"
+    return None
+
+
+def check_workers_agree(config, dataset, strategy, timeout_seconds=120):
+    """Refuses to train unless every worker has the chief's config and data.
+
+    Each worker publishes its fingerprint in the coordination service's key-value
+    store, reads everyone's, and raises `UserError` naming the first difference, so
+    every worker stops with the same message instead of training a silently different
+    model (or hanging in a collective whose shapes differ).
+    """
+    from tensorflow.python.eager import context
+
+    resolver = strategy.cluster_resolver
+    jobs = resolver.cluster_spec().as_dict()
+    members = [(job, i) for job in ("chief", "worker") for i in range(len(jobs.get(job, [])))]
+    mine = fingerprint(config, dataset)
+    key = "tfgen/fingerprint/{}/{}"
+    context.context().set_config_key_value(key.format(resolver.task_type, resolver.task_id), json.dumps(mine))
+    prints = {}
+    for job, index in members:
+        raw = context.context().get_config_key_value(key.format(job, index), timeout_in_ms=timeout_seconds * 1000)
+        prints[f"{job} {index}"] = json.loads(raw)
+    (chief, reference), *others = prints.items()
+    for name, theirs in others:
+        problem = describe_difference(name, theirs, reference, chief)
+        if problem:
+            raise UserError(f"workers disagree: {problem}; every worker must run the same config on the same data")
+
+
+# === Non-finite steps ===
+class SkipNonFiniteSteps:
+    """Applies an update only if the loss and the replica-summed gradients are finite.
+
+    Installed on a model (`install_step_guard`), it is what the shared
+    `GenerativeModel.minimize` calls, so every family gets it. Gradients are summed
+    across replicas before the check, so all workers take the same decision and stay in
+    step. A skipped step changes no weight and no optimizer state (not even the
+    iteration count a learning-rate schedule reads).
+
+    Counters are plain local variables: every worker counts the same skips.
+    """
+
+    def __init__(self):
+        with tf.init_scope():
+            self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
+            self.last_skipped = tf.Variable(False, trainable=False, name="last_step_skipped")
+
+    def apply(self, optimizer, gradients, variables, loss):
+        # No tf.cond around the update: `apply_gradients` synchronizes replicas
+        # (merge_call), which TensorFlow forbids inside control flow. So the update is
+        # always applied, on zeroed gradients if the step is bad, and a bad step then
+        # puts back what it changed (weights and optimizer state, in one merge_call).
+        context = tf.distribute.get_replica_context()
+        pairs = [(tf.convert_to_tensor(g), v) for g, v in zip(gradients, variables) if g is not None]
+        pairs = optimizer.aggregate_gradients(pairs)
+        loss_sum = context.all_reduce(tf.distribute.ReduceOp.SUM, loss)
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(x)) for x in [loss_sum] + [g for g, _ in pairs]])
+        protected = [v for _, v in pairs] + list(optimizer.variables)
+        before = [tf.identity(v) for v in protected]
+        with tf.control_dependencies(before):
+            optimizer.apply_gradients([(tf.where(finite, g, tf.zeros_like(g)), v) for g, v in pairs],
+                                      skip_gradients_aggregation=True)
+        after = [tf.where(finite, v.read_value(), old) for v, old in zip(protected, before)]
+
+        def put_back(strategy, *values):
+            return [strategy.extended.update(v, lambda var, value: var.assign(value), args=(value,))
+                    for v, value in zip(protected, values)]
+
+        context.merge_call(put_back, args=tuple(after))
+        bad = tf.logical_not(finite)
+        self.skipped.assign_add(tf.cast(bad, tf.int64))
+        # A step may minimize several times (a GAN's two players): skipped if any was.
+        self.last_skipped.assign(tf.logical_or(self.last_skipped, bad))
+
+
+def install_step_guard(model):
+    """Puts a `SkipNonFiniteSteps` into `model` (its `minimize` uses it) and wraps its
+    `train_step` so a skipped step's batch is also taken out of the running metrics
+    (a non-finite value there would poison the epoch's figures and checkpoint)."""
+    guard = SkipNonFiniteSteps()
+    model.step_guard = guard
+    family_train_step = model.train_step
+
+    def train_step(data):
+        guard.last_skipped.assign(False)
+        metric_variables = [v for m in model.metrics for v in m.variables]
+        before = [tf.identity(v) for v in metric_variables]
+        logs = family_train_step(data)
+
+        with tf.control_dependencies(tf.nest.flatten(logs)):
+            restored = [v.assign(tf.where(guard.last_skipped, old, v.read_value()))
+                        for v, old in zip(metric_variables, before)]
+        if isinstance(logs, dict):
+            # Report the restored figures, so the skipped batch shows no non-finite value.
+            by_name = {m.name: m for m in model.metrics}
+            with tf.control_dependencies(restored):
+                logs = {k: by_name[k].result() if k in by_name else tf.identity(v) for k, v in logs.items()}
+        return logs
+
+    model.train_step = train_step
+    return guard
+
+
+def inject_nonfinite_batch(dataset, step):
+    """The training pipeline with the global batch number `step` (from 0) replaced by
+    values of 1e30: finite inputs (they pass the models' input checks) whose loss
+    overflows, as a corrupted record does. For fault drills (`faults.inject_nonfinite_at_step`)."""
+
+    def replace(index, batch):
+        x, *rest = batch if isinstance(batch, tuple) else (batch,)
+        x = tf.where(index == step, tf.fill(tf.shape(x), tf.constant(1e30, x.dtype)), x)
+        return (x, *rest) if rest else x
+
+    return dataset.enumerate().map(replace)
+
+
+# === Preemption ===
+def preemption_dir(checkpoint_dir):
+    return os.path.join(checkpoint_dir, "preempted")
+
+
+def check_no_stale_preemption(checkpoint_dir, resume):
+    """A preemption checkpoint is only restored by `--resume`; refuse to start over it."""
+    directory = preemption_dir(checkpoint_dir)
+    if not resume and tf.io.gfile.glob(os.path.join(directory, "ckpt-*.index")):
+        raise PathExists(f"{directory} holds the checkpoint of a preempted run: pass --resume to continue it, "
+                         "or --run-dir for a new one")
+
+
+class PreemptionCheckpoint(keras.callbacks.Callback):
+    """On SIGTERM, saves a step checkpoint at a step every worker agrees on, then raises
+    `Preempted` (TensorFlow's `PreemptionCheckpointHandler`, driven once per batch).
+
+    Constructing it restores the checkpoint of an earlier preemption, if any, over what
+    is in the model; `resumed_at` is then `(epoch, step)` of that checkpoint (0-based
+    epoch, steps done in it) and `fit` starts at the next step. The checkpoint is
+    deleted once an epoch checkpoint supersedes it.
+
+    Args:
+      model: the compiled model (its optimizers are saved with it).
+      directory: where the step checkpoint goes (`CHECKPOINT_DIR/preempted`; every
+        worker must see the chief's).
+      steps_per_epoch: steps in an epoch.
+      grace_seconds: 0: save after the current step and stop. > 0: keep training and
+        save the final checkpoint before this many seconds since SIGTERM have passed.
+      chief: whether this process owns `directory` (deletes it when superseded).
+      log: a print function.
+    """
+
+    def __init__(self, model, directory, steps_per_epoch, grace_seconds=0.0, chief=True, log=print):
+        super().__init__()
+        strategy = model.distribute_strategy
+        resolver = getattr(strategy, "cluster_resolver", None)
+        if resolver is not None and not resolver.cluster_spec().jobs:
+            resolver = None
+        self.directory, self.steps_per_epoch, self.chief, self.log = directory, steps_per_epoch, chief, log
+        with tf.init_scope():
+            self.epoch = tf.Variable(-1, dtype=tf.int64, trainable=False, name="preempted_epoch")
+            self.step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="preempted_step")
+        checkpoint = tf.train.Checkpoint(model=model, epoch=self.epoch, step=self.step)
+        latest = tf.train.latest_checkpoint(directory)
+        if latest:
+            # Every worker reads the chief's; the handler's step counter, attached to the
+            # checkpoint below, is restored from it too (deferred restoration).
+            checkpoint.restore(latest)
+        # Non-chief workers save to a private directory (their save ops must run).
+        self.write_directory = strategy_lib.write_dir(directory, strategy)
+        self.handler = tf.distribute.experimental.PreemptionCheckpointHandler(
+            resolver, tf.train.CheckpointManager(checkpoint, self.write_directory, max_to_keep=1),
+            termination_config=tf.distribute.experimental.TerminationConfig(
+                grace_period=int(grace_seconds), exit_fn=self._stop),
+        )
+        self.resumed_at = None
+        if int(self.epoch.numpy()) >= 0:
+            self.resumed_at = (int(self.epoch.numpy()), int(self.step.numpy()) + 1)
+        self.sigterm_at = None  # (time, epoch, steps done in it) when SIGTERM arrived
+        handler_fn = signal.getsignal(signal.SIGTERM)
+
+        def on_sigterm(signum, frame):
+            self.sigterm_at = (time.time(), int(self.epoch.numpy()), int(self.step.numpy()) + 1)
+            handler_fn(signum, frame)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+    # The tf_keras hook `fit` asks for the (epoch, step) to start at (what its own
+    # BackupAndRestore sets; not public, so kept to this one method).
+    def maybe_load_initial_counters_from_ckpt(self, steps_per_epoch, initial_epoch, mode=None):
+        if self.resumed_at is None:
+            return initial_epoch, 0
+        epoch, step = self.resumed_at
+        return (epoch + 1, 0) if step >= steps_per_epoch else (epoch, step)
+
+    def on_train_begin(self, logs=None):
+        self.model._training_state = self
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch.assign(epoch)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.step.assign(batch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.handler.save_checkpoint_if_preempted()
+
+    def on_epoch_end(self, epoch, logs=None):
+        # Runs after CheckpointCallback: an epoch checkpoint of this epoch supersedes it.
+        epoch_checkpoint = os.path.join(os.path.dirname(self.directory), f"ckpt-{epoch + 1}.index")
+        if self.resumed_at is not None and self.chief and tf.io.gfile.exists(epoch_checkpoint):
+            tf.io.gfile.rmtree(self.directory)
+            self.resumed_at = None
+
+    def on_train_end(self, logs=None):
+        self._close()
+
+    def _close(self):
+        self.model._training_state = None
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        strategy_lib.cleanup_write_dir(self.write_directory, self.directory)
+
+    def _stop(self):
+        self._close()
+        epoch, step = int(self.epoch.numpy()) + 1, int(self.step.numpy()) + 1
+        detail = ""
+        if self.sigterm_at is not None:
+            seconds = time.time() - self.sigterm_at[0]
+            lost = max(0, (self.sigterm_at[1] * self.steps_per_epoch + self.sigterm_at[2])
+                       - ((epoch - 1) * self.steps_per_epoch + step))
+            detail = f" {seconds:.1f} s after SIGTERM (received at epoch {self.sigterm_at[1] + 1} step " \
+                     f"{self.sigterm_at[2]}; {lost} steps lost)"
+        raise Preempted(f"preempted: saved a checkpoint at epoch {epoch} step {step}/{self.steps_per_epoch} in "
+                        f"{self.directory}{detail}; restart every worker with --resume to continue from there")
+
+
+# === Lost peers ===
+class StepTracker(keras.callbacks.Callback):
+    """Where training is, for the one-line error when it stops; logs the first step
+    done (after a restart, the first new one)."""
+
+    def __init__(self, log=print):
+        super().__init__()
+        self.epoch, self.step, self.log = 0, 0, log
+        self._logged_first = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.step = epoch, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step = batch + 1
+        if not self._logged_first:
+            self._logged_first = True
+            self.log(f"first step done at epoch {self.epoch + 1} step {self.step}")
+
+
+def peer_lost(error, tracker, checkpoint_dir):
+    """The `PeerLost` for a collective's `error`, naming where training stopped."""
+    first_line = " ".join(str(error.message if hasattr(error, "message") else error).split())
+    reason = "stopped sending heartbeats" if "heartbeat" in first_line else (
+        "refused the connection" if "refused" in first_line.lower() else type(error).__name__)
+    return PeerLost(
+        f"lost a peer worker ({reason}) at epoch {tracker.epoch + 1} step {tracker.step}; stopped. Restart "
+        f"every worker with --resume to continue from the newest checkpoint in {checkpoint_dir}")

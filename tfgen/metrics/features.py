@@ -198,22 +198,17 @@ class InceptionFeatures(FeatureNetwork):
         if not os.path.isfile(weights):
             raise MissingPath(f"no InceptionV3 weights file {weights}")
         self.weights = weights
-        model = None
-        problems = []
-        for include_top in (True, False):  # the full ImageNet file first, then the "notop" one
-            candidate = keras.applications.InceptionV3(
-                include_top=include_top, weights=None, pooling=None if include_top else "avg",
-                input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3))
-            try:
-                candidate.load_weights(weights)
-            except (ValueError, OSError) as e:
-                problems.append(" ".join(str(e).split())[:200])
-                continue
-            model = candidate
-            break
-        if model is None:
-            raise UserError(f"{weights} holds no InceptionV3 weights (with or without its top): {problems[-1]}")
-        feature_model = keras.Model(model.input, model.get_layer("avg_pool").output)
+        include_top = _has_classification_top(weights)
+        model = keras.applications.InceptionV3(
+            include_top=include_top, weights=None, pooling=None if include_top else "avg",
+            input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3))
+        try:
+            model.load_weights(weights)
+        except (ValueError, OSError) as e:
+            raise UserError(f"{weights} holds no InceptionV3 weights: {' '.join(str(e).split())[:200]}") from None
+        # "avg_pool" with the top; the "notop" model ends in the same global average pool.
+        pool = model.get_layer("avg_pool").output if include_top else model.output
+        feature_model = keras.Model(model.input, pool)
 
         def features(x):
             x = x * 2.0 - 1.0
@@ -232,6 +227,20 @@ class InceptionFeatures(FeatureNetwork):
     def features(self, x, spec, batch_size=32):
         self.check(spec)
         return self._batched(self._features, unit_range(x, spec), batch_size)
+
+
+def _has_classification_top(path):
+    """Whether a Keras .h5 weights file holds InceptionV3's "predictions" layer."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in f.attrs.get("layer_names", [])]
+    except OSError:
+        raise UserError(f"{path} is not a Keras .h5 weights file") from None
+    if "mixed10" not in names:
+        raise UserError(f"{path} holds no InceptionV3 weights (no layer 'mixed10')")
+    return "predictions" in names
 
 
 def load_feature_network(name, weights=None):

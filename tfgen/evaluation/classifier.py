@@ -23,8 +23,8 @@ import os
 
 import numpy as np
 
-from tfgen.errors import MissingPath, PathExists, UserError
-from tfgen.training.config import DataConfig, _parse_section
+from tfgen.errors import PathExists, UserError
+from tfgen.training.config import DataConfig, _parse_section, read_yaml
 
 
 @dataclasses.dataclass
@@ -55,15 +55,7 @@ class ClassifierConfig:
 
 def load_classifier_config(path):
     """A checked `ClassifierConfig` from a YAML file."""
-    import yaml
-
-    if not os.path.isfile(path):
-        raise MissingPath(f"classifier config not found: {path}")
-    with open(path) as f:
-        try:
-            data = yaml.safe_load(f)
-        except yaml.YAMLError as e:
-            raise UserError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from None
+    data = read_yaml(path, "classifier config")
     try:
         config = _parse_section(ClassifierConfig, data if data is not None else {}, "")
         if config.data is None or not config.data.name:

@@ -451,15 +451,20 @@ def parse_config(data, name="run"):
     return config
 
 
-def load_config(path):
-    """Reads and validates a YAML training config (`yaml.safe_load` only)."""
+def read_yaml(path, what="training config"):
+    """The data of a YAML file (`yaml.safe_load` only); one-line errors naming `path`."""
     if not os.path.isfile(path):
-        raise MissingPath(f"training config not found: {path}")
+        raise MissingPath(f"{what} not found: {path}")
     with open(path) as f:
         try:
-            data = yaml.safe_load(f)
+            return yaml.safe_load(f)
         except yaml.YAMLError as e:
             raise UserError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from None
+
+
+def load_config(path):
+    """Reads and validates a YAML training config (`yaml.safe_load` only)."""
+    data = read_yaml(path)
     try:
         return parse_config(data, name=os.path.splitext(os.path.basename(path))[0])
     except UserError as e:

@@ -111,7 +111,12 @@ def test_a_conditional_digits_model_gets_class_accuracy(capsys):
     # The README's logistic regression gave 98.6% at temperature 0.7.
     assert figures["class_accuracy"] > 0.85
     assert figures["dataset"]["name"] == "digits" and figures["num_real"] == 269
-    assert figures["reference_rows_in_feature_training"] < 10  # disjoint splits (a few duplicate images)
+    assert figures["reference_rows_in_feature_training"] == 0  # disjoint splits, no duplicate images
+    # Scored against the classifier's own training rows, the output says so.
+    code, out, _ = run(capsys, "--model", os.path.join(ROOT, "saved_models", "digits_vae"), "--split", "train",
+                       "-n", "20")
+    assert code == 0 and "note: 1258 reference rows also occur in the feature network's training data" in out
+    assert "fewer examples than the 64 feature dimensions" in out
 
 
 def test_the_shipped_digits_classifier_scores_what_its_config_records():

@@ -103,4 +103,7 @@ def format_table(figures, title=None):
     lines.append(f"  ({figures['num_generated']} generated vs {figures['num_real']} reference examples; "
                  f"{figures['feature_network']} features, {figures['feature_dim']} dims; KID over "
                  f"{figures['kid_subsets']} disjoint subsets of {figures['kid_subset_size']}; k = {figures['k']})")
+    if min(figures["num_generated"], figures["num_real"]) <= figures["feature_dim"]:
+        lines.append(f"  note: fewer examples than the {figures['feature_dim']} feature dimensions: the covariances "
+                     "are singular and the Frechet distance mostly small-sample bias")
     return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""Writing score rows by the output's extension: `.csv`, `.jsonl` or `.parquet`.
+
+Every format has the same columns (`FIELDS`): `index` (the input row's position),
+`key` (the input's key: file name, key column; empty if none), `log_prob` and
+`bits_per_dim` (empty/null when the row has no score), `is_finite` and `error` (empty
+when the row was scored). Floats are the float32 values the model returned, written
+exactly (shortest repr of the double). An extension no writer knows is refused by
+`check_output` before any work.
+"""
+
+import csv
+import json
+import os
+
+from tfgen.errors import UserError
+
+FIELDS = ("index", "key", "log_prob", "bits_per_dim", "is_finite", "error")
+
+
+class CsvWriter:
+    def __init__(self, f):
+        self._writer = csv.writer(f)
+        self._writer.writerow(FIELDS)
+
+    def write(self, record):
+        self._writer.writerow(["" if record[k] is None else
+                               str(record[k]).lower() if k == "is_finite" else
+                               repr(record[k]) if isinstance(record[k], float) else record[k]
+                               for k in FIELDS])
+
+    def close(self):
+        pass
+
+
+class JsonlWriter:
+    def __init__(self, f):
+        self._f = f
+
+    def write(self, record):
+        self._f.write(json.dumps({k: record[k] for k in FIELDS}) + "\n")
+
+    def close(self):
+        pass
+
+
+class ParquetWriter:
+    """Row groups of `group_rows` rows, so memory holds one group."""
+
+    def __init__(self, f, group_rows=65536):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._pa = pa
+        self._schema = pa.schema([("index", pa.int64()), ("key", pa.string()),
+                                  ("log_prob", pa.float64()), ("bits_per_dim", pa.float64()),
+                                  ("is_finite", pa.bool_()), ("error", pa.string())])
+        self._writer = pq.ParquetWriter(f, self._schema)
+        self._group_rows = group_rows
+        self._pending = []
+
+    def write(self, record):
+        self._pending.append(record)
+        if len(self._pending) >= self._group_rows:
+            self._flush()
+
+    def _flush(self):
+        if self._pending:
+            self._writer.write_table(self._pa.Table.from_pylist(self._pending, schema=self._schema))
+            self._pending = []
+
+    def close(self):
+        self._flush()
+        self._writer.close()
+
+
+#: extension -> (writer class, open mode)
+WRITERS = {".csv": (CsvWriter, "w"), ".jsonl": (JsonlWriter, "w"), ".parquet": (ParquetWriter, "wb")}
+
+
+def check_output(path):
+    """The extension of `path` if a writer knows it, else a UserError (before any work)."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in WRITERS:
+        raise UserError(f"--out {path}: cannot write {ext or 'a file without extension'!r}; "
+                        f"name it {', '.join('*' + e for e in WRITERS)}")
+    return ext
+
+
+def open_writer(f, ext):
+    """A writer of format `ext` on the open file `f` (opened with `WRITERS[ext][1]`)."""
+    return WRITERS[ext][0](f)
+
+
+def read_records(path):
+    """The records of a score file in any of the formats, as dicts (for tests and `tfgen ood`)."""
+    ext = check_output(path)
+    if ext == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    with open(path, newline="") as f:
+        if ext == ".jsonl":
+            return [json.loads(line) for line in f if line.strip()]
+        records = []
+        for r in csv.DictReader(f):
+            records.append({
+                "index": int(r["index"]), "key": r["key"] or None,
+                "log_prob": float(r["log_prob"]) if r["log_prob"] else None,
+                "bits_per_dim": float(r["bits_per_dim"]) if r["bits_per_dim"] else None,
+                "is_finite": r["is_finite"] == "true", "error": r["error"] or None})
+        return records

@@ -15,29 +15,35 @@ import os
 from tfgen.errors import UserError
 
 FIELDS = ("index", "key", "log_prob", "bits_per_dim", "is_finite", "error")
+#: Every column a tfgen output may have and its Parquet type (`tfgen classify` adds some).
+TYPES = {"index": "int64", "key": "string", "log_prob": "float64", "bits_per_dim": "float64",
+         "is_finite": "bool_", "error": "string", "class": "int64", "probability": "float64",
+         "rejected": "bool_"}
 
 
 class CsvWriter:
-    def __init__(self, f):
+    def __init__(self, f, fields=FIELDS):
         self._writer = csv.writer(f)
-        self._writer.writerow(FIELDS)
+        self._writer.writerow(fields)
+        self._fields = fields
 
     def write(self, record):
         self._writer.writerow(["" if record[k] is None else
-                               str(record[k]).lower() if k == "is_finite" else
+                               str(record[k]).lower() if isinstance(record[k], bool) else
                                repr(record[k]) if isinstance(record[k], float) else record[k]
-                               for k in FIELDS])
+                               for k in self._fields])
 
     def close(self):
         pass
 
 
 class JsonlWriter:
-    def __init__(self, f):
+    def __init__(self, f, fields=FIELDS):
         self._f = f
+        self._fields = fields
 
     def write(self, record):
-        self._f.write(json.dumps({k: record[k] for k in FIELDS}) + "\n")
+        self._f.write(json.dumps({k: record[k] for k in self._fields}) + "\n")
 
     def close(self):
         pass
@@ -46,14 +52,12 @@ class JsonlWriter:
 class ParquetWriter:
     """Row groups of `group_rows` rows, so memory holds one group."""
 
-    def __init__(self, f, group_rows=65536):
+    def __init__(self, f, fields=FIELDS, group_rows=65536):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         self._pa = pa
-        self._schema = pa.schema([("index", pa.int64()), ("key", pa.string()),
-                                  ("log_prob", pa.float64()), ("bits_per_dim", pa.float64()),
-                                  ("is_finite", pa.bool_()), ("error", pa.string())])
+        self._schema = pa.schema([(k, getattr(pa, TYPES[k])()) for k in fields])
         self._writer = pq.ParquetWriter(f, self._schema)
         self._group_rows = group_rows
         self._pending = []
@@ -86,9 +90,9 @@ def check_output(path):
     return ext
 
 
-def open_writer(f, ext):
+def open_writer(f, ext, fields=FIELDS):
     """A writer of format `ext` on the open file `f` (opened with `WRITERS[ext][1]`)."""
-    return WRITERS[ext][0](f)
+    return WRITERS[ext][0](f, fields)
 
 
 def read_records(path):

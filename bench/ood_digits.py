@@ -9,7 +9,8 @@ photographs (the `photo_patches` dataset, test split, averaged to grey), uniform
 inverted test digits (16 - x), constant images (every level). Scores (tfgen.metrics.ood):
 -log2 p(x), the likelihood ratio against digits_ppca as the background model, and the
 PNG complexity correction. Conditional models score with their marginal log p(x)
-(class_posterior) and classify by argmax p(y | x); a logistic regression on the same
+(`tfgen.scoring.classify.Classifier`: log_prob per class and the training class prior)
+and classify by argmax p(y | x); a logistic regression on the same
 train split is the reference accuracy. Prints Markdown tables for docs/ood.md.
 """
 
@@ -25,6 +26,7 @@ sys.path.insert(0, ROOT)
 
 from tfgen.backend import tf  # noqa: E402
 from tfgen.data.datasets import load_dataset  # noqa: E402
+from tfgen.scoring.classify import Classifier  # noqa: E402
 from tfgen.metrics.ood import auroc, fit_threshold, fpr_at_tpr, png_code_bits, score  # noqa: E402
 
 MODELS = ("digits_realnvp", "digits_vae", "digits_ppca", "digits_conditional_glow",
@@ -49,16 +51,18 @@ def ood_sets(test_x, rows, seed=0):
 class Model:
     def __init__(self, name):
         self.name = name
-        self.loaded = tf.saved_model.load(os.path.join(ROOT, "saved_models", name, "1"))
-        self.conditional = "class_posterior" in self.loaded.signatures
+        path = os.path.join(ROOT, "saved_models", name, "1")
+        self.loaded = tf.saved_model.load(path)
+        self.conditional = "classify" in self.loaded.signatures
+        self.classifier = Classifier(path) if self.conditional else None
 
     def log_prob(self, x):
         if self.conditional:
-            return self.loaded.signatures["class_posterior"](x=tf.constant(x))["log_prob"].numpy()
+            return self.classifier(x)[1]
         return self.loaded.signatures["log_prob"](x=tf.constant(x))["log_prob"].numpy()
 
     def classes(self, x):
-        return np.argmax(self.loaded.signatures["class_posterior"](x=tf.constant(x))["class_log_prob"].numpy(), 1)
+        return np.argmax(self.classifier(x)[0], 1)
 
 
 def main(argv=None):

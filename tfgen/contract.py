@@ -38,8 +38,8 @@ class LogProbKind(str, enum.Enum):
 
 #: The tfgen.json format: 2 added the describe signature, latent_shape and stochastic_encoder;
 #: 3 added the reconstruct signature, encode's mean and scale, log_prob's elbo (for
-#: importance-weighted bounds) and log_prob_samples; 4 added the class_posterior and
-#: classify signatures of class-conditional likelihood models (and training_data.class_prior).
+#: importance-weighted bounds) and log_prob_samples; 4 added the classify signature
+#: of class-conditional likelihood models (and training_data.class_prior).
 FORMAT_VERSION = 4
 #: The oldest format readers understand (format 1 recorded no capabilities).
 OLDEST_FORMAT_VERSION = 2
@@ -363,18 +363,10 @@ SIGNATURES = {s.name: s for s in (
         ),
     ),
     Signature(
-        "class_posterior", "Bayes' rule over the classes: log p(y | x) = log p(x | y) + log p(y) - log p(x), "
-                           "with p(y) the training data's class frequencies (tfgen.json training_data.class_prior)",
-        inputs=(Tensor("x", "float32", Shape.EVENT, "examples", example=Example("output", ("sample", "samples"))),),
-        outputs=(Tensor("log_prob", "float32", Shape.ROW, "the marginal log p(x) = log sum_y p(x | y) p(y), nats"),
-                 Tensor("bits_per_dim", "float32", Shape.ROW, "-log_prob / (D ln 2)"),
-                 Tensor("class_log_prob", "float32", Shape.CLASSES, "log p(y | x) of every class")),
-        when=_bayes_classifier,
-        since=4,
-    ),
-    Signature(
-        "classify", "TF Serving's Classify API over class_posterior (which also gives log p(x): "
-                    "a classification signature may have only the outputs classes and scores)",
+        "classify", "TF Serving's Classify API: Bayes' rule over the classes, p(y | x) = p(x | y) p(y) / p(x), "
+                    "with p(y) the training data's class frequencies (tfgen.json training_data.class_prior); "
+                    "a classification signature may have only the outputs classes and scores, so the "
+                    "marginal log p(x) comes from log_prob and that prior (tfgen.scoring.classify)",
         inputs=(Tensor("inputs", "string", Shape.ROW,
                        f"serialized tf.train.Examples, the flattened example under float_list feature "
                        f"{EXAMPLE_FEATURE!r}", example=Example("examples", ("sample", "samples"))),),

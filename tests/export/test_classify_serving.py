@@ -14,6 +14,7 @@ from tensorflow_serving.apis import (
 )
 
 from tfgen.backend import tf
+from tfgen.scoring.classify import Classifier
 
 NAME = "real_nvp_image_conditional"
 
@@ -54,7 +55,7 @@ def test_classify_answers_p_y_given_x_with_tf_serving_s_response(served):
     response = stub.Classify(request, timeout=30)
     assert (response.model_spec.name, response.model_spec.signature_name) == ("cond", "classify")
     assert response.model_spec.version.value == 1
-    expected = np.exp(exports.loaded(NAME).signatures["class_posterior"](x=tf.constant(x))["class_log_prob"].numpy())
+    expected = np.exp(Classifier(exports.path(NAME))(x)[0])
     got = [[c.score for c in row.classes] for row in response.result.classifications]
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     assert [[c.label for c in row.classes] for row in response.result.classifications] == [["0", "1", "2"]] * 5
@@ -112,14 +113,13 @@ def test_tfgen_classify_writes_the_bayes_decision_and_rejects_below_the_threshol
     x = _rows(exports, 5)
     x[4, 0, 0, 0] = np.nan
     np.save(tmp_path / "x.npy", x)
-    posterior = exports.loaded(NAME).signatures["class_posterior"](x=tf.constant(x[:4]))
-    marginal = posterior["log_prob"].numpy()
+    class_log_prob, marginal = Classifier(exports.path(NAME))(x[:4])
     reject_below = float(np.sort(marginal)[1])  # rejects the lowest of the four
     out = tmp_path / "classes.parquet"
     assert main(["classify", "--model", os.path.dirname(exports.path(NAME)), "--input", str(tmp_path / "x.npy"),
                  "--out", str(out), "--reject-below", repr(reject_below)]) == 0
     rows = read_records(str(out))
-    assert [r["class"] for r in rows[:4]] == np.argmax(posterior["class_log_prob"].numpy(), 1).tolist()
+    assert [r["class"] for r in rows[:4]] == np.argmax(class_log_prob, 1).tolist()
     assert [r["rejected"] for r in rows[:4]] == (marginal < reject_below).tolist() and sum(marginal < reject_below) == 1
     np.testing.assert_allclose([r["log_prob"] for r in rows[:4]], marginal, rtol=1e-6)
     assert "non-finite" in rows[4]["error"] and rows[4]["class"] is None

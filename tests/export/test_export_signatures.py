@@ -50,9 +50,6 @@ def test_signature_names_dtypes_and_batching(exports, name):
     expected["serving_default"] = expected["sample"]
     if model.data_spec.conditional:  # the Bayes classifier's two signatures
         classes = model.data_spec.num_classes
-        expected["class_posterior"] = ({"x": (tf.float32, [-1, *event])},
-                                       {"log_prob": (tf.float32, [-1]), "bits_per_dim": (tf.float32, [-1]),
-                                        "class_log_prob": (tf.float32, [-1, classes])})
         expected["classify"] = ({"inputs": (tf.string, [-1])},
                                 {"classes": (tf.string, [-1, classes]), "scores": (tf.float32, [-1, classes])})
         assert signature_defs["classify"].method_name == "tensorflow/serving/classify"
@@ -153,7 +150,7 @@ def test_seeds_key_samples_row_by_row(exports, name):
 def test_warmup_requests_replay_through_the_loaded_model(exports, name):
     model, loaded = exports.model(name), exports.loaded(name)
     requests = read_warmup(exports.path(name))
-    bayes = {"class_posterior", "classify"} if model.data_spec.conditional else set()
+    bayes = {"classify"} if model.data_spec.conditional else set()
     assert {signature for signature, _ in requests} == {"sample", "log_prob", "encode", "decode", "reconstruct",
                                                       "describe", *bayes}
     assert {len(inputs["seed"]) for signature, inputs in requests if signature == "sample"} == {1, 4}
@@ -170,27 +167,25 @@ def test_warmup_requests_replay_through_the_loaded_model(exports, name):
     np.testing.assert_allclose(first["log_prob"]["x"], x, rtol=1e-5, atol=1e-5)
 
 
-def test_class_posterior_is_bayes_rule_over_log_prob_and_classify_agrees(exports, name):
-    """log p(y | x) = log p(x | y) + log p(y) - log p(x) from the log_prob signature, the
-    uniform prior (no training data recorded), and classify's scores from Examples;
-    unconditional models have neither signature."""
+def test_classify_is_bayes_rule_over_log_prob(exports, name):
+    """classify's scores from Examples are p(y | x) from the log_prob signature and the
+    uniform prior (no training data recorded); unconditional models have no classify."""
+    from tfgen.scoring.classify import bayes
+
     model, loaded = exports.model(name), exports.loaded(name)
     if not model.data_spec.conditional:
-        assert not {"classify", "class_posterior"} & set(loaded.signatures)
+        assert "classify" not in loaded.signatures
         return
     classes = model.data_spec.num_classes
     x = _call(loaded, "sample", **_sample_inputs(model, [3, 4, 5]))["samples"]
-    joint = np.stack([_call(loaded, "log_prob", x=x, condition=np.full([3], c, np.int32))["log_prob"]
-                      for c in range(classes)], axis=1) - np.log(classes)
-    marginal = np.logaddexp.reduce(joint.astype(np.float64), axis=1)
-    posterior = _call(loaded, "class_posterior", x=x)
-    np.testing.assert_allclose(posterior["log_prob"], marginal, rtol=1e-5, atol=1e-4)
-    np.testing.assert_allclose(posterior["class_log_prob"], joint - marginal[:, None], atol=1e-4)
+    conditional = np.stack([_call(loaded, "log_prob", x=x, condition=np.full([3], c, np.int32))["log_prob"]
+                            for c in range(classes)], axis=1)
+    posterior, _ = bayes(conditional, [1 / classes] * classes)
     examples = []
     for row in x:
         example = tf.train.Example()
         example.features.feature["x"].float_list.value.extend(row.reshape(-1))
         examples.append(example.SerializeToString())
     classified = _call(loaded, "classify", inputs=np.array(examples, object))
-    np.testing.assert_allclose(classified["scores"], np.exp(posterior["class_log_prob"]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(classified["scores"], np.exp(posterior), rtol=1e-5, atol=1e-6)
     assert classified["classes"].tolist() == [[str(c).encode() for c in range(classes)]] * 3

@@ -50,7 +50,7 @@ def export_model(model, base_path, version=None, metadata=None, warmup_rows=WARM
       version: positive int; None means one more than the largest existing version.
       metadata: optional dict with `training_data` (what the model was trained on; for a
         conditional model its `class_prior`, the training split's class frequencies, which
-        class_posterior/classify use, uniform if absent) and `metrics` (held-out results),
+        the classify signature uses, uniform if absent) and `metrics` (held-out results),
         both JSON-serializable; stored in tfgen.json.
       warmup_rows: batch sizes of the warmup requests (one request per signature each).
 

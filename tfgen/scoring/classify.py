@@ -4,9 +4,11 @@ reject option.
     tfgen classify --model saved_models/digits_conditional_glow --input x.npy --out c.csv \\
         --reject-below -60.5          # or --threshold threshold.json (from `tfgen ood fit`)
 
-Each row gets the most probable class under p(y | x) = p(x | y) p(y) / p(x) (the export's
-`class_posterior` signature; p(y) is the training data's class frequencies), that
-class's probability, and the marginal log p(x). A row whose log p(x) is below the
+Each row gets the most probable class under p(y | x) = p(x | y) p(y) / p(x), that class's
+probability, and the marginal log p(x) = log sum_y p(x | y) p(y): log p(x | y) from the
+export's `log_prob` signature for every class, p(y) the training data's class
+frequencies recorded in its tfgen.json (the prior its `classify` signature bakes in, so
+the two agree; TF Serving's Classify returns only classes and scores, not log p(x)). A row whose log p(x) is below the
 threshold is `rejected`: the model has not seen data like it, so its class is not a
 decision (it is still written). Unreadable rows keep their place with an error, as in
 `tfgen score`.
@@ -28,36 +30,48 @@ from tfgen.scoring.score import RowError, _first_line, progress_bar
 FIELDS = ("index", "key", "class", "probability", "log_prob", "rejected", "error")
 
 
-class Classifier:
-    """The `class_posterior` signature of an export, loaded with `tf.saved_model.load`.
+def bayes(conditional_log_prob, prior):
+    """`(log p(y | x) [B, C], log p(x) [B])` from log p(x | y) `[B, C]` and p(y) `[C]`."""
+    from scipy.special import logsumexp
 
-    Returns `(class_log_prob [B, C], log_prob [B])` for a batch `x`.
-    """
+    joint = np.asarray(conditional_log_prob, np.float64) + np.log(np.asarray(prior, np.float64))
+    marginal = logsumexp(joint, axis=1)
+    return joint - marginal[:, None], marginal
+
+
+class Classifier:
+    """A class-conditional export's `log_prob` signature, loaded with `tf.saved_model.load`,
+    and the class prior of its tfgen.json. Returns `(log p(y | x) [B, C], log p(x) [B])`
+    for a batch `x`."""
 
     def __init__(self, path):
         import tensorflow as tf
 
-        from tfgen.export.reader import resolve_version
+        from tfgen.export.reader import read_metadata, resolve_version
         from tfgen.scoring.score import _local_spec
 
         self.source = resolve_version(path)
         loaded = tf.saved_model.load(self.source)
-        if "class_posterior" not in loaded.signatures:
-            raise UserError(f"{self.source} has no class_posterior signature (class-conditional "
-                            f"likelihood models exported by tfgen >= format 4 have one); it has "
-                            f"{sorted(loaded.signatures)}")
-        self._loaded, self._fn = loaded, loaded.signatures["class_posterior"]
+        if "classify" not in loaded.signatures:
+            raise UserError(f"{self.source} has no classify signature (class-conditional likelihood "
+                            f"models exported by tfgen >= format 4 have one); it has {sorted(loaded.signatures)}")
+        self.prior = read_metadata(self.source)["training_data"].get("class_prior")
+        self._loaded, self._fn = loaded, loaded.signatures["log_prob"]
         self.event_shape = tuple(self._fn.structured_input_signature[1]["x"].shape[1:])
+        self.num_classes = loaded.signatures["classify"].structured_outputs["scores"].shape[1]
+        self.prior = self.prior or [1.0 / self.num_classes] * self.num_classes  # as the export bakes it in
         self.spec = _local_spec(self.source, self.event_shape)
 
     def __call__(self, x):
         import tensorflow as tf
 
+        rows, classes = len(x), self.num_classes
         try:
-            out = self._fn(x=tf.constant(x, tf.float32))
+            out = self._fn(x=tf.constant(np.repeat(x, classes, axis=0), tf.float32),
+                           condition=tf.constant(np.tile(np.arange(classes, dtype=np.int32), rows)))
         except (tf.errors.InvalidArgumentError, tf.errors.FailedPreconditionError) as e:
             raise RowError(_first_line(e.message)) from None
-        return out["class_log_prob"].numpy(), out["log_prob"].numpy()
+        return bayes(out["log_prob"].numpy().reshape(rows, classes), self.prior)
 
 
 @dataclasses.dataclass
@@ -138,8 +152,8 @@ def _classified(classifier, batch, reject_below):
 def register(subparsers):
     p = subparsers.add_parser(
         "classify", help="classify with a class-conditional likelihood model, abstaining on unfamiliar inputs",
-        description="Bayes' rule over the classes of a class-conditional likelihood model (its "
-                    "class_posterior signature): each row's most probable class, its probability "
+        description="Bayes' rule over the classes of a class-conditional likelihood model "
+                    "(log p(x | y) from its log_prob signature, p(y) from its training data): each row's most probable class, its probability "
                     "p(y | x) and the marginal log p(x). With --reject-below or --threshold, a row "
                     "whose log p(x) is below the threshold is marked rejected (an out-of-distribution "
                     "input: its class is no decision). Inputs as `tfgen score`.")

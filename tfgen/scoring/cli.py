@@ -48,6 +48,12 @@ def register(subparsers):
                    help="continue an interrupted run of the same --out from its last finished shard")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar with rows/s on stderr (default: only on a terminal)")
+    p.add_argument("--runner", metavar="NAME",
+                   help="score through Apache Beam's RunInference on this runner (DirectRunner, "
+                        "FlinkRunner, SparkRunner, DataflowRunner; needs `pip install tfgen[beam]`)")
+    p.add_argument("--pipeline-option", action="append", default=[], metavar="--FLAG=VALUE",
+                   help="a Beam pipeline option passed through, e.g. --pipeline-option=--direct_num_workers=2 "
+                        "(repeat for several)")
     p.set_defaults(func=run)
     return p
 
@@ -76,6 +82,8 @@ def run(args):
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     check_paths(args)
+    if args.runner:
+        return run_beam(args)
     try:
         if args.server:
             scorer = ServerScorer(args.server, args.model, args.version)
@@ -94,5 +102,45 @@ def run(args):
         # The CSV is written (each row says why), but a run that scored nothing failed.
         print(f"tfgen score: error: none of the {summary.rows} rows could be scored",
               file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_beam(args):
+    """`tfgen score --runner NAME`: the rows through `tfgen.scoring.beam.ScoreLogProb`."""
+    import os
+
+    from tfgen.errors import UserError
+    from tfgen.files import atomic_open
+    from tfgen.scoring.outputs import WRITERS, check_output, open_writer
+    from tfgen.scoring.score import LocalScorer, Summary
+
+    if args.server or args.resume:
+        raise UserError("--runner scores a local export (--model PATH) and has no --resume "
+                        "(the runner retries failed work itself)")
+    try:
+        from tfgen.scoring.beam import score_with_beam
+    except ImportError as e:
+        raise UserError(f"--runner needs Apache Beam: pip install 'tfgen[beam]' ({e})") from None
+    ext = check_output(args.out)
+    scorer = LocalScorer(args.model, args.version)  # the rows' shapes and the model's spec
+    from tfgen.scoring.inputs import read_rows
+
+    rows = read_rows(args.input, scorer.spec, scorer.conditional, args.condition_column,
+                     args.condition_file, args.key_column)
+    import time
+
+    start = time.monotonic()
+    records = score_with_beam(scorer.source, rows, args.runner, args.pipeline_option, args.batch_size)
+    summary = Summary(seconds=time.monotonic() - start)
+    with atomic_open(args.out, WRITERS[ext][1], **({} if ext == ".parquet" else {"newline": ""})) as f:
+        writer = open_writer(f, ext)
+        for record in records:
+            summary.count(record)
+            writer.write(record)
+        writer.close()
+    print(f"tfgen score: {scorer.source} on {args.runner}: {summary.line()}; wrote {os.fspath(args.out)}")
+    if summary.rows and not summary.scored:
+        print(f"tfgen score: error: none of the {summary.rows} rows could be scored", file=sys.stderr)
         return 1
     return 0

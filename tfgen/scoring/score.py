@@ -58,20 +58,22 @@ class LocalScorer:
     Args:
       path: `saved_models/NAME[/VERSION]` (newest version if none).
       version: optional version under `path`.
+      signature: the signature to call: one taking the log_prob inputs and returning
+        log_prob and bits_per_dim.
     """
 
-    def __init__(self, path, version=None):
+    def __init__(self, path, version=None, signature=LOG_PROB.name):
         import tensorflow as tf
 
         from tfgen.export.reader import resolve_version
 
         self.source = resolve_version(path if version is None else os.path.join(path, str(version)))
         loaded = tf.saved_model.load(self.source)
-        if LOG_PROB.name not in loaded.signatures:
-            raise UserError(f"{self.source} has no {LOG_PROB.name} signature; it has "
+        if signature not in loaded.signatures:
+            raise UserError(f"{self.source} has no {signature} signature; it has "
                             f"{sorted(loaded.signatures)}")
         self._loaded = loaded
-        self._fn = loaded.signatures[LOG_PROB.name]
+        self._fn = loaded.signatures[signature]
         specs = self._fn.structured_input_signature[1]
         self.event_shape = tuple(specs[_X.name].shape[1:])
         self.conditional = _CONDITION.name in specs

@@ -7,7 +7,10 @@ signature on the batches of an in-memory array and keeps the outputs; `tfgen sco
 (`score_file`) reads the same rows from an .npy file, checks each, prefetches batches
 through tf.data, writes resumable shards and joins them into a Parquet file. Each side
 runs `--repeats` times, alternating; the best time of each is reported, and their
-ratio (target: tfgen score >= 0.9x the bare loop).
+ratio (target: tfgen score >= 0.9x the bare loop). Then, in the same run, the Beam path
+(`tfgen.scoring.beam.score_with_beam`, DirectRunner) once with 1 worker (in-memory) and
+once with 2 (multi_processing); their times include the pipeline's start-up and, for
+multi_processing, each worker process importing TensorFlow and loading the model.
 """
 
 import argparse
@@ -32,6 +35,7 @@ def main(argv=None):
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-beam", action="store_true", help="skip the Beam DirectRunner rows")
     args = parser.parse_args(argv)
     digits = load_dataset({"name": "digits", "seed": 0}).splits["train"].x.astype(np.float32)
     x = np.resize(digits, (args.rows, *digits.shape[1:]))
@@ -59,7 +63,20 @@ def main(argv=None):
             score_file(scorer, os.path.join(tmp, "x.npy"), os.path.join(tmp, f"out{repeat}.parquet"),
                        args.batch_size, progress=False)
             times["tfgen score"].append(time.perf_counter() - start)
-    best = {k: min(v) for k, v in times.items()}
+        best = {k: min(v) for k, v in times.items()}
+        if not args.no_beam:
+            from tfgen.scoring.beam import score_with_beam
+            from tfgen.scoring.inputs import read_rows
+
+            for label, options in (("Beam DirectRunner, 1 worker", ["--direct_num_workers=1"]),
+                                   ("Beam DirectRunner, 2 workers (multi_processing)",
+                                    ["--direct_num_workers=2", "--direct_running_mode=multi_processing"])):
+                rows = read_rows(os.path.join(tmp, "x.npy"), scorer.spec)
+                start = time.perf_counter()
+                records = score_with_beam(scorer.source, rows, "DirectRunner", options, args.batch_size)
+                best[label] = time.perf_counter() - start
+                assert len(records) == args.rows
+    os.system("uptime")
     print(f"{os.path.basename(args.model.rstrip('/'))}: {args.rows} rows, batch {args.batch_size}, "
           f"best of {args.repeats}")
     print("| path | rows/s | x bare loop |\n|---|---|---|")

@@ -213,6 +213,7 @@ RSS_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a fresh process and a 192 MiB file: ~13 s on a quiet machine
 def test_memory_stays_flat_for_an_input_far_larger_than_the_batch(tmp_path):
     """A 192 MiB .npy (768x the 256 KiB batch) raises peak RSS by far less than its size
     over a run of a 1/16 as large file, measured in a fresh process."""

@@ -105,11 +105,18 @@ def read_records(path):
     with open(path, newline="") as f:
         if ext == ".jsonl":
             return [json.loads(line) for line in f if line.strip()]
-        records = []
-        for r in csv.DictReader(f):
-            records.append({
-                "index": int(r["index"]), "key": r["key"] or None,
-                "log_prob": float(r["log_prob"]) if r["log_prob"] else None,
-                "bits_per_dim": float(r["bits_per_dim"]) if r["bits_per_dim"] else None,
-                "is_finite": r["is_finite"] == "true", "error": r["error"] or None})
-        return records
+        return [{k: _parsed(k, v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def _parsed(column, text):
+    """A CSV cell back to its value ("" is None), by the column's type."""
+    kind = TYPES.get(column, "string")
+    if text == "":
+        return None
+    if kind == "int64":
+        return int(text)
+    if kind == "float64":
+        return float(text)
+    if kind == "bool_":
+        return text == "true"
+    return text

@@ -60,6 +60,8 @@ COMMAND_MODULES = [
     "tfgen.export.cli",  # sample (local), check
     "tfgen.serving.cli",  # serve
     "tfgen.scoring.cli",  # score
+    "tfgen.scoring.classify",  # classify
+    "tfgen.metrics.ood_cli",  # ood fit, ood apply
     "tfgen.latent.cli",  # interpolate, attribute, reconstruct
     "tfgen.evaluation.cli",  # evaluate, train-classifier
 ]

@@ -38,8 +38,9 @@ class LogProbKind(str, enum.Enum):
 
 #: The tfgen.json format: 2 added the describe signature, latent_shape and stochastic_encoder;
 #: 3 added the reconstruct signature, encode's mean and scale, log_prob's elbo (for
-#: importance-weighted bounds) and log_prob_samples.
-FORMAT_VERSION = 3
+#: importance-weighted bounds) and log_prob_samples; 4 added the classify signature
+#: of class-conditional likelihood models (and training_data.class_prior).
+FORMAT_VERSION = 4
 #: The oldest format readers understand (format 1 recorded no capabilities).
 OLDEST_FORMAT_VERSION = 2
 
@@ -139,6 +140,7 @@ class Shape(str, enum.Enum):
     EVENT = "event"  #: `[B, *event_shape]`, one example per row; variable-length audio: `[B, -1, ...]`
     LATENT = "latent"  #: `[B, *latent_shape]`, one code per row
     EVENT_RANK = "event_rank"  #: `[B, len(event_shape)]`, e.g. the event shape itself
+    CLASSES = "classes"  #: `[B, num_classes]`, one value per row and class
 
     def dims(self, capabilities):
         """The shape with -1 for the batch dim, e.g. `[-1, 8, 8, 1]`."""
@@ -148,6 +150,7 @@ class Shape(str, enum.Enum):
             else list(capabilities.event_shape),
             Shape.LATENT: list(capabilities.latent_shape),
             Shape.EVENT_RANK: [len(capabilities.event_shape)],
+            Shape.CLASSES: [capabilities.num_classes],
         }[self]
 
 
@@ -155,8 +158,10 @@ class Shape(str, enum.Enum):
 class Example:
     """How the example rows of an input are made, for the warmup requests an export
     carries and for the conformance checks: `seeds` (the rows' int64 seeds), `classes`
-    (seed mod num_classes), `fill` (`value` in every row), or `output` (`value` =
-    (signature, output): what an earlier signature returned, e.g. samples -> x)."""
+    (seed mod num_classes), `fill` (`value` in every row), `output` (`value` =
+    (signature, output): what an earlier signature returned, e.g. samples -> x), or
+    `examples` (the same, each row serialized as a `tf.train.Example` with the values
+    flattened under feature `x`)."""
 
     kind: str
     value: Any = None
@@ -188,6 +193,19 @@ def _stochastic_encoder(capabilities):
 
 def _variable_length(capabilities):
     return capabilities.variable_length
+
+
+def _bayes_classifier(capabilities):
+    """Class-conditional likelihood models of fixed-size examples: p(y | x) from p(x | y) p(y)."""
+    return (capabilities.conditional and capabilities.log_prob_kind.has_log_prob
+            and not capabilities.variable_length)
+
+
+#: TF Serving's method names: Predict serves any signature, Classify only a classification one.
+PREDICT_METHOD = "tensorflow/serving/predict"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+#: The feature of a classify request's tf.train.Example holding the flattened example.
+EXAMPLE_FEATURE = "x"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,7 +242,8 @@ class Signature:
 
     `when(capabilities)` says which models have it; inputs and outputs have their own
     `when`. `since` is the tfgen.json format that added it. Inputs are listed required
-    first, then defaulted (the order of the exported function's arguments).
+    first, then defaulted (the order of the exported function's arguments). `method` is
+    the SignatureDef's method_name, which decides the TF Serving API that serves it.
     """
 
     name: str
@@ -233,6 +252,7 @@ class Signature:
     outputs: Tuple[Tensor, ...]
     when: Callable = _always
     since: int = 1
+    method: str = PREDICT_METHOD
 
     def input(self, name):
         return _named(self.inputs, name, f"input of signature {self.name!r}")
@@ -345,6 +365,20 @@ SIGNATURES = {s.name: s for s in (
                    value=lambda c: c.sample_rate),
         ),
     ),
+    Signature(
+        "classify", "TF Serving's Classify API: Bayes' rule over the classes, p(y | x) = p(x | y) p(y) / p(x), "
+                    "with p(y) the training data's class frequencies (tfgen.json training_data.class_prior); "
+                    "a classification signature may have only the outputs classes and scores, so the "
+                    "marginal log p(x) comes from log_prob and that prior (tfgen.scoring.classify)",
+        inputs=(Tensor("inputs", "string", Shape.ROW,
+                       f"serialized tf.train.Examples, the flattened example under float_list feature "
+                       f"{EXAMPLE_FEATURE!r}", example=Example("examples", ("sample", "samples"))),),
+        outputs=(Tensor("classes", "string", Shape.CLASSES, "the class ids as text, \"0\" .. \"C-1\""),
+                 Tensor("scores", "float32", Shape.CLASSES, "p(y | x) of each class")),
+        when=_bayes_classifier,
+        since=4,
+        method=CLASSIFY_METHOD,
+    ),
 )}
 
 #: What TF Serving calls when a request names no signature; the same function as this one.
@@ -363,7 +397,7 @@ def check_table(signatures):
         for tensor in signature.inputs:
             if tensor.example is None:
                 raise AssertionError(f"input {signature.name}/{tensor.name} has no example")
-            if tensor.example.kind == "output":
+            if tensor.example.kind in ("output", "examples"):
                 source, output = tensor.example.value
                 if output not in seen.get(source, ()):
                     raise AssertionError(f"input {signature.name}/{tensor.name} reads {source}/{output}, "

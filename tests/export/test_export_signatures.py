@@ -48,6 +48,11 @@ def test_signature_names_dtypes_and_batching(exports, name):
                       "log_prob_kind": (tf.string, [-1]), "sample_rate": (tf.int64, [-1])}),
     }
     expected["serving_default"] = expected["sample"]
+    if model.data_spec.conditional:  # the Bayes classifier's two signatures
+        classes = model.data_spec.num_classes
+        expected["classify"] = ({"inputs": (tf.string, [-1])},
+                                {"classes": (tf.string, [-1, classes]), "scores": (tf.float32, [-1, classes])})
+        assert signature_defs["classify"].method_name == "tensorflow/serving/classify"
 
     def described(infos):
         return {k: (tf.as_dtype(v.dtype), [d.size for d in v.tensor_shape.dim]) for k, v in infos.items()}
@@ -145,8 +150,9 @@ def test_seeds_key_samples_row_by_row(exports, name):
 def test_warmup_requests_replay_through_the_loaded_model(exports, name):
     model, loaded = exports.model(name), exports.loaded(name)
     requests = read_warmup(exports.path(name))
+    bayes = {"classify"} if model.data_spec.conditional else set()
     assert {signature for signature, _ in requests} == {"sample", "log_prob", "encode", "decode", "reconstruct",
-                                                      "describe"}
+                                                      "describe", *bayes}
     assert {len(inputs["seed"]) for signature, inputs in requests if signature == "sample"} == {1, 4}
     for signature, inputs in requests:
         # The restored attribute functions accept omitted inputs that have defaults.
@@ -155,7 +161,31 @@ def test_warmup_requests_replay_through_the_loaded_model(exports, name):
         assert all(v.shape[0] == rows for v in outputs.values())
         assert all(np.all(np.isfinite(v.numpy())) for v in outputs.values() if v.dtype.is_floating)
     # The inputs are the model's own: log_prob gets the samples of the sample request.
-    first = dict(requests[:6])  # the single-row batch: one request per signature
+    first = dict(requests[:6 + len(bayes)])  # the single-row batch: one request per signature
     condition = first["sample"].get("condition")
     x = model.sample(first["sample"]["seed"], 1.0, condition).numpy()
     np.testing.assert_allclose(first["log_prob"]["x"], x, rtol=1e-5, atol=1e-5)
+
+
+def test_classify_is_bayes_rule_over_log_prob(exports, name):
+    """classify's scores from Examples are p(y | x) from the log_prob signature and the
+    uniform prior (no training data recorded); unconditional models have no classify."""
+    from tfgen.scoring.classify import bayes
+
+    model, loaded = exports.model(name), exports.loaded(name)
+    if not model.data_spec.conditional:
+        assert "classify" not in loaded.signatures
+        return
+    classes = model.data_spec.num_classes
+    x = _call(loaded, "sample", **_sample_inputs(model, [3, 4, 5]))["samples"]
+    conditional = np.stack([_call(loaded, "log_prob", x=x, condition=np.full([3], c, np.int32))["log_prob"]
+                            for c in range(classes)], axis=1)
+    posterior, _ = bayes(conditional, [1 / classes] * classes)
+    examples = []
+    for row in x:
+        example = tf.train.Example()
+        example.features.feature["x"].float_list.value.extend(row.reshape(-1))
+        examples.append(example.SerializeToString())
+    classified = _call(loaded, "classify", inputs=np.array(examples, object))
+    np.testing.assert_allclose(classified["scores"], np.exp(posterior), rtol=1e-5, atol=1e-6)
+    assert classified["classes"].tolist() == [[str(c).encode() for c in range(classes)]] * 3

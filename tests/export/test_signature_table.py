@@ -31,7 +31,13 @@ def test_a_conditional_flow_on_discrete_images():
         "decode": (["z", "condition"], ["x"]),
         "reconstruct": (["x", "condition"], ["x"]),
         "describe": (["rows"], ["kind", "event_shape", "levels", "num_classes", "log_prob_kind", "sample_rate"]),
+        "classify": (["inputs"], ["classes", "scores"]),
     }
+    classify = plan[-1]
+    assert classify["inputs"][0]["example"] == ["examples", ("sample", "samples")]
+    assert [o["shape"] for o in classify["outputs"]] == [[-1, 10], [-1, 10]]
+    assert SIGNATURES["classify"].method == "tensorflow/serving/classify"
+    plan = plan[:-1]
     sample = plan[0]
     assert [i["shape"] for i in sample["inputs"]] == [[-1], [-1], [-1]]
     assert [i["default"] for i in sample["inputs"]] == [None, None, 1.0]

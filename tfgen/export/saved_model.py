@@ -23,7 +23,7 @@ import os
 
 import tfgen
 from tfgen.backend import tf, tfp
-from tfgen.contract import FORMAT_VERSION, Capabilities
+from tfgen.contract import FORMAT_VERSION, SIGNATURES, Capabilities
 from tfgen.errors import UserError
 from tfgen.export.compact import compact_saved_model
 from tfgen.export.signatures import SignatureModule, build_model
@@ -48,8 +48,10 @@ def export_model(model, base_path, version=None, metadata=None, warmup_rows=WARM
       model: a tfgen `GenerativeModel` (built or not: it is run once on one row first).
       base_path: the model's directory (e.g. `saved_models/<name>`); created if missing.
       version: positive int; None means one more than the largest existing version.
-      metadata: optional dict with `training_data` (what the model was trained on) and
-        `metrics` (held-out results), both JSON-serializable; stored in tfgen.json.
+      metadata: optional dict with `training_data` (what the model was trained on; for a
+        conditional model its `class_prior`, the training split's class frequencies, which
+        the classify signature uses, uniform if absent) and `metrics` (held-out results),
+        both JSON-serializable; stored in tfgen.json.
       warmup_rows: batch sizes of the warmup requests (one request per signature each).
 
     Raises:
@@ -68,15 +70,38 @@ def export_model(model, base_path, version=None, metadata=None, warmup_rows=WARM
     final = os.path.join(base_path, str(version))
     with atomic_directory(final) as tmp:
         build_model(model)
-        module = SignatureModule(model)
+        module = SignatureModule(model, (metadata.get("training_data") or {}).get("class_prior"))
         tf.saved_model.save(module, tmp, signatures=module.signatures(), options=SAVE_OPTIONS)
         compact_saved_model(tmp)
+        set_method_names(tmp)
         os.makedirs(os.path.join(tmp, "assets.extra"))
         with open(os.path.join(tmp, METADATA), "w") as f:
             json.dump(metadata_document(model, read_signature_defs(tmp)[1], metadata), f, indent=2,
                       sort_keys=True)
         write_warmup(module, os.path.join(tmp, WARMUP), warmup_rows)
     return final
+
+
+def set_method_names(export_dir):
+    """Gives each SignatureDef its contract's method_name: `tf.saved_model.save` writes
+    `tensorflow/serving/predict` for every signature, and TF Serving's Classify serves
+    only signatures named `tensorflow/serving/classify`."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    path = os.path.join(export_dir, "saved_model.pb")
+    saved = saved_model_pb2.SavedModel()
+    with open(path, "rb") as f:
+        saved.ParseFromString(f.read())
+    changed = False
+    for meta_graph in saved.meta_graphs:
+        for name, signature_def in meta_graph.signature_def.items():
+            method = SIGNATURES[name].method if name in SIGNATURES else signature_def.method_name
+            if signature_def.method_name != method:
+                signature_def.method_name = method
+                changed = True
+    if changed:
+        with open(path, "wb") as f:
+            f.write(saved.SerializeToString())
 
 
 def next_version(base_path):

@@ -15,6 +15,9 @@ function per table entry) and traces each once:
     reconstruct  x, condition*, seed*** -> x float32 [B, *event]  (decode of encode)
     describe  rows int64 [B] -> kind, event_shape, levels, num_classes, log_prob_kind,
               sample_rate, one identical row per input row        (every model)
+    classify  inputs string [B] (tf.train.Examples) -> classes string [B, C], scores [B, C]
+              (class-conditional likelihood models; method_name TF Serving's classify, set
+              after saving)
     serving_default = sample
 
     * conditional models only; ** exact likelihoods only; *** stochastic encoders only;
@@ -41,7 +44,10 @@ import contextlib
 import inspect
 
 from tfgen.backend import tf
-from tfgen.contract import DEFAULT_SIGNATURE, SERVING_DEFAULT, SIGNATURES, Capabilities, signature_plan
+import numpy as np
+
+from tfgen.contract import (DEFAULT_SIGNATURE, EXAMPLE_FEATURE, SERVING_DEFAULT, SIGNATURES, Capabilities,
+                            signature_plan)
 from tfgen.metrics.bits import bits_per_dim
 
 #: The model method each signature shares while `sample` is traced, and the output that
@@ -60,12 +66,15 @@ class SignatureModule(tf.Module):
 
     Args:
       model: a built tfgen `GenerativeModel`.
+      class_prior: conditional models: p(y), one probability per class (the training
+        data's class frequencies); None: uniform. Baked into classify.
     """
 
-    def __init__(self, model):
+    def __init__(self, model, class_prior=None):
         super().__init__(name="tfgen_signatures")
         self.capabilities = Capabilities.of_model(model)
-        tracer = _Tracer(model, signature_plan(self.capabilities))
+        tracer = _Tracer(model, signature_plan(self.capabilities),
+                         checked_class_prior(class_prior, self.capabilities.num_classes))
         self._signatures = tracer.functions
         # The variables the signatures capture must be reachable from this module.
         self.model_variables = exported_variables(model)
@@ -91,6 +100,32 @@ def exported_variables(model):
     accumulators (serving never reads them)."""
     metric_variables = {v.ref() for metric in model.metrics for v in metric.variables}
     return [v for v in model.variables if v.ref() not in metric_variables]
+
+
+def checked_class_prior(class_prior, num_classes):
+    """`class_prior` as a list of `num_classes` probabilities summing to 1 (None: uniform
+    over `num_classes`; [] for an unconditional model)."""
+    import numpy as np
+
+    if not num_classes:
+        return []
+    if class_prior is None:
+        return [1.0 / num_classes] * num_classes
+    prior = np.asarray(class_prior, np.float64)
+    if prior.shape != (num_classes,) or not np.all(prior > 0) or abs(prior.sum() - 1) > 1e-6:
+        raise ValueError(f"class_prior must be {num_classes} positive probabilities summing to 1, "
+                         f"got {list(class_prior)}")
+    return prior.tolist()
+
+
+def class_frequencies(labels, num_classes):
+    """The class prior of a training split: each class's frequency, every class counted
+    at least once (a class absent from the split keeps a non-zero prior)."""
+    import numpy as np
+
+    counts = np.bincount(np.asarray(labels, np.int64), minlength=num_classes)[:num_classes]
+    counts = np.maximum(counts, 1)
+    return (counts / counts.sum()).tolist()
 
 
 def build_model(model):
@@ -148,6 +183,26 @@ def _reconstruct(tracer, x, condition=None, seed=None):
     return {"x": tracer.call("decode", z=z, condition=condition)["x"]}
 
 
+def _classify(tracer, inputs):
+    """TF Serving's Classify: parse the Examples, log p(x | y) for every class in one call
+    of the log_prob function on the rows repeated per class, then Bayes' rule with the
+    baked-in prior: scores = p(y | x). (One function: each calling function lists every
+    captured variable, and the shipped graphs stay under 1 MB.)"""
+    event_shape = tracer.entry("log_prob")["inputs"][0]["shape"][1:]
+    features = tf.io.parse_example(inputs, {EXAMPLE_FEATURE: tf.io.FixedLenFeature(
+        [int(np.prod(event_shape))], tf.float32)})
+    x = tf.reshape(features[EXAMPLE_FEATURE], [-1, *event_shape])
+    num_classes = len(tracer.class_prior)
+    rows = tf.shape(x)[0]
+    repeated = tf.repeat(x, num_classes, axis=0)  # row-major: row 0 with every class first
+    classes = tf.tile(tf.range(num_classes, dtype=tf.int32), [rows])
+    conditional = tf.reshape(tracer.call("log_prob", x=repeated, condition=classes)["log_prob"],
+                             [rows, num_classes])
+    joint = conditional + tf.math.log(tf.constant([tracer.class_prior], tf.float32))
+    labels = tf.constant([[str(c) for c in range(num_classes)]])
+    return {"classes": tf.tile(labels, [rows, 1]), "scores": tf.nn.softmax(joint, axis=1)}
+
+
 def _describe(tracer, rows):
     """The constant description, one row per input row."""
     outputs = {}
@@ -160,7 +215,7 @@ def _describe(tracer, rows):
 
 #: signature name -> `(tracer, **inputs) -> {output: tensor}`; one per table entry.
 COMPUTE = {"sample": _sample, "log_prob": _log_prob, "encode": _encode, "decode": _decode,
-           "reconstruct": _reconstruct, "describe": _describe}
+           "reconstruct": _reconstruct, "describe": _describe, "classify": _classify}
 if set(COMPUTE) != set(SIGNATURES):
     raise AssertionError(f"signatures without a computation: {sorted(set(SIGNATURES) ^ set(COMPUTE))}")
 
@@ -169,8 +224,9 @@ class _Tracer:
     """Builds the `tf.function` of each planned signature and traces them in an order
     where the ones `sample` shares exist first."""
 
-    def __init__(self, model, plan):
+    def __init__(self, model, plan, class_prior=()):
         self.model = model
+        self.class_prior = list(class_prior)
         self._plan = {entry["name"]: entry for entry in plan}
         # Bound before any sharing patches the instance, so a shared function's own
         # body runs the model's method, not itself.

@@ -93,11 +93,13 @@ def example_requests(plan, rows, first_seed, call, omit_defaults=False):
                     array = seeds % value[0]
                 elif kind == "fill":
                     array = np.full([rows], value[0])
-                elif kind == "output":
+                elif kind in ("output", "examples"):
                     source, output = value[0]
                     if source not in returned:
                         raise LookupError(f"input {spec['name']!r} needs {source}/{output}, and {source} failed")
                     array = returned[source][output]
+                    if kind == "examples":
+                        array = _serialized_examples(array)
                 else:
                     raise ValueError(f"input {spec['name']!r}: unknown example kind {kind!r}")
                 inputs[spec["name"]] = np.asarray(array, dtype=spec["dtype"] if spec["dtype"] != "string" else object)
@@ -107,6 +109,18 @@ def example_requests(plan, rows, first_seed, call, omit_defaults=False):
             continue
         returned[entry["name"]] = outputs
         yield entry["name"], inputs, outputs
+
+
+def _serialized_examples(rows):
+    """Each row flattened into a serialized `tf.train.Example` (float_list feature `x`)."""
+    from tensorflow.core.example import example_pb2
+
+    serialized = []
+    for row in rows:
+        example = example_pb2.Example()
+        example.features.feature["x"].float_list.value.extend(row.reshape(-1).tolist())
+        serialized.append(example.SerializeToString())
+    return serialized
 
 
 def exercise(call, contract):

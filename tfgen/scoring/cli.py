@@ -1,11 +1,14 @@
-"""`tfgen score`: batch log_prob scoring of a file, locally or through a server. Wiring only.
+"""`tfgen score`: streaming, resumable log_prob scoring of a file, locally or through a
+server. Wiring only.
 
-    tfgen score --model saved_models/digits_realnvp --input x.npy --out scores.csv
+    tfgen score --model saved_models/digits_realnvp --input x.npy --out scores.parquet
     tfgen score --server 127.0.0.1:8500 --model digits_realnvp --input x.csv --out scores.csv
+    tfgen score --model saved_models/digits_realnvp --input big.tfrecord --out s.jsonl --resume
 
-Exits 1 when no row could be scored (the CSV still says why for each).
+Exits 1 when no row could be scored (the output still says why for each).
 """
 
+import argparse
 import sys
 
 
@@ -22,9 +25,13 @@ def register(subparsers):
                    help="an export (newest version if none); with --server, the served model's name")
     p.add_argument("--server", metavar="HOST:PORT", help="score through a running server (gRPC)")
     p.add_argument("--version", type=int, metavar="N", help="model version (default: newest)")
-    p.add_argument("--input", required=True, metavar="FILE",
-                   help=".npy [N, *event], .npz (array x), or .csv (one flattened example per line)")
-    p.add_argument("--out", required=True, metavar="FILE.csv", help="output CSV")
+    p.add_argument("--input", required=True, metavar="FILE | FOLDER",
+                   help=".npy [N, *event], .npz (array x), .csv (one flattened example per line), "
+                        ".parquet (list column x, or numeric columns), .tfrecord (tf.train.Example, "
+                        "float_list feature x), or a folder of PNG/JPEG or WAV files (one subfolder "
+                        "per class for conditional models)")
+    p.add_argument("--out", required=True, metavar="FILE.{parquet,csv,jsonl}",
+                   help="output file; its extension picks the format")
     p.add_argument("--batch-size", type=int, default=256, metavar="N",
                    help="rows per signature call (default 256)")
     p.add_argument("--condition-column", metavar="COL",
@@ -32,6 +39,21 @@ def register(subparsers):
                         ".npz array holding each row's class (default for .npz: condition)")
     p.add_argument("--condition-file", metavar="FILE",
                    help="conditional models: the classes, .npy [N] or one integer per line")
+    p.add_argument("--key-column", metavar="COL",
+                   help="the column (.csv, .parquet), array (.npz) or bytes feature (.tfrecord) "
+                        "holding each row's key, written beside its index (folders: the file names)")
+    p.add_argument("--shard-rows", type=int, metavar="N",
+                   help="rows per resumable shard (default 64 batches)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run of the same --out from its last finished shard")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar with rows/s on stderr (default: only on a terminal)")
+    p.add_argument("--runner", metavar="NAME",
+                   help="score through Apache Beam's RunInference on this runner (DirectRunner, "
+                        "FlinkRunner, SparkRunner, DataflowRunner; needs `pip install tfgen[beam]`)")
+    p.add_argument("--pipeline-option", action="append", default=[], metavar="--FLAG=VALUE",
+                   help="a Beam pipeline option passed through, e.g. --pipeline-option=--direct_num_workers=2 "
+                        "(repeat for several)")
     p.set_defaults(func=run)
     return p
 
@@ -42,10 +64,13 @@ def check_paths(args):
 
     from tfgen.errors import MissingPath
 
-    for flag, path in (("--input", args.input), ("--condition-file", args.condition_file)):
-        if path and not os.path.isfile(path):
-            raise MissingPath(f"no input file {path}" if flag == "--input"
-                              else f"{flag} {path} does not exist")
+    from tfgen.scoring.inputs import input_format
+    from tfgen.scoring.outputs import check_output
+
+    check_output(args.out)
+    input_format(args.input)
+    if args.condition_file and not os.path.isfile(args.condition_file):
+        raise MissingPath(f"--condition-file {args.condition_file} does not exist")
     if not args.server and not os.path.isdir(args.model):
         raise MissingPath(f"no model directory {args.model}")
 
@@ -57,6 +82,8 @@ def run(args):
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     check_paths(args)
+    if args.runner:
+        return run_beam(args)
     try:
         if args.server:
             scorer = ServerScorer(args.server, args.model, args.version)
@@ -64,7 +91,8 @@ def run(args):
             scorer = LocalScorer(args.model, args.version)
         try:
             summary = score_file(scorer, args.input, args.out, args.batch_size,
-                                 args.condition_column, args.condition_file)
+                                 args.condition_column, args.condition_file, args.key_column,
+                                 args.shard_rows, args.resume, args.progress)
         finally:
             scorer.close()
     except Unreachable as e:
@@ -74,5 +102,45 @@ def run(args):
         # The CSV is written (each row says why), but a run that scored nothing failed.
         print(f"tfgen score: error: none of the {summary.rows} rows could be scored",
               file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_beam(args):
+    """`tfgen score --runner NAME`: the rows through `tfgen.scoring.beam.ScoreLogProb`."""
+    import os
+
+    from tfgen.errors import UserError
+    from tfgen.files import atomic_open
+    from tfgen.scoring.outputs import WRITERS, check_output, open_writer
+    from tfgen.scoring.score import LocalScorer, Summary
+
+    if args.server or args.resume:
+        raise UserError("--runner scores a local export (--model PATH) and has no --resume "
+                        "(the runner retries failed work itself)")
+    try:
+        from tfgen.scoring.beam import score_with_beam
+    except ImportError as e:
+        raise UserError(f"--runner needs Apache Beam: pip install 'tfgen[beam]' ({e})") from None
+    ext = check_output(args.out)
+    scorer = LocalScorer(args.model, args.version)  # the rows' shapes and the model's spec
+    from tfgen.scoring.inputs import read_rows
+
+    rows = read_rows(args.input, scorer.spec, scorer.conditional, args.condition_column,
+                     args.condition_file, args.key_column)
+    import time
+
+    start = time.monotonic()
+    records = score_with_beam(scorer.source, rows, args.runner, args.pipeline_option, args.batch_size)
+    summary = Summary(seconds=time.monotonic() - start)
+    with atomic_open(args.out, WRITERS[ext][1], **({} if ext == ".parquet" else {"newline": ""})) as f:
+        writer = open_writer(f, ext)
+        for record in records:
+            summary.count(record)
+            writer.write(record)
+        writer.close()
+    print(f"tfgen score: {scorer.source} on {args.runner}: {summary.line()}; wrote {os.fspath(args.out)}")
+    if summary.rows and not summary.scored:
+        print(f"tfgen score: error: none of the {summary.rows} rows could be scored", file=sys.stderr)
         return 1
     return 0

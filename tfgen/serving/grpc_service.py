@@ -9,15 +9,19 @@ import functools
 import time
 
 from tensorflow_serving.apis import (
+    classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    inference_pb2,
     model_management_pb2,
+    model_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
     status_pb2,
 )
 
+from tfgen.serving import classification
 from tfgen.serving import config as config_lib
 from tfgen.serving.errors import TF_ERROR_CODE, ServingError, invalid_argument, unimplemented
 from tfgen.serving.signatures import (
@@ -143,8 +147,28 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
         return await self.calls.handle(api, request.model_spec.name, context, body)
 
+    async def _classification(self, servable, model_spec, request_input, deadline):
+        """Runs the classification signature `model_spec` names on `request_input`."""
+        name = check_example_method(servable.signature_defs, model_spec.signature_name, "Classify")
+        aliases = classification.check_classification_signature(servable.signature_defs[name])
+        examples = classification.serialized_examples(request_input, self.core.limits.max_rows)
+        spec = model_pb2.ModelSpec(name=model_spec.name, signature_name=name)
+        spec.version.value = servable.version
+        call = self.core.predict(spec, output_filter=aliases,
+                                 arrays={classification.CLASSIFY_INPUTS: examples}, deadline=deadline)
+        outputs = await asyncio.wrap_future(call.future)
+        return name, classification.classification_result(outputs, len(examples))
+
     async def Classify(self, request, context):
-        return await self._example_api("Classify", request, context)
+        async def body():
+            servable = self.core.servable(request.model_spec)
+            name, result = await self._classification(servable, request.model_spec, request.input,
+                                                      self.calls.deadline(context))
+            response = classification_pb2.ClassificationResponse(result=result)
+            set_model_spec(response.model_spec, servable.name, servable.version, name)
+            return response
+
+        return await self.calls.handle("Classify", request.model_spec.name, context, body)
 
     async def Regress(self, request, context):
         return await self._example_api("Regress", request, context)
@@ -175,10 +199,18 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 if api is None:
                     raise unimplemented(f"Unsupported signature method_name: {task.method_name}")
                 check_example_method(servable.signature_defs, name, api)
-            raise unimplemented(
-                "MultiInference on classify/regress signatures is not supported by tfgen's "
-                "server; serve this model with tensorflow_model_server"
-            )
+            if any(task.method_name == REGRESS_METHOD for task in request.tasks):
+                raise example_api_unsupported("Regress")
+            response = inference_pb2.MultiInferenceResponse()
+            deadline = self.calls.deadline(context)
+            for task in request.tasks:  # every task on the request's one input
+                spec = model_pb2.ModelSpec()
+                spec.CopyFrom(task.model_spec)
+                spec.version.value = servable.version
+                name, result = await self._classification(servable, spec, request.input, deadline)
+                entry = response.results.add(classification_result=result)
+                set_model_spec(entry.model_spec, servable.name, servable.version, name)
+            return response
 
         name = request.tasks[0].model_spec.name if request.tasks else ""
         return await self.calls.handle("MultiInference", name, context, body)

@@ -276,8 +276,9 @@ def find_signature(signatures, name):
 def check_example_method(signature_defs, signature_name, api):
     """TF Serving's checks before Classify/Regress, with its messages; returns the name.
 
-    tfgen's server runs neither API (generative models have no such signatures), so a
-    request that passes these checks is answered with `example_api_unsupported`.
+    Classify then runs (`tfgen.serving.classification`); tfgen's server does not run
+    Regress (no tfgen model has a regression signature): a request that passes these
+    checks is answered with `example_api_unsupported`.
     """
     name = signature_name or DEFAULT_SIGNATURE
     if name not in signature_defs:

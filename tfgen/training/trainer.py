@@ -206,12 +206,17 @@ def _model_config(config, spec):
 
 
 def _training_metadata(config, dataset, epochs_completed):
-    return {
+    metadata = {
         "data": config.data.to_load_dict(),
         "num_train_examples": len(dataset.splits["train"].x),
         "epochs": epochs_completed,
         "global_batch_size": config.training.batch_size,
     }
+    if dataset.spec.num_classes:  # p(y) of the Bayes classifier (export/signatures.py)
+        from tfgen.export.signatures import class_frequencies
+
+        metadata["class_prior"] = class_frequencies(dataset.splits["train"].y, dataset.spec.num_classes)
+    return metadata
 
 
 def _callbacks(config, model, store, spec, initial_epoch):
@@ -442,9 +447,16 @@ def export_run(run_dir, base_path, version=None, log_prob_samples=None):
         raise MissingPath(f"no good checkpoint in {store.directory}")
     metrics_path = os.path.join(run_dir, "metrics.json")
     metrics = read_json(metrics_path) if os.path.isfile(metrics_path) else {}
+    training_data = {"data": config.data.to_load_dict(), "epochs": epoch,
+                     "global_batch_size": config.training.batch_size}
+    if model.data_spec.num_classes:  # the class prior of the Bayes classifier, as training records it
+        from tfgen.data.datasets import load_dataset
+        from tfgen.export.signatures import class_frequencies
+
+        training_data["class_prior"] = class_frequencies(
+            load_dataset(config.data.to_load_dict()).splits["train"].y, model.data_spec.num_classes)
     metadata = {
-        "training_data": {"data": config.data.to_load_dict(), "epochs": epoch,
-                          "global_batch_size": config.training.batch_size},
+        "training_data": training_data,
         "metrics": ({"split": metrics.get("held_out_split"), **metrics.get("held_out", {})}
                     if metrics.get("epochs_completed") == epoch else {}),
     }

@@ -60,6 +60,7 @@ COMMAND_MODULES = [
     "tfgen.export.cli",  # sample (local), check
     "tfgen.serving.cli",  # serve
     "tfgen.scoring.cli",  # score
+    "tfgen.publish.cli",  # publish (list, rollback, restore)
     "tfgen.latent.cli",  # interpolate, attribute, reconstruct
 ]
 

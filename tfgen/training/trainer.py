@@ -27,6 +27,7 @@ from tfgen.models.base import check_log_prob_samples, get_model_class, model_fro
 from tfgen.training import callbacks as callbacks_lib
 from tfgen.training import strategy as strategy_lib
 from tfgen.training.config import load_config
+from tfgen.training.init_from import FineTune
 from tfgen.training.optimizers import build_optimizer, build_schedule
 from tfgen.errors import MissingPath, PathExists, UserError
 
@@ -240,7 +241,7 @@ def _callbacks(config, model, store, spec, initial_epoch):
     return cbs, guard, checkpoint_cb
 
 
-def _export(config, model, strategy, dataset, metrics):
+def _export(config, model, strategy, dataset, metrics, lineage=None):
     """Exports the trained model (chief only); returns the version directory or None."""
     from tfgen.export.saved_model import export_model
 
@@ -253,6 +254,8 @@ def _export(config, model, strategy, dataset, metrics):
         "training_data": _training_metadata(config, dataset, metrics["epochs_completed"]),
         "metrics": {"split": metrics["held_out_split"], **metrics["held_out"]},
     }
+    if lineage is not None:
+        metadata["lineage"] = lineage
     export_dir = export_model(exportable, config.export.base_path, version=config.export.version, metadata=metadata)
     metrics["export_dir"] = export_dir
     log(f"exported {export_dir}")
@@ -287,6 +290,7 @@ def train(config, resume=False):
 
     if not dataclasses.is_dataclass(config):
         config = load_config(config)
+    fine_tune = FineTune.from_config(config)  # reads an --init-from export first
     _check_run_dir(config, resume)
     _check_export_target(config)
     t = config.training
@@ -305,7 +309,7 @@ def train(config, resume=False):
     train_ds, val_ds, steps = _datasets(dataset, config, workers)
     if t.early_stopping_patience is not None and val_ds is None:
         raise UserError(f"training.early_stopping_patience needs a 'validation' split; dataset {config.data.name!r} has none")
-    model_config = _model_config(config, spec)
+    model_config = fine_tune.model_config(_model_config(config, spec))
 
     total_steps = steps * t.epochs
     with strategy.scope():
@@ -315,6 +319,7 @@ def train(config, resume=False):
         # Slot variables exist before a restore, so checkpoints match them one to one.
         for name, optimizer in model.optimizers.items():
             optimizer.build(model.variables_for_optimizer(name))
+    fine_tune.prepare(model, lambda: evaluate_held_out(model, dataset, t))
 
     # Input checked; from here on the run directory exists.
     if chief:
@@ -325,7 +330,7 @@ def train(config, resume=False):
         log(f"--resume: no good checkpoint in {config.checkpoint_dir}; starting from scratch")
     if resume and workers > 1:
         _check_workers_agree(strategy, initial_epoch)
-    if not initial_epoch:
+    if not initial_epoch and fine_tune.parent is None:
         model.initialize_from_data(dataset.splits["train"])
     for name, optimizer in model.optimizers.items():
         learning_rate = build_schedule(t.optimizer_settings(name), total_steps)
@@ -371,7 +376,9 @@ def train(config, resume=False):
     metrics["held_out_split"], metrics["held_out"] = evaluate_held_out(model, dataset, t)
     log(f"held-out {metrics['held_out_split']}: {metrics['held_out']}")
 
-    export_dir = _export(config, model, strategy, dataset, metrics) if config.export.enabled else None
+    publish = fine_tune.decide(model, metrics)
+    export_dir = (_export(config, model, strategy, dataset, metrics, fine_tune.lineage(dataset, metrics))
+                  if config.export.enabled and publish else None)
     if chief:
         write_json(metrics_path, metrics)
     return TrainResult(config.run_dir, status, initial_epoch, epochs_completed, metrics, export_dir)

@@ -46,7 +46,7 @@ def served(parent, tmp_path):
 
 
 def write_config(tmp_path, name="fine_tune", **sections):
-    data = make_config(tmp_path, tensorboard={"enabled": False}, **sections)
+    data = make_config(tmp_path, tensorboard={"enabled": False}, export={"enabled": True}, **sections)
     data["run_dir"] = str(tmp_path / name)
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -115,7 +115,7 @@ BAD = {
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_init_from_is_one_line_before_anything_is_written(served, tmp_path, capsys, case):
     init_from, sections, message = BAD[case]
-    data = make_config(tmp_path, tensorboard={"enabled": False})
+    data = make_config(tmp_path, tensorboard={"enabled": False}, export={"enabled": True})
     data.update(sections)
     data["run_dir"] = str(tmp_path / "run")
     path = tmp_path / "bad.yaml"

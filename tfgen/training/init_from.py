@@ -158,9 +158,10 @@ class FineTune:
             raise UserError(f"--init-from {options.init_from}: the export is a {class_name}, the config's model a "
                             f"{config.model.class_name}")
         if os.path.realpath(config.export.base_path) != os.path.realpath(parent.base_path):
-            log(f"--init-from: publishing into the parent's base path {parent.base_path} "
-                f"(not export.base_path {config.export.base_path})")
             config.export.base_path = parent.base_path
+        if config.export.enabled and not options.dry_run:
+            log(f"--init-from {parent.version_dir}: the fine-tuned model is published as the next version of "
+                f"{parent.base_path}")
         if options.dry_run:
             config.export.enabled = False
         return cls(config, parent)

@@ -23,6 +23,7 @@ strategy: {name: default}   # default | mirrored | multi_worker | tpu
 checkpoint: {keep: 3, every: 1}
 tensorboard: {enabled: true, sample_every: 5}
 export: {enabled: true, base_path: saved_models/digits_realnvp}
+# fine_tune: {init_from: saved_models/digits_realnvp/1, freeze: [], max_regression: 0.0}
 run_dir: runs/digits_realnvp
 ```
 

@@ -27,9 +27,9 @@ from tfgen.models.base import check_log_prob_samples, get_model_class, model_fro
 from tfgen.training import callbacks as callbacks_lib
 from tfgen.training import strategy as strategy_lib
 from tfgen.training.config import load_config
-from tfgen.training.init_from import FineTune
 from tfgen.training.optimizers import build_optimizer, build_schedule
 from tfgen.errors import MissingPath, PathExists, UserError
+from tfgen.training.init_from import FineTune
 
 
 class TrainingDiverged(RuntimeError):

@@ -80,6 +80,7 @@ class ToyAdversarial(GenerativeModel):
     family = "gan"
     log_prob_kind = LogProbKind.NONE
     optimizer_names = ("generator", "discriminator")
+    freezable_parts = ("generator", "discriminator")
 
     def __init__(self, data_spec, latent_dim=2, hidden_units=8, **kwargs):
         super().__init__(data_spec, **kwargs)

@@ -62,6 +62,7 @@ COMMAND_MODULES = [
     "tfgen.scoring.cli",  # score
     "tfgen.scoring.classify",  # classify
     "tfgen.metrics.ood_cli",  # ood fit, ood apply
+    "tfgen.publish.cli",  # publish (list, rollback, restore)
     "tfgen.latent.cli",  # interpolate, attribute, reconstruct
     "tfgen.evaluation.cli",  # evaluate, train-classifier
 ]

@@ -34,6 +34,19 @@ def parse_version(name):
     return version if version <= INT64_MAX else None
 
 
+#: A version set aside by `tfgen publish --rollback` is renamed `rolled-back-<N>`: no
+#: server takes it for a version (not digits), it can be renamed back, and
+#: `next_version` never gives its number to another export.
+ROLLED_BACK_PREFIX = "rolled-back-"
+
+
+def rolled_back_version(name):
+    """The version number a rolled-back directory name stands for, or None."""
+    if not name.startswith(ROLLED_BACK_PREFIX):
+        return None
+    return parse_version(name[len(ROLLED_BACK_PREFIX):])
+
+
 def is_complete(path):
     """True when `path` holds a SavedModel's graph file."""
     return any(os.path.isfile(os.path.join(path, f)) for f in SAVED_MODEL_FILES)

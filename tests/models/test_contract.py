@@ -11,6 +11,8 @@ its entry.
 """
 
 import json
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -20,7 +22,9 @@ from zoo import cached, perturb_weights, slow_unless
 from tfgen.backend import keras, tf
 from tfgen.export.conformance import check_export
 from tfgen.export.saved_model import export_model
+from tfgen.export.signatures import SignatureModule, exported_variables
 from tfgen.models.base import get_model_class, registered_models
+from tfgen.training.init_from import restore_weights
 
 NAMES = sorted(zoo.ZOO)
 
@@ -135,15 +139,27 @@ def test_checkpoint_round_trip_gives_the_same_outputs(name, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """name -> (version dir, conformance report) of each representative entry, made once."""
+def exported_path(tmp_path_factory):
+    """name -> version dir of each representative entry's export, made once."""
     root = tmp_path_factory.mktemp("contract_exports")
     cache = {}
 
     def get(name):
         if name not in cache:
-            path = export_model(cached(name), str(root / name))
-            cache[name] = (path, check_export(path))
+            cache[name] = export_model(cached(name), str(root / name))
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def exported(exported_path):
+    """name -> (version dir, conformance report) of each representative entry, made once."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = (exported_path(name), check_export(exported_path(name)))
         return cache[name]
 
     return get
@@ -191,3 +207,78 @@ def test_export_conforms_and_answers_like_the_model(exported, name):
         reconstruction = loaded.signatures["reconstruct"](x=served["samples"], **extra)["x"].numpy()
         np.testing.assert_allclose(reconstruction, model.decode(encoded["z"], condition).numpy(),
                                    rtol=1e-4, atol=1e-4)
+
+
+# === Export, restore, one fine-tune step, re-export (tfgen.training.init_from) ===
+def signature_inputs(model, loaded, batch=3):
+    """The `sample` inputs of `rows(model, batch)`, with the defaulted ones the export has."""
+    seeds, condition = rows(model, batch)
+    inputs = {"seed": seeds, "temperature": tf.ones([batch])}
+    if condition is not None:
+        inputs["condition"] = condition
+    if "length" in loaded.signatures["sample"].structured_input_signature[1]:
+        inputs["length"] = tf.zeros([batch], tf.int32)  # audio: the example length
+    return inputs
+
+
+def restored_from(path, name):
+    """A model of `name`'s class and config with other weights, then the export's read in."""
+    model = perturb_weights(rebuilt(name), seed=7)
+    restore_weights(model, path)
+    return model
+
+
+#: The families whose export-restore-fine-tune-re-export runs by default (pPCA, a GAN, a
+#: latent-variable model, each tiny; flows are fine-tuned by tests/training/test_init_from.py);
+#: every representative runs under -m slow.
+FINE_TUNED_BY_DEFAULT = ("ppca_image", "toy_adversarial", "toy_latent_gaussian")
+
+
+def one_step_with_a_part_frozen(model, name):
+    """One eager fit step with the model's last declared freezable part (if any) frozen;
+    checks that the frozen part kept its values and the rest moved."""
+    part = next((p for p in reversed(model.freezable_parts) if model.part_variables(p)), None)
+    model.freeze([part] if part else [])
+    frozen = {v.ref() for v in (model.part_variables(part) if part else [])}
+    before = {v.ref(): v.numpy() for v in model.trainable_variables}
+    model.compile({n: keras.optimizers.Adam(1e-2) for n in model.optimizer_names}, run_eagerly=True)
+    x, condition = zoo.example_batch(name, batch_size=8)
+    model.fit(tf.data.Dataset.from_tensor_slices(x if condition is None else (x, condition)).batch(8), verbose=0)
+    moved = {v.ref() for v in model.trainable_variables if not np.array_equal(v.numpy(), before[v.ref()])}
+    assert moved and not moved & frozen, part
+
+
+@pytest.mark.parametrize("name", slow_unless(lambda n: n in FINE_TUNED_BY_DEFAULT, zoo.REPRESENTATIVE))
+def test_export_restore_one_fine_tune_step_re_export(exported_path, name, tmp_path):
+    path = exported_path(name)
+    restored = restored_from(path, name)
+    for original, copy in zip(exported_variables(cached(name)), exported_variables(restored), strict=True):
+        np.testing.assert_array_equal(copy.numpy(), original.numpy(), err_msg=original.name)
+    # Before any step, the restored model's own signatures (the functions an export of
+    # it would hold) answer as the export's, bit for bit, on the same rows.
+    loaded = tf.saved_model.load(path)
+    inputs = signature_inputs(restored, loaded)
+    module = SignatureModule(restored)
+    parent_samples = loaded.signatures["sample"](**inputs)
+    ours = module.call("sample", {k: v.numpy() for k, v in inputs.items()})
+    for key, value in parent_samples.items():
+        np.testing.assert_array_equal(ours[key], value.numpy(), err_msg=f"sample {key}")
+    extra = {"condition": inputs["condition"]} if "condition" in inputs else {}
+    if restored.log_prob_kind.has_log_prob:
+        expected = loaded.signatures["log_prob"](x=parent_samples["samples"], **extra)
+        ours = module.call("log_prob", {"x": parent_samples["samples"].numpy(), **{k: v.numpy() for k, v in extra.items()}})
+        for key, value in expected.items():
+            np.testing.assert_array_equal(ours[key], value.numpy(), err_msg=f"log_prob {key}")
+    # One fine-tune step, then the next version of the same base path answers as the
+    # fine-tuned model, no longer as its parent.
+    one_step_with_a_part_frozen(restored, name)
+    base = tmp_path / "base"
+    shutil.copytree(path, base / "1")
+    version = export_model(restored, str(base), metadata={"lineage": {"parent": {"version": 1}}})
+    assert version == str(base / "2")
+    samples = tf.saved_model.load(version).signatures["sample"](**inputs)["samples"].numpy()
+    fine_tuned = restored.sample(inputs["seed"], inputs["temperature"], extra.get("condition")).numpy()
+    np.testing.assert_allclose(samples, fine_tuned, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(samples, parent_samples["samples"].numpy(), rtol=1e-5, atol=1e-5)
+    with open(os.path.join(version, "assets.extra", "tfgen.json")) as f:
+        assert json.load(f)["lineage"] == {"parent": {"version": 1}}

@@ -30,10 +30,10 @@ from tfgen.export.signatures import SignatureModule, build_model
 from tfgen.export.standalone import METADATA, WARMUP, read_signature_defs
 from tfgen.export.warmup import WARMUP_ROWS, write_warmup
 from tfgen.files import atomic_directory
-from tfgen.versions import parse_version
+from tfgen.versions import parse_version, rolled_back_version
 
 #: Keys `export_model(metadata=...)` accepts, each copied into tfgen.json.
-METADATA_KEYS = ("training_data", "metrics")
+METADATA_KEYS = ("training_data", "metrics", "lineage")
 #: Custom gradients stay out: serving never differentiates, and a saved custom gradient
 #: names tensors of its forward function, which `compact_saved_model` renames (a load
 #: then fails). The cost: loaders log "Importing a function ... with ops with unsaved
@@ -50,8 +50,9 @@ def export_model(model, base_path, version=None, metadata=None, warmup_rows=WARM
       version: positive int; None means one more than the largest existing version.
       metadata: optional dict with `training_data` (what the model was trained on; for a
         conditional model its `class_prior`, the training split's class frequencies, which
-        the classify signature uses, uniform if absent) and `metrics` (held-out results),
-        both JSON-serializable; stored in tfgen.json.
+        the classify signature uses, uniform if absent), `metrics` (held-out results) and,
+        for a fine-tuned version, `lineage` (`tfgen.publish.lineage`), all
+        JSON-serializable; stored in tfgen.json.
       warmup_rows: batch sizes of the warmup requests (one request per signature each).
 
     Raises:
@@ -106,9 +107,11 @@ def set_method_names(export_dir):
 
 def next_version(base_path):
     """One more than the largest version number under `base_path`, counting directories
-    still being copied in (a complete-only count would pick a number already taken)."""
+    still being copied in (a complete-only count would pick a number already taken) and
+    rolled-back ones (a number a server has served is never reused)."""
     names = os.listdir(base_path) if os.path.isdir(base_path) else []
-    return max((v for v in map(parse_version, names) if v is not None), default=0) + 1
+    numbers = [parse_version(name) or rolled_back_version(name) for name in names]
+    return max((v for v in numbers if v is not None), default=0) + 1
 
 
 def metadata_document(model, signature_defs, metadata=None):
@@ -137,6 +140,7 @@ def metadata_document(model, signature_defs, metadata=None):
                        for name, s in signature_defs.items() if not name.startswith("__")},
         "training_data": metadata.get("training_data"),
         "metrics": metadata.get("metrics"),
+        "lineage": metadata.get("lineage"),
         "versions": {"tfgen": tfgen.__version__, "tensorflow": tf.__version__,
                      "tensorflow_probability": tfp.__version__},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

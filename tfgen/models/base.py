@@ -129,10 +129,14 @@ class GenerativeModel(keras.Model):
     #: the optimizers the model trains with, by name; `training.optimizers.<name>` in a
     #: config overrides the training-level optimizer settings for one of them.
     optimizer_names = ("optimizer",)
+    #: the parts fine-tuning can freeze by name (`training.freeze`, `tfgen train --freeze`),
+    #: e.g. a VAE's ("encoder", "decoder", "prior"); `part_variables` gives each one's.
+    freezable_parts = ()
 
     def __init__(self, data_spec, **kwargs):
         super().__init__(**kwargs)
         self.data_spec = DataSpec.from_dict(data_spec)
+        self._frozen = frozenset()
 
     # === Contract ===
     def log_prob(self, x, condition=None):
@@ -187,6 +191,32 @@ class GenerativeModel(keras.Model):
         """The variables optimizer `name` updates (all trainable ones by default)."""
         return self.trainable_variables
 
+    def part_variables(self, name):
+        """The trainable variables of freezable part `name` (default: those of the layer
+        held in the attribute of that name)."""
+        return getattr(self, name).trainable_variables
+
+    def freeze(self, names):
+        """Excludes the variables of the named `freezable_parts` from every update
+        (`minimize`); call before `fit` traces `train_step`. An empty list unfreezes."""
+        unknown = sorted(set(names) - set(self.freezable_parts))
+        if unknown:
+            declared = f"its freezable parts are {list(self.freezable_parts)}" if self.freezable_parts \
+                else "it declares no freezable parts"
+            raise UserError(f"cannot freeze {unknown[0]!r} of {type(self).__name__}: {declared}")
+        frozen = set()
+        for name in names:
+            variables = self.part_variables(name)
+            if not variables:
+                raise UserError(f"cannot freeze {name!r} of {type(self).__name__}: that part has no "
+                                "trainable variables in this configuration")
+            frozen |= {v.ref() for v in variables}
+        self._frozen = frozenset(frozen)
+
+    def trained_variables(self, name):
+        """What optimizer `name` updates: `variables_for_optimizer(name)` less frozen parts."""
+        return [v for v in self.variables_for_optimizer(name) if v.ref() not in self._frozen]
+
     @property
     def reported_losses(self):
         """Names of the figures `train_step` reports that must stay finite."""
@@ -202,7 +232,9 @@ class GenerativeModel(keras.Model):
         only when the loss and the summed gradients are finite.
         """
         name = optimizer_name or self.optimizer_names[0]
-        variables = self.variables_for_optimizer(name)
+        variables = self.trained_variables(name)
+        if not variables:  # every variable it updates is frozen
+            return
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         gradients = tape.gradient(loss, variables, output_gradients=tf.constant(1.0 / replicas, loss.dtype))
         guard = getattr(self, "step_guard", None)

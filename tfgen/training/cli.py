@@ -6,6 +6,7 @@ TensorFlow is imported when a command runs, not when `tfgen --help` builds the p
 import os
 import sys
 from tfgen.errors import UserError
+from tfgen.training import init_from
 
 TRAIN_HELP = """\
 Train a model from a YAML config (sections: model, data, training, strategy,
@@ -40,6 +41,7 @@ def register(subparsers):
                        help="start a local cluster of N worker processes on loopback ports, each with its own "
                             "TF_CONFIG (the config's strategy must be multi_worker); one failed worker or Ctrl-C "
                             "stops all")
+    init_from.add_arguments(train)
     train.set_defaults(func=run_train, parser=train)
 
     export = subparsers.add_parser("export", help="export a training run as a SavedModel version",
@@ -94,6 +96,7 @@ def run_train(args):
 
     config = override(load_config(args.config), run_dir=args.run_dir, epochs=args.epochs,
                       export=False if args.no_export else None, add_version=True if args.add_version else None)
+    init_from.apply_arguments(config, args)
     try:
         result = train(config, resume=args.resume)
     except TrainingDiverged as e:
@@ -107,6 +110,9 @@ def run_train(args):
         summary = f"{result.metrics['held_out_split']} {summary}"
     print(f"tfgen train: {result.status} after {result.epochs_completed} epochs; held-out {summary}; "
           f"run dir {result.run_dir}" + (f"; exported {result.export_dir}" if result.export_dir else ""))
+    fine_tune = result.metrics.get("fine_tune")
+    if fine_tune and not fine_tune["acceptable"] and not fine_tune["publish"] and not fine_tune["dry_run"]:
+        return 1  # a fine-tuned version worse than its parent, not published
     return 0
 
 

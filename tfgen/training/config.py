@@ -24,6 +24,7 @@ checkpoint: {keep: 3, every: 1}
 tensorboard: {enabled: true, sample_every: 5}
 export: {enabled: true, base_path: saved_models/digits_realnvp}
 faults: {nonfinite: stop, preemption_grace_seconds: 0, peer_timeout_seconds: 30}
+# fine_tune: {init_from: saved_models/digits_realnvp/1, freeze: [], max_regression: 0.0}
 run_dir: runs/digits_realnvp
 ```
 
@@ -304,6 +305,32 @@ class FaultsConfig:
 
 
 @dataclasses.dataclass
+class FineTuneConfig:
+    """Fine-tuning an exported version and publishing the result (`tfgen.training.init_from`).
+
+    Args:
+      init_from: `saved_models/NAME[/VERSION]` (newest version if none): the run starts
+        from that export's weights, its model rebuilt from the export's metadata (the
+        config's model must agree), and publishes the next version of the same base path
+        (`export.base_path` is not used); publishing into a base path with versions
+        needs `export.add_version` (`--add-version`), as any export does.
+      freeze: names of the model's `freezable_parts` (e.g. a VAE's decoder) that are
+        not updated.
+      max_regression: the fine-tuned version is not published when its held-out figure
+        (bits/dim, else the first reported loss; lower is better) is worse than the
+        parent's on the same split by more than this.
+      force: publish even when it is worse by more than `max_regression`.
+      dry_run: train and compare with the parent, publish nothing.
+    """
+
+    init_from: Optional[str] = None
+    freeze: list = dataclasses.field(default_factory=list)
+    max_regression: float = 0.0
+    force: bool = False
+    dry_run: bool = False
+
+
+@dataclasses.dataclass
 class TrainConfig:
     """A whole training run. Build with `load_config(path)` or `parse_config(dict)`."""
 
@@ -315,6 +342,7 @@ class TrainConfig:
     tensorboard: TensorBoardConfig = dataclasses.field(default_factory=TensorBoardConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
     faults: FaultsConfig = dataclasses.field(default_factory=FaultsConfig)
+    fine_tune: FineTuneConfig = dataclasses.field(default_factory=FineTuneConfig)
     run_dir: Optional[str] = None
 
     @property
@@ -425,6 +453,10 @@ def _validate(config):
     _require(f.peer_timeout_seconds >= 1, "config key 'faults.peer_timeout_seconds' must be >= 1")
     _require(f.inject_nonfinite_at_step is None or f.inject_nonfinite_at_step >= 0,
              "config key 'faults.inject_nonfinite_at_step' must be >= 0")
+    f = config.fine_tune
+    _require(all(isinstance(name, str) for name in f.freeze), "config key 'fine_tune.freeze' must be a list of part names")
+    _require(math.isfinite(f.max_regression) and f.max_regression >= 0,
+             "config key 'fine_tune.max_regression' must be a finite number >= 0")
 
 
 # What keras.Model's constructor takes besides a model's own arguments.

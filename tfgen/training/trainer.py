@@ -31,6 +31,7 @@ from tfgen.training import strategy as strategy_lib
 from tfgen.training.config import load_config, run_directory_files
 from tfgen.training.optimizers import build_optimizer, build_schedule
 from tfgen.errors import MissingPath, PathExists, UserError
+from tfgen.training.init_from import FineTune
 
 
 class TrainingDiverged(RuntimeError):
@@ -249,7 +250,7 @@ def _callbacks(config, model, store, spec, initial_epoch):
     return cbs, guard, checkpoint_cb
 
 
-def _export(config, model, strategy, dataset, metrics):
+def _export(config, model, strategy, dataset, metrics, lineage=None):
     """Exports the trained model (chief only); returns the version directory or None."""
     from tfgen.export.saved_model import export_model
 
@@ -262,6 +263,8 @@ def _export(config, model, strategy, dataset, metrics):
         "training_data": _training_metadata(config, dataset, metrics["epochs_completed"]),
         "metrics": {"split": metrics["held_out_split"], **metrics["held_out"]},
     }
+    if lineage is not None:
+        metadata["lineage"] = lineage
     export_dir = export_model(exportable, config.export.base_path, version=config.export.version, metadata=metadata)
     metrics["export_dir"] = export_dir
     log(f"exported {export_dir}")
@@ -296,6 +299,7 @@ def train(config, resume=False):
 
     if not dataclasses.is_dataclass(config):
         config = load_config(config)
+    fine_tune = FineTune.from_config(config)  # reads an --init-from export first
     _check_run_dir(config, resume)
     _check_export_target(config)
     faults.check_no_stale_preemption(config.checkpoint_dir, resume)
@@ -319,7 +323,7 @@ def train(config, resume=False):
         train_ds = faults.inject_nonfinite_batch(train_ds, config.faults.inject_nonfinite_at_step)
     if t.early_stopping_patience is not None and val_ds is None:
         raise UserError(f"training.early_stopping_patience needs a 'validation' split; dataset {config.data.name!r} has none")
-    model_config = _model_config(config, spec)
+    model_config = fine_tune.model_config(_model_config(config, spec))
     sample_quality_cb = sample_metrics.from_config(config, dataset, log=log)  # checks its feature network
 
     total_steps = steps * t.epochs
@@ -331,6 +335,7 @@ def train(config, resume=False):
         for name, optimizer in model.optimizers.items():
             optimizer.build(model.variables_for_optimizer(name))
     faults.install_step_guard(model)
+    fine_tune.prepare(model, lambda: evaluate_held_out(model, dataset, t))
 
     # Input checked; from here on the run directory exists.
     if chief:
@@ -352,7 +357,7 @@ def train(config, resume=False):
                 f"step {preemption.resumed_at[1]}")
     if resume and workers > 1:
         _check_workers_agree(strategy, initial_epoch)
-    if not initial_epoch and preemption.resumed_at is None:
+    if not initial_epoch and preemption.resumed_at is None and fine_tune.parent is None:
         model.initialize_from_data(dataset.splits["train"])
     for name, optimizer in model.optimizers.items():
         learning_rate = build_schedule(t.optimizer_settings(name), total_steps)
@@ -407,7 +412,9 @@ def train(config, resume=False):
     metrics["held_out_split"], metrics["held_out"] = evaluate_held_out(model, dataset, t)
     log(f"held-out {metrics['held_out_split']}: {metrics['held_out']}")
 
-    export_dir = _export(config, model, strategy, dataset, metrics) if config.export.enabled else None
+    publish = fine_tune.decide(model, metrics)
+    export_dir = (_export(config, model, strategy, dataset, metrics, fine_tune.lineage(dataset, metrics))
+                  if config.export.enabled and publish else None)
     if chief:
         write_json(metrics_path, metrics)
     return TrainResult(config.run_dir, status, initial_epoch, epochs_completed, metrics, export_dir)

@@ -91,6 +91,7 @@ class VAE(GenerativeModel):
 
     family = "vae"
     log_prob_kind = LogProbKind.IMPORTANCE_WEIGHTED_BOUND
+    freezable_parts = ("encoder", "decoder", "prior")
     has_latent = True
     stochastic_encoder = True
     #: The config key `tfgen export --log-prob-samples` overrides.
@@ -195,6 +196,17 @@ class VAE(GenerativeModel):
     @property
     def log_prob_samples(self):
         return self.num_importance_samples
+
+    def part_variables(self, name):
+        """encoder: q(z|x)'s networks (with any posterior flow); decoder: p(x|z)'s (with
+        the gaussian scale); prior: p(z)'s (none for the standard normal). The class
+        embedding feeds both and freezes with neither."""
+        layers = {"encoder": [self.encoder, self.posterior_head, *self.posterior_flow],
+                  "decoder": [self.decoder], "prior": [self.prior_distribution]}[name]
+        variables = [v for layer in layers for v in layer.trainable_variables]
+        if name == "decoder" and self.likelihood == "gaussian":
+            variables.append(self.raw_decoder_scale)
+        return variables
 
     @property
     def reported_losses(self):

@@ -80,9 +80,22 @@ def _circles(rng, n, noise):
     return make_circles(n, noise=noise, factor=0.5, random_state=np.random.RandomState(rng.integers(2**31)))[0]
 
 
+_EIGHT_GAUSSIANS_NOISE = 0.1
+
+
 def _eight_gaussians(rng, n, noise):
     angles = rng.integers(8, size=n) * (2 * math.pi / 8)
     return np.stack([np.cos(angles), np.sin(angles)], axis=1) + noise * rng.standard_normal((n, 2))
+
+
+def eight_gaussians_modes(noise=_EIGHT_GAUSSIANS_NOISE):
+    """The `eight_gaussians` dataset's mode centres `[8, 2]` and their standard deviation,
+    in the dataset's (standardized) coordinates, for `noise` as in its config."""
+    centre, scale = np.asarray(_TOYS["eight_gaussians"][2]), np.asarray(_TOYS["eight_gaussians"][3])
+    angles = np.arange(8) * (2 * math.pi / 8)
+    modes = (np.stack([np.cos(angles), np.sin(angles)], axis=1) - centre) / scale
+    # The scale is the same on both axes, so the modes stay isotropic.
+    return modes, float(noise / scale[0])
 
 
 def _checkerboard(rng, n, noise):
@@ -98,7 +111,7 @@ def _checkerboard(rng, n, noise):
 _TOYS = {
     "two_moons": (_moons, 0.05, (0.5, 0.25), (0.866, 0.494)),
     "circles": (_circles, 0.05, (0.0, 0.0), (0.559, 0.559)),
-    "eight_gaussians": (_eight_gaussians, 0.1, (0.0, 0.0), (0.707, 0.707)),
+    "eight_gaussians": (_eight_gaussians, _EIGHT_GAUSSIANS_NOISE, (0.0, 0.0), (0.707, 0.707)),
     "checkerboard": (_checkerboard, 0.0, (0.0, 0.0), (2.309, 2.309)),
 }
 TOY_RANGE = 3.0

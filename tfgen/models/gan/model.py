@@ -67,7 +67,7 @@ class GAN(GenerativeModel):
     has_encoder = False
     optimizer_names = ("generator", "discriminator")
     CONFIG_KEYS = ("latent_dim", "network", "generator_units", "discriminator_units", "generator_filters",
-                   "discriminator_filters", "generator_batch_norm", "leaky_relu_slope", "loss",
+                   "discriminator_filters", "generator_batch_norm", "leaky_relu_slope",
                    "gradient_penalty_weight", "r1_weight", "discriminator_steps", "spectral_normalization",
                    "ema_decay", "condition_dim", "noise_seed")
 
@@ -87,7 +87,8 @@ class GAN(GenerativeModel):
         self.discriminator_filters = [int(f) for f in discriminator_filters]
         self.generator_batch_norm = bool(generator_batch_norm)
         self.leaky_relu_slope = float(leaky_relu_slope)
-        self.loss = loss
+        # Not `self.loss`: Keras' compile() sets that attribute to its own loss argument.
+        self.loss_name = loss
         self.generator_loss_fn, self.discriminator_loss_fn = losses.loss_pair(loss)
         self.gradient_penalty_weight = float(gradient_penalty_weight)
         self.r1_weight = float(r1_weight)
@@ -283,5 +284,5 @@ class GAN(GenerativeModel):
     # === Config ===
     def get_config(self):
         config = super().get_config()
-        config.update(attribute_config(self, self.CONFIG_KEYS))
+        config.update(attribute_config(self, self.CONFIG_KEYS), loss=self.loss_name)
         return config

@@ -28,6 +28,7 @@ SCRIPTS = [
     ("export_log_prob", True),
     ("audio_baselines", False),
     ("autoregressive_sampling", True),
+    ("sample_quality", True),
     ("serving", True),  # added by the serving work; skipped while absent
 ]
 NOISE = ("W0000 ", "I0000 ", "E0000 ", "WARNING: All log messages")

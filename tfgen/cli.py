@@ -61,6 +61,7 @@ COMMAND_MODULES = [
     "tfgen.serving.cli",  # serve
     "tfgen.scoring.cli",  # score
     "tfgen.latent.cli",  # interpolate, attribute, reconstruct
+    "tfgen.evaluation.cli",  # evaluate, train-classifier
 ]
 
 

@@ -240,11 +240,20 @@ class TensorBoardConfig:
       sample_every: write a grid (images) or scatter (2-D vectors) of samples every N
         epochs, from fixed seeds so the grids are comparable (0: never).
       num_samples: samples per grid.
+      metrics_every: write sample-quality figures (FD, KID, precision/recall; mode
+        coverage, class accuracy where they apply) against the validation split every N
+        epochs (0, the default: never; tfgen/training/sample_metrics.py).
+      metrics_feature_network: their feature network (default: as `tfgen evaluate`
+        chooses by the data).
+      metrics_num_samples: samples each time (default: the validation split's size).
     """
 
     enabled: bool = True
     sample_every: int = 5
     num_samples: int = 36
+    metrics_every: int = 0
+    metrics_feature_network: Optional[str] = None
+    metrics_num_samples: Optional[int] = None
 
 
 @dataclasses.dataclass
@@ -377,6 +386,9 @@ def _validate(config):
     _require(config.checkpoint.keep >= 2, "config key 'checkpoint.keep' must be >= 2 (a damaged newest checkpoint needs a predecessor)")
     _require(config.checkpoint.every >= 1, "config key 'checkpoint.every' must be >= 1")
     _require(config.tensorboard.sample_every >= 0, "config key 'tensorboard.sample_every' must be >= 0")
+    _require(config.tensorboard.metrics_every >= 0, "config key 'tensorboard.metrics_every' must be >= 0")
+    _require(config.tensorboard.metrics_num_samples is None or config.tensorboard.metrics_num_samples >= 2,
+             "config key 'tensorboard.metrics_num_samples' must be >= 2")
     _require(config.export.version is None or config.export.version >= 1, "config key 'export.version' must be >= 1")
 
 
@@ -439,15 +451,20 @@ def parse_config(data, name="run"):
     return config
 
 
-def load_config(path):
-    """Reads and validates a YAML training config (`yaml.safe_load` only)."""
+def read_yaml(path, what="training config"):
+    """The data of a YAML file (`yaml.safe_load` only); one-line errors naming `path`."""
     if not os.path.isfile(path):
-        raise MissingPath(f"training config not found: {path}")
+        raise MissingPath(f"{what} not found: {path}")
     with open(path) as f:
         try:
-            data = yaml.safe_load(f)
+            return yaml.safe_load(f)
         except yaml.YAMLError as e:
             raise UserError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from None
+
+
+def load_config(path):
+    """Reads and validates a YAML training config (`yaml.safe_load` only)."""
+    data = read_yaml(path)
     try:
         return parse_config(data, name=os.path.splitext(os.path.basename(path))[0])
     except UserError as e:

@@ -25,6 +25,7 @@ from tfgen.backend import keras, tf
 from tfgen.files import write_json, write_text
 from tfgen.models.base import check_log_prob_samples, get_model_class, model_from_config
 from tfgen.training import callbacks as callbacks_lib
+from tfgen.training import sample_metrics
 from tfgen.training import strategy as strategy_lib
 from tfgen.training.config import load_config
 from tfgen.training.optimizers import build_optimizer, build_schedule
@@ -306,6 +307,7 @@ def train(config, resume=False):
     if t.early_stopping_patience is not None and val_ds is None:
         raise UserError(f"training.early_stopping_patience needs a 'validation' split; dataset {config.data.name!r} has none")
     model_config = _model_config(config, spec)
+    sample_quality_cb = sample_metrics.from_config(config, dataset, log=log)  # checks its feature network
 
     total_steps = steps * t.epochs
     with strategy.scope():
@@ -341,6 +343,7 @@ def train(config, resume=False):
         log(f"held-out before training: {metrics['initial_held_out']}")
 
     cbs, guard, checkpoint_cb = _callbacks(config, model, store, spec, initial_epoch)
+    cbs += [sample_quality_cb] if sample_quality_cb else []
     start = time.time()
     history = model.fit(
         train_ds, epochs=t.epochs, steps_per_epoch=steps, initial_epoch=initial_epoch,

@@ -158,8 +158,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few steps and rounds")
     parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=sorted(CONFIGS))
+    parser.add_argument("--steps", type=int, help="timed steps per fit call (default 40)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5)")
     args = parser.parse_args()
     steps, rounds, warmup = (5, 2, 2) if args.quick else (40, 5, 5)
+    steps, rounds = args.steps or steps, args.rounds or rounds
     print(machine_line())
     variants = ("tfgen", "tfgen, no EMA", "keras-io reference")
     for name in args.configs:

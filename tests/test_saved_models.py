@@ -85,9 +85,10 @@ def test_shipped_models_answer_as_recorded_before_the_re_export(name):
 # Under -m slow only, to keep the default run within its budget: the speech WaveNet
 # (it samples 4000 steps in every loader, a minute on a loaded machine) and the second
 # export of a family already checked here (the conditional VAE beside the VAE; pPCA,
-# whose class is a DensityModel like the flows). Every class is also checked by default
-# in tests/models/test_contract.py.
-SLOW_CONFORMANCE = ("speech_wavenet", "digits_conditional_vae", "digits_ppca")
+# whose class is a DensityModel like the flows; the GANs beside digits_dcgan). Every class
+# is also checked by default in tests/models/test_contract.py.
+SLOW_CONFORMANCE = ("speech_wavenet", "digits_conditional_vae", "digits_ppca", "digits_conditional_gan",
+                    "eight_gaussians_wgan_gp")
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CONFORMANCE else n

@@ -91,6 +91,7 @@ def test_mirrored_resume_is_exact(tmp_path):
     assert metrics["num_replicas"] == 2
 
 
+@pytest.mark.slow  # the default run keeps one GAN training test: the default-strategy resume
 def test_mirrored_strategy_trains_and_exports(tmp_path):
     config = write_config(tmp_path, "mirrored", {"name": "mirrored", "devices": ["/cpu:0", "/cpu:1"]}, epochs=2)
     run_subprocess(["train", str(config)], logical_cpus=2)

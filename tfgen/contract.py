@@ -371,7 +371,7 @@ def check_table(signatures):
         for tensor in signature.inputs:
             if tensor.example is None:
                 raise AssertionError(f"input {signature.name}/{tensor.name} has no example")
-            if tensor.example.kind == "output":
+            if tensor.example.kind in ("output", "output_or_normal"):
                 source, output = tensor.example.value
                 if output not in seen.get(source, ()):
                     raise AssertionError(f"input {signature.name}/{tensor.name} reads {source}/{output}, "

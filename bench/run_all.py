@@ -29,6 +29,7 @@ SCRIPTS = [
     ("audio_baselines", False),
     ("autoregressive_sampling", True),
     ("sample_quality", True),
+    ("gan_training", True),
     ("serving", True),  # added by the serving work; skipped while absent
     ("fault_tolerance", True),
 ]

@@ -9,8 +9,8 @@ checks (export and conformance). `build(name)` constructs the model and calls it
 so its variables exist (e.g. before an export or a checkpoint restore);
 `example_batch(name)` gives matching inputs.
 
-A new model class gets an entry in `_TINY` or `LATENT_MODELS` (registered) or `_TOYS`
-(test-only);
+A new model class gets an entry in `_TINY`, `LATENT_MODELS` or `GAN_MODELS` (registered)
+or `_TOYS` (test-only);
 tests/models/test_contract.py fails for a registered class without one.
 """
 
@@ -106,7 +106,18 @@ AUDIO = {"event_shape": [24, 1], "kind": "audio", "levels": 16, "sample_rate": 8
 AUTOREGRESSIVE_MODELS["wavenet_audio_conditional"] = (
     "WaveNet", {"data_spec": dict(AUDIO, num_classes=NUM_CLASSES), "residual_channels": 6, "skip_channels": 6,
                 "layers_per_stack": 3, "num_stacks": 1, "condition_dim": 4, "max_length": 96})
-ZOO = {**TINY_FLOWS, **LATENT_MODELS, **_TOYS, **AUTOREGRESSIVE_MODELS}
+_TINY_GAN = {"latent_dim": 3, "generator_units": [8], "discriminator_units": [8], "generator_filters": [6],
+             "discriminator_filters": [6], "condition_dim": 4}
+#: GANs: a conditional DCGAN (projection discriminator, spectral norm, hinge, R1) and an
+#: MLP WGAN-GP on vectors (k = 2 critic steps, no EMA).
+GAN_MODELS = {
+    "gan_image_conditional": ("GAN", dict(_TINY_GAN, data_spec=dict(IMAGE, num_classes=NUM_CLASSES), loss="hinge",
+                                          spectral_normalization=True, r1_weight=1.0)),
+    "gan_vector_wgan_gp": ("GAN", dict(_TINY_GAN, data_spec=CONTINUOUS_VECTOR, loss="wasserstein",
+                                       gradient_penalty_weight=10.0, discriminator_steps=2, ema_decay=0.0)),
+}
+GAN_MODELS = {name: entry for name, entry in GAN_MODELS.items() if entry[0] in registered_models()}
+ZOO = {**TINY_FLOWS, **LATENT_MODELS, **_TOYS, **AUTOREGRESSIVE_MODELS, **GAN_MODELS}
 _AUTOREGRESSIVE = ("MAF", "IAF", "AutoregressiveNeuralSplineFlow")
 # One entry per class: images with a condition for the coupling flows (multi-scale code),
 # conditional vectors for the autoregressive ones (images are flattened anyway).
@@ -115,7 +126,8 @@ REPRESENTATIVE = sorted(
      if f"{_snake(c)}_vector" in TINY_FLOWS]
     + [name for name in ("ppca_image", "vae_image_conditional_maf_sylvester") if name in LATENT_MODELS]
     + list(_TOYS)
-    + ["gated_pixel_cnn_image_conditional", "wavenet_audio_conditional"])
+    + ["gated_pixel_cnn_image_conditional", "wavenet_audio_conditional"]
+    + [name for name in ("gan_image_conditional",) if name in GAN_MODELS])
 
 
 def example_batch(name, batch_size=4, seed=0):
@@ -132,6 +144,16 @@ def example_batch(name, batch_size=4, seed=0):
     if spec.get("num_classes"):
         condition = (np.arange(batch_size) % spec["num_classes"]).astype(np.int32)
     return x, condition
+
+
+def example_codes(model, batch_size, seeds=None):
+    """Latent rows for `decode`: the codes `sample` decodes for `seeds`, or standard
+    normal rows."""
+    from tfgen.random import per_row_normal
+
+    if seeds is not None:
+        return per_row_normal(seeds, model.latent_shape).numpy()
+    return np.random.default_rng(0).standard_normal([batch_size, *model.latent_shape]).astype(np.float32)
 
 
 def build(name):

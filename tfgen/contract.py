@@ -62,7 +62,9 @@ class Capabilities:
       num_classes: classes of a conditional model; 0 if unconditional.
       sample_rate: samples per second of audio; 0 otherwise.
       log_prob_kind: a `LogProbKind`.
-      has_latent: whether `encode`/`decode` exist.
+      has_latent: whether `decode` (and, with `has_encoder`, `encode`) exist.
+      has_encoder: whether a model with a latent space also has `encode` (a GAN
+        decodes codes but has no encoder).
       latent_shape: shape of one code `z` (empty without a latent space).
       stochastic_encoder: whether `encode` draws, keyed by a per-row seed.
       format_version: the tfgen.json format of the export (the current one for a model
@@ -79,6 +81,7 @@ class Capabilities:
     sample_rate: int = 0
     log_prob_kind: LogProbKind = LogProbKind.EXACT
     has_latent: bool = False
+    has_encoder: bool = True
     latent_shape: Tuple[int, ...] = ()
     stochastic_encoder: bool = False
     format_version: int = FORMAT_VERSION
@@ -106,6 +109,7 @@ class Capabilities:
             event_shape=spec.event_shape, kind=spec.kind, levels=spec.levels,
             num_classes=spec.num_classes, sample_rate=spec.sample_rate,
             log_prob_kind=model.log_prob_kind, has_latent=model.has_latent,
+            has_encoder=getattr(model, "has_encoder", True),
             latent_shape=model.latent_shape if model.has_latent else (),
             stochastic_encoder=model.stochastic_encoder,
             variable_length=getattr(model, "variable_length", False),
@@ -120,6 +124,7 @@ class Capabilities:
                 event_shape=spec["event_shape"], kind=spec["kind"], levels=spec.get("levels"),
                 num_classes=spec.get("num_classes"), sample_rate=spec.get("sample_rate"),
                 log_prob_kind=doc["log_prob_kind"], has_latent=doc["has_latent"],
+                has_encoder=doc.get("has_encoder", True),
                 latent_shape=doc.get("latent_shape") or (),
                 stochastic_encoder=doc.get("stochastic_encoder", False),
                 format_version=doc.get("format_version", OLDEST_FORMAT_VERSION),
@@ -159,9 +164,10 @@ class Example:
     """How the example rows of an input are made, for the warmup requests an export
     carries and for the conformance checks: `seeds` (the rows' int64 seeds), `classes`
     (seed mod num_classes), `fill` (`value` in every row), `output` (`value` =
-    (signature, output): what an earlier signature returned, e.g. samples -> x), or
+    (signature, output): what an earlier signature returned, e.g. samples -> x),
     `examples` (the same, each row serialized as a `tf.train.Example` with the values
-    flattened under feature `x`)."""
+    flattened under feature `x`), or `output_or_normal` (that output if the signature exists, else standard normal rows
+    of the tensor's shape: codes of a model with a decoder and no encoder)."""
 
     kind: str
     value: Any = None
@@ -189,6 +195,10 @@ def _conditional(capabilities):
 
 def _stochastic_encoder(capabilities):
     return capabilities.stochastic_encoder
+
+
+def _encoder(capabilities):
+    return capabilities.has_latent and capabilities.has_encoder
 
 
 def _variable_length(capabilities):
@@ -331,11 +341,11 @@ SIGNATURES = {s.name: s for s in (
                  Tensor("scale", "float32", Shape.LATENT,
                         "standard deviation of that Gaussian, per latent dimension",
                         when=_stochastic_encoder, since=3)),
-        when=lambda c: c.has_latent,
+        when=_encoder,
     ),
     Signature(
         "decode", "z -> x",
-        inputs=(Tensor("z", "float32", Shape.LATENT, "codes", example=Example("output", ("encode", "z"))),
+        inputs=(Tensor("z", "float32", Shape.LATENT, "codes", example=Example("output_or_normal", ("encode", "z"))),
                 _CONDITION),
         outputs=(Tensor("x", "float32", Shape.EVENT, "examples, in raw form"),),
         when=lambda c: c.has_latent,
@@ -344,7 +354,7 @@ SIGNATURES = {s.name: s for s in (
         "reconstruct", "x -> decode(encode(x)), the reconstruction (calls the encode and decode functions)",
         inputs=_ENCODE_INPUTS,
         outputs=(Tensor("x", "float32", Shape.EVENT, "reconstructions, in raw form"),),
-        when=lambda c: c.has_latent,
+        when=_encoder,
         since=3,
     ),
     Signature(
@@ -397,7 +407,7 @@ def check_table(signatures):
         for tensor in signature.inputs:
             if tensor.example is None:
                 raise AssertionError(f"input {signature.name}/{tensor.name} has no example")
-            if tensor.example.kind in ("output", "examples"):
+            if tensor.example.kind in ("output", "output_or_normal", "examples"):
                 source, output = tensor.example.value
                 if output not in seen.get(source, ()):
                     raise AssertionError(f"input {signature.name}/{tensor.name} reads {source}/{output}, "

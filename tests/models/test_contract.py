@@ -56,7 +56,9 @@ def outputs(model, name, batch=3):
     x, _ = zoo.example_batch(name, batch_size=batch)
     if model.log_prob_kind.has_log_prob:
         result["log_prob"] = model.log_prob(x, condition).numpy()
-    if model.has_latent:
+    if model.has_latent and not model.has_encoder:
+        result["decode"] = model.decode(zoo.example_codes(model, batch), condition).numpy()
+    elif model.has_latent:
         encode_seed = seeds if model.stochastic_encoder else None
         result["encode"] = model.encode(x, condition, seed=encode_seed).numpy()
         result["decode"] = model.decode(result["encode"], condition).numpy()
@@ -82,7 +84,8 @@ def test_shapes_and_dtypes(name, batch):
     if model.log_prob_kind.has_log_prob:
         assert result["log_prob"].shape == (batch,) and result["log_prob"].dtype == np.float32
     if model.has_latent:
-        assert result["encode"].shape == (batch, *model.latent_shape)
+        assert model.has_encoder == ("encode" in result)
+        assert result.get("encode", np.zeros((batch, *model.latent_shape))).shape == (batch, *model.latent_shape)
         assert result["decode"].shape == (batch, *spec.event_shape)
     for key, value in result.items():
         assert np.all(np.isfinite(value)), key
@@ -191,7 +194,13 @@ def test_export_conforms_and_answers_like_the_model(exported, name):
         assert np.all(np.isfinite(log_prob))
     else:
         assert "log_prob" not in loaded.signatures
-    if model.has_latent:
+    if model.has_latent and not model.has_encoder:
+        # A decoder without an encoder (a GAN): decode of the seeds' codes is the sample.
+        assert not {"encode", "reconstruct"} & set(loaded.signatures)
+        codes = tf.constant(zoo.example_codes(model, 3, seeds.numpy()))
+        decoded = loaded.signatures["decode"](z=codes, **extra)["x"].numpy()
+        np.testing.assert_allclose(decoded, served["samples"].numpy(), rtol=1e-5, atol=1e-5)
+    elif model.has_latent:
         # encode returns the model's code (and its posterior's parameters, for a stochastic
         # encoder); reconstruct is decode of that code.
         if model.stochastic_encoder:

@@ -133,6 +133,7 @@ def metadata_document(model, signature_defs, metadata=None):
         "log_prob_kind": capabilities.log_prob_kind.value,
         "log_prob_samples": model.log_prob_samples,
         "has_latent": capabilities.has_latent,
+        "has_encoder": capabilities.has_encoder,
         "latent_shape": list(capabilities.latent_shape),
         "stochastic_encoder": capabilities.stochastic_encoder,
         "variable_length": capabilities.variable_length,

@@ -136,9 +136,11 @@ def build_model(model):
     x = model.sample(seed, tf.constant([1.0]), condition)
     if capabilities.log_prob_kind.has_log_prob:
         model.log_prob(x, condition)
-    if capabilities.has_latent:
+    if capabilities.has_latent and capabilities.has_encoder:
         z = model.encode(x, condition, seed=seed if capabilities.stochastic_encoder else None)
         model.decode(z, condition)
+    elif capabilities.has_latent:
+        model.decode(tf.zeros([1, *capabilities.latent_shape]), condition)
 
 
 # === What each signature computes ===

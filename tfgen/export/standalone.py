@@ -93,7 +93,10 @@ def example_requests(plan, rows, first_seed, call, omit_defaults=False):
                     array = seeds % value[0]
                 elif kind == "fill":
                     array = np.full([rows], value[0])
-                elif kind in ("output", "examples"):
+                elif kind == "output_or_normal" and not any(e["name"] == value[0][0] for e in plan):
+                    shape = [rows] + [d for d in spec["shape"][1:]]
+                    array = np.random.default_rng(first_seed).standard_normal(shape)
+                elif kind in ("output", "output_or_normal", "examples"):
                     source, output = value[0]
                     if source not in returned:
                         raise LookupError(f"input {spec['name']!r} needs {source}/{output}, and {source} failed")

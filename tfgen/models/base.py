@@ -117,8 +117,10 @@ class GenerativeModel(keras.Model):
     family = None
     #: a `tfgen.contract.LogProbKind`: what `log_prob` means (NONE: there is none).
     log_prob_kind = LogProbKind.EXACT
-    #: whether `encode`/`decode` exist.
+    #: whether `decode` exists (and `encode`, unless `has_encoder` is False).
     has_latent = False
+    #: whether a model with a latent space has `encode` too (a GAN only decodes).
+    has_encoder = True
     #: whether `encode` draws from a posterior, keyed by a per-row `seed`.
     stochastic_encoder = False
     #: the constructor argument that is K of an estimated `log_prob` (draws per row),

@@ -1,0 +1,189 @@
+"""GAN training steps/s: tfgen's GAN against a keras-io-style reference of the same
+networks, in graph mode and under XLA (`jit_compile`), interleaved in one process.
+
+The references follow keras-io's `examples/generative/dcgan_overriding_train_step.py`
+(one discriminator pass on real and generated images concatenated, binary
+cross-entropy with label noise) and `examples/generative/wgan_gp.py` (k critic steps,
+alpha ~ U[0, 1], `sqrt(sum(grad^2))` norm), written here on the very network layers
+tfgen's GAN builds (`tfgen.models.gan.networks`), so the difference is the training
+step alone. tfgen runs as shipped (stateless step-keyed noise, the generator's EMA
+after each step, per-replica gradient scaling); the "no EMA" row drops the EMA.
+
+    python bench/gan_training.py            # ~5 min on a loaded 2-core VM
+    python bench/gan_training.py --quick    # smoke run
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import format_table, interleave, machine_line, median  # noqa: E402
+
+from tfgen.backend import keras, tf  # noqa: E402
+from tfgen.data.datasets import load_dataset  # noqa: E402
+from tfgen.models.gan import GAN  # noqa: E402
+
+# name -> (dataset config, GAN kwargs, batch size, reference style)
+CONFIGS = {
+    "dcgan_digits": ({"name": "digits", "seed": 0},
+                     dict(network="dcgan", latent_dim=32, generator_filters=[128, 64],
+                          discriminator_filters=[64, 128], loss="non_saturating"), 64, "dcgan"),
+    "wgan_gp_eight_gaussians": ({"name": "eight_gaussians", "num_samples": 20000, "seed": 0},
+                                dict(network="mlp", latent_dim=8, generator_units=[128] * 3,
+                                     discriminator_units=[128] * 3, generator_batch_norm=False, loss="wasserstein",
+                                     gradient_penalty_weight=10.0, discriminator_steps=5), 256, "wgan_gp"),
+}
+
+
+class KerasIODCGAN(keras.Model):
+    """keras-io's DCGAN `train_step` (dcgan_overriding_train_step.py) on given networks."""
+
+    def __init__(self, generator, discriminator, latent_dim):
+        super().__init__()
+        self.generator, self.discriminator, self.latent_dim = generator, discriminator, latent_dim
+        self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+        self.d_loss_metric, self.g_loss_metric = keras.metrics.Mean(name="d_loss"), keras.metrics.Mean(name="g_loss")
+
+    def compile(self, d_optimizer, g_optimizer, **kwargs):
+        super().compile(**kwargs)
+        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
+
+    def train_step(self, real_images):
+        batch_size = tf.shape(real_images)[0]
+        random_latent_vectors = tf.random.normal(shape=(batch_size, self.latent_dim))
+        generated_images = self.generator(random_latent_vectors, training=True)
+        combined_images = tf.concat([generated_images, real_images], axis=0)
+        labels = tf.concat([tf.ones((batch_size, 1)), tf.zeros((batch_size, 1))], axis=0)
+        labels += 0.05 * tf.random.uniform(tf.shape(labels))
+        with tf.GradientTape() as tape:
+            predictions = self.discriminator(combined_images, training=True)[:, None]
+            d_loss = self.loss_fn(labels, predictions)
+        grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
+        random_latent_vectors = tf.random.normal(shape=(batch_size, self.latent_dim))
+        misleading_labels = tf.zeros((batch_size, 1))
+        with tf.GradientTape() as tape:
+            predictions = self.discriminator(self.generator(random_latent_vectors, training=True), training=True)
+            g_loss = self.loss_fn(misleading_labels, predictions[:, None])
+        grads = tape.gradient(g_loss, self.generator.trainable_weights)
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
+        self.d_loss_metric.update_state(d_loss)
+        self.g_loss_metric.update_state(g_loss)
+        return {"d_loss": self.d_loss_metric.result(), "g_loss": self.g_loss_metric.result()}
+
+
+class KerasIOWGANGP(keras.Model):
+    """keras-io's WGAN-GP `train_step` (wgan_gp.py, with alpha ~ U[0, 1]) on given networks."""
+
+    def __init__(self, generator, discriminator, latent_dim, d_steps, gp_weight=10.0):
+        super().__init__()
+        self.generator, self.discriminator, self.latent_dim = generator, discriminator, latent_dim
+        self.d_steps, self.gp_weight = d_steps, gp_weight
+
+    def compile(self, d_optimizer, g_optimizer, **kwargs):
+        super().compile(**kwargs)
+        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
+
+    def gradient_penalty(self, batch_size, real_images, fake_images):
+        alpha = tf.random.uniform([batch_size] + [1] * (len(real_images.shape) - 1), 0.0, 1.0)
+        interpolated = real_images + alpha * (fake_images - real_images)
+        with tf.GradientTape() as gp_tape:
+            gp_tape.watch(interpolated)
+            pred = self.discriminator(interpolated, training=True)
+        grads = gp_tape.gradient(pred, [interpolated])[0]
+        norm = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=list(range(1, len(real_images.shape)))))
+        return tf.reduce_mean((norm - 1.0) ** 2)
+
+    def train_step(self, real_images):
+        batch_size = tf.shape(real_images)[0]
+        for _ in range(self.d_steps):
+            random_latent_vectors = tf.random.normal(shape=(batch_size, self.latent_dim))
+            with tf.GradientTape() as tape:
+                fake_images = self.generator(random_latent_vectors, training=True)
+                fake_logits = self.discriminator(fake_images, training=True)
+                real_logits = self.discriminator(real_images, training=True)
+                d_cost = tf.reduce_mean(fake_logits) - tf.reduce_mean(real_logits)
+                d_loss = d_cost + self.gradient_penalty(batch_size, real_images, fake_images) * self.gp_weight
+            d_gradient = tape.gradient(d_loss, self.discriminator.trainable_variables)
+            self.d_optimizer.apply_gradients(zip(d_gradient, self.discriminator.trainable_variables))
+        random_latent_vectors = tf.random.normal(shape=(batch_size, self.latent_dim))
+        with tf.GradientTape() as tape:
+            generated_images = self.generator(random_latent_vectors, training=True)
+            g_loss = -tf.reduce_mean(self.discriminator(generated_images, training=True))
+        gen_gradient = tape.gradient(g_loss, self.generator.trainable_variables)
+        self.g_optimizer.apply_gradients(zip(gen_gradient, self.generator.trainable_variables))
+        return {"d_loss": d_loss, "g_loss": g_loss}
+
+
+def adam():
+    return keras.optimizers.Adam(2e-4, beta_1=0.5)
+
+
+def build(variant, spec, kwargs, style, jit):
+    if variant == "keras-io reference":
+        # Fresh networks of the same architecture, taken from a GAN of the same config.
+        donor = GAN(spec, **kwargs, ema_decay=0.0)
+        model = (KerasIODCGAN(donor.generator, donor.discriminator, donor.latent_dim) if style == "dcgan" else
+                 KerasIOWGANGP(donor.generator, donor.discriminator, donor.latent_dim, donor.discriminator_steps))
+        model.compile(d_optimizer=adam(), g_optimizer=adam(), jit_compile=jit)
+        to_unit = donor._to_unit
+        return model, to_unit
+    model = GAN(spec, **kwargs, ema_decay=0.999 if variant == "tfgen" else 0.0)
+    model.compile(generator_optimizer=adam(), discriminator_optimizer=adam(), jit_compile=jit)
+    return model, lambda x: x
+
+
+def measure(name, variant, jit, steps, warmup):
+    data, kwargs, batch_size, style = CONFIGS[name]
+    dataset = load_dataset(data)
+    model, to_unit = build(variant, dataset.spec, kwargs, style, jit)
+    x = to_unit(dataset.splits["train"].x).numpy() if variant == "keras-io reference" else dataset.splits["train"].x
+    ds = tf.data.Dataset.from_tensor_slices(x.astype(np.float32)).shuffle(len(x), seed=0).repeat().batch(
+        batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    model.fit(ds, epochs=1, steps_per_epoch=warmup, verbose=0)  # traces
+
+    def run():
+        start = time.perf_counter()
+        model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
+        return steps / (time.perf_counter() - start)
+
+    return run
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few steps and rounds")
+    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=sorted(CONFIGS))
+    parser.add_argument("--steps", type=int, help="timed steps per fit call (default 40)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5)")
+    args = parser.parse_args()
+    steps, rounds, warmup = (5, 2, 2) if args.quick else (40, 5, 5)
+    steps, rounds = args.steps or steps, args.rounds or rounds
+    print(machine_line())
+    variants = ("tfgen", "tfgen, no EMA", "keras-io reference")
+    for name in args.configs:
+        runs = {(variant, jit): measure(name, variant, jit, steps, warmup) for variant in variants
+                for jit in (False, True)}
+        results = interleave(runs, rounds)
+        rows = []
+        for variant in variants:
+            cells = []
+            for jit in (False, True):
+                got = results[(variant, jit)]
+                cells.append(f"{median(got):.1f}" if isinstance(got, list) else f"failed: {got}")
+            reference = results[("keras-io reference", False)], results[("keras-io reference", True)]
+            ratios = [f"{median(results[(variant, j)]) / median(reference[i]):.2f}x"
+                      if isinstance(results[(variant, j)], list) and isinstance(reference[i], list) else "-"
+                      for i, j in enumerate((False, True))]
+            rows.append([variant, *cells, *ratios])
+        print(f"\n{name}: training steps/s (median of {rounds} interleaved rounds of {steps} steps)")
+        print(format_table(["variant", "graph", "XLA", "vs reference (graph)", "vs reference (XLA)"], rows))
+    print(machine_line())
+
+
+if __name__ == "__main__":
+    main()

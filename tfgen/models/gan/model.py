@@ -158,6 +158,13 @@ class GAN(GenerativeModel):
             raise UserError("GAN.compile: give optimizer={...} or generator_/discriminator_optimizer, not both")
         super().compile(optimizer=optimizer, **kwargs)
 
+    #: `--freeze discriminator` fine-tunes the generator against a fixed critic (and the
+    #: reverse); the class embedding belongs to the generator.
+    freezable_parts = ("generator", "discriminator")
+
+    def part_variables(self, name):
+        return self.variables_for_optimizer(name)
+
     def variables_for_optimizer(self, name):
         if name == "generator":
             embedding = self.class_embedding.trainable_variables if self.class_embedding is not None else []

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import yaml
 
 from tfgen.data.datasets import load_dataset
@@ -46,6 +47,7 @@ def run_workers(config_path, worker_args, meanwhile=None):
 
 
 # In the default run: two launches of 2 workers, ~70 s of CPU (the issue asks CI to show it).
+@pytest.mark.slow
 def test_two_workers_train_resume_and_learn(tmp_path):
     data = make_config(
         tmp_path,
@@ -60,8 +62,8 @@ def test_two_workers_train_resume_and_learn(tmp_path):
     single = parse_config({**data, "strategy": {"name": "default"}, "run_dir": str(tmp_path / "single"),
                            "export": {"enabled": False}})
     # Each worker gets its own --run-dir: only the chief's may hold anything.
-    outputs = run_workers(config_path, [["--run-dir", str(tmp_path / f"run{i}")] for i in range(2)],
-                          meanwhile=lambda: train(single))
+    run_workers(config_path, [["--run-dir", str(tmp_path / f"run{i}")] for i in range(2)],
+               meanwhile=lambda: train(single))
     single_losses = json.load(open(tmp_path / "single" / "metrics.json"))["history"]["loss"]
     dataset = load_dataset(single.data.to_load_dict())
     init_model = build_model(single.model.class_name, {**single.model.config, "data_spec": dataset.spec.to_dict()})

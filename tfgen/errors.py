@@ -24,20 +24,31 @@ class PathExists(UserError, FileExistsError):
 
 _ASSERTION = re.compile(r"assertion failed: \[(?P<message>[^\]]*)\](?: \[Condition [^\]]*\])?"
                         r"(?: \[x \([^)]*\) = \] \[(?P<value>[^\]]*)\])?")
-_GRAPH_LOCATION = re.compile(r"\s*\[\[\{\{node [^}]*\}\}\]\]|\s*\[Op:[^\]]*\]")
+_GRAPH_LOCATION = re.compile(r"\s*\[\[\{\{node [^}]*\}\}\]\]|\s*\[Op:[^\]]*\]|\{\{function_node [^}]*\}\}\s*")
 
 
-def graph_error_message(message):
-    """The readable part of a TensorFlow runtime error's message.
+#: Lines of a TensorFlow error that say where, not what.
+_LOCATION_LINES = ("Graph execution error", "Detected at node", "[[", "File ", "<stack traces")
+
+
+def graph_error_message(message, limit=None):
+    """The readable part of a TensorFlow runtime error's message, on one line.
 
     A check inside an exported graph (`tf.debugging.assert_*`) fails with its message,
     the condition, the tensors' graph names and the node, e.g. `assertion failed:
     [length: at most 80000 ...; asked for] [Condition x <= y ...] [x (SelectV2:0) = ]
     [10000000] ... [[{{node nj}}]] [Op:__inference_...]`; node names vary per export, so
     only the message and the offending value are kept: `length: at most 80000 ...; asked
-    for 10000000`. Other messages lose only the node and op locations.
+    for 10000000`. Other messages give their first line that says what went wrong,
+    without node and op locations. `limit` caps the length.
     """
     match = _ASSERTION.search(message)
     if match:
-        return " ".join(part for part in match.group("message", "value") if part)
-    return _GRAPH_LOCATION.sub("", message).strip()
+        text, value = match.group("message", "value")
+        if value:  # "...; asked for" reads on into the value; other messages get it after
+            text = f"{text} {value}" if text.endswith(("for", "got", ":", "=")) else f"{text} (got {value})"
+    else:
+        lines = [_GRAPH_LOCATION.sub("", line).strip() for line in message.splitlines()]
+        useful = [line for line in lines if line and not line.startswith(_LOCATION_LINES)]
+        text = (useful or [line for line in lines if line] or ["error"])[0]
+    return text if limit is None else text[:limit]

@@ -21,11 +21,11 @@ import sys
 
 import numpy as np
 
-from tfgen.errors import UserError
+from tfgen.errors import UserError, graph_error_message
 from tfgen.files import atomic_open
 from tfgen.scoring.inputs import batches, read_rows
 from tfgen.scoring.outputs import WRITERS, check_output, open_writer
-from tfgen.scoring.score import RowError, _first_line, progress_bar
+from tfgen.scoring.score import RowError, progress_bar
 
 FIELDS = ("index", "key", "class", "probability", "log_prob", "rejected", "error")
 
@@ -70,7 +70,7 @@ class Classifier:
             out = self._fn(x=tf.constant(np.repeat(x, classes, axis=0), tf.float32),
                            condition=tf.constant(np.tile(np.arange(classes, dtype=np.int32), rows)))
         except (tf.errors.InvalidArgumentError, tf.errors.FailedPreconditionError) as e:
-            raise RowError(_first_line(e.message)) from None
+            raise RowError(graph_error_message(e.message, limit=300)) from None
         return bayes(out["log_prob"].numpy().reshape(rows, classes), self.prior)
 
 

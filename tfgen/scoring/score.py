@@ -35,7 +35,7 @@ import sys
 import time
 
 from tfgen.contract import SIGNATURES
-from tfgen.errors import UserError
+from tfgen.errors import UserError, graph_error_message
 from tfgen.files import atomic_open, write_json
 from tfgen.scoring.inputs import DataSpec, batches, count_rows, input_format, read_rows
 from tfgen.scoring.outputs import WRITERS, check_output, open_writer
@@ -88,7 +88,7 @@ class LocalScorer:
         try:
             out = self._fn(**inputs)
         except (tf.errors.InvalidArgumentError, tf.errors.FailedPreconditionError) as e:
-            raise RowError(_first_line(e.message)) from None
+            raise RowError(graph_error_message(e.message, limit=300)) from None
         return out[_LOG_PROB].numpy(), out[_BITS_PER_DIM].numpy()
 
     def close(self):
@@ -149,14 +149,6 @@ class ServerScorer:
 
     def close(self):
         self.client.close()
-
-
-def _first_line(message, limit=300):
-    """The line of a TensorFlow error that says what went wrong (not where)."""
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith(("Graph execution error", "Detected at node"))
-              and not line.startswith(("[[", "File ", "<stack traces"))]
-    return (useful or lines or ["error"])[0][:limit]
 
 
 class RowError(Exception):

@@ -1,0 +1,31 @@
+"""`tfgen.errors.graph_error_message` on messages TensorFlow really produces: an in-graph
+check and a runtime error, each without the node names that differ per export."""
+
+import numpy as np
+import pytest
+
+from tfgen.backend import tf
+from tfgen.errors import graph_error_message
+
+
+def _message(fn, *args):
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        tf.function(fn, autograph=False)(*args)
+    return error.value.message
+
+
+def test_a_failed_check_reads_as_its_message_and_value():
+    def check(x):
+        with tf.control_dependencies([tf.debugging.assert_less(x, 10, message="condition must be in 0 .. 9")]):
+            return tf.identity(x)
+
+    message = _message(check, tf.constant(12))
+    assert "node" in message  # what the user would have seen
+    assert graph_error_message(message) == "condition must be in 0 .. 9 (got 12)"
+
+
+def test_a_runtime_error_keeps_its_first_line_that_says_what():
+    message = _message(lambda x: tf.debugging.check_numerics(x, "x is not finite"),
+                       tf.constant([1.0, np.nan]))
+    text = graph_error_message(message, limit=40)
+    assert text.startswith("x is not finite") and len(text) <= 40 and "node" not in text

@@ -1,6 +1,6 @@
 """Re-exports the shipped models in place with the same weights and today's export code.
 
-    .venv/bin/python tools/reexport_shipped.py [--dry-run] [NAME ...]
+    .venv/bin/python tools/reexport_shipped.py [--dry-run | --out DIR] [NAME ...]
 
 For each shipped model (default: every directory under saved_models/), it
 
@@ -19,7 +19,8 @@ For each shipped model (default: every directory under saved_models/), it
 
 Exports are otherwise never overwritten (`export_model` refuses an existing version);
 this script is the deliberate exception, for changes of the export format that leave
-the model alone. `--dry-run` stops after step 3 and prints the sizes.
+the model alone. `--dry-run` stops after step 3 and prints the sizes; `--out DIR` writes the new export
+to `DIR/NAME` instead of step 4 (refusing an existing one).
 """
 
 import argparse
@@ -44,6 +45,7 @@ from tfgen.export.standalone import METADATA  # noqa: E402
 from tfgen.models.base import model_from_config  # noqa: E402
 
 RTOL, ATOL = 1e-6, 1e-5
+AUDIO_LENGTH = 256  # samples drawn per row when comparing audio models
 
 
 def restore(version_dir):
@@ -72,10 +74,17 @@ def _answers(version_dir, inputs):
     if "decode" in loaded.signatures and "seed" not in loaded.signatures["encode"].structured_input_signature[1]:
         return answers(version_dir, inputs)
     condition = {"condition": tf.constant(inputs["condition"])} if "condition" in inputs else {}
+    extra = {}
+    if "length" in loaded.signatures["sample"].structured_input_signature[1]:
+        # Audio: a short draw (every step runs the network), scored as the data rows.
+        extra["length"] = tf.fill([len(inputs["seed"])], AUDIO_LENGTH)
     out = {}
     sample = loaded.signatures["sample"](seed=tf.constant(inputs["seed"]),
-                                         temperature=tf.constant(inputs["temperature"]), **condition)
+                                         temperature=tf.constant(inputs["temperature"]),
+                                         **condition, **extra)
     out.update({f"sample/{k}": v.numpy() for k, v in sample.items()})
+    if extra:
+        inputs = dict(inputs, x=out["sample/samples"])
     if "log_prob" in loaded.signatures:
         log_prob = loaded.signatures["log_prob"](x=tf.constant(inputs["x"]), **condition)
         out.update({f"log_prob/{k}": v.numpy() for k, v in log_prob.items()})
@@ -99,7 +108,8 @@ def compare(name, old_dir, new_dir):
     return worst
 
 
-def reexport(name, dry_run=False):
+def reexport(name, dry_run=False, out=None):
+    """Re-export saved_models/NAME in place, or into the new base path `out`/NAME."""
     base = os.path.join(ROOT, "saved_models", name)
     old_dir = resolve_version(base)
     version = int(os.path.basename(old_dir))
@@ -127,6 +137,14 @@ def reexport(name, dry_run=False):
               f"(largest relative difference {worst:.2e})", flush=True)
         if dry_run:
             return
+        if out:
+            target = os.path.join(out, name)
+            if os.path.exists(target):
+                raise SystemExit(f"{target} exists: --out never overwrites")
+            os.makedirs(out, exist_ok=True)
+            shutil.move(os.path.join(staging, name), target)
+            print(f"{name}: written to {target}", flush=True)
+            return
         aside = os.path.join(base, f".old-{version}-{os.getpid()}")
         os.rename(old_dir, aside)
         os.rename(new_dir, old_dir)
@@ -139,11 +157,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="model names under saved_models/ (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="export and compare, replace nothing")
+    parser.add_argument("--out", metavar="DIR",
+                        help="write the re-export to DIR/NAME (a new base path) and leave "
+                             "saved_models/ alone, e.g. to benchmark today's export code")
     args = parser.parse_args(argv)
     names = args.names or sorted(n for n in os.listdir(os.path.join(ROOT, "saved_models"))
                                  if not n.startswith("."))
     for name in names:
-        reexport(name, args.dry_run)
+        reexport(name, args.dry_run, args.out)
 
 
 if __name__ == "__main__":

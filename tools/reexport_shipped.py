@@ -71,7 +71,7 @@ def _answers(version_dir, inputs):
     """`answers` of the reference, for any shipped model: its classes when conditional,
     encode/decode only where the export has them."""
     loaded = tf.saved_model.load(version_dir)
-    if "decode" in loaded.signatures and "seed" not in loaded.signatures["encode"].structured_input_signature[1]:
+    if "encode" in loaded.signatures and "seed" not in loaded.signatures["encode"].structured_input_signature[1]:
         return answers(version_dir, inputs)
     condition = {"condition": tf.constant(inputs["condition"])} if "condition" in inputs else {}
     extra = {}

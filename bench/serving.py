@@ -28,6 +28,9 @@ digit for `log_prob`; seed 0, temperature 1.0 for `sample`.
     python bench/serving.py --quick                 # smoke run (bench/run_all.py --quick)
     python bench/serving.py --echo --clients 64     # issue 7: ratio to a gRPC echo server
     python bench/serving.py --cold-start            # issue 7: shipped models ready, seconds
+    python bench/serving.py --sample-cost saved_models/digits_dcgan /tmp/new/digits_dcgan
+                                                    # issue 9: a batched sample call's cost
+    python bench/serving.py --load-time OLD_BASE saved_models/speech_wavenet --rounds 3
 
 Target (issue 3): at 64 clients, batching on serves >= 3x the requests/s of batching off.
 Targets (issue 7): batch-1 log_prob on two_moons_nsf with batching on >= 0.7x the
@@ -359,36 +362,154 @@ def echo_ratio(args):
 # --- cold start ---------------------------------------------------------------------------
 
 
+def _load_log(path):
+    """(wall time of the first "Loading servable" line, {model: load seconds}) from a
+    `tfgen serve` log (asctime-stamped lines, as tfgen.serving.cli configures them)."""
+    import datetime
+    import re
+
+    first, seconds = None, {}
+    with open(path) as f:
+        for line in f:
+            stamp = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ", line)
+            if stamp and first is None and "Loading servable" in line:
+                first = datetime.datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            done = re.search(r"Successfully loaded servable version \{name: (\S+) version: \d+\} "
+                             r"in ([0-9.]+)s", line)
+            if done:
+                seconds[done.group(1)] = float(done.group(2))
+    return first, seconds
+
+
 def cold_start(args):
     """Seconds from `tfgen serve --model_config_file serving/models.config` (the shipped
     models, batching on as `make serve`) to its ready line, loading one model at a time
-    and concurrently."""
+    and concurrently, split into start-up (imports, flags: process start to the first
+    "Loading servable" line) and the loads; and each model's load + warmup seconds."""
     load_before = os.getloadavg()
     rows = []
-    for loads in (1, 4):
-        command = [sys.executable, "-m", "tfgen.cli", "serve", "--port", str(free_port()),
-                   "--rest_api_port", str(free_port()), "--model_config_file",
-                   "serving/models.config", "--enable_batching", "--batching_parameters_file",
-                   "serving/batching.config", "--max_concurrent_loads", str(loads)]
-        start = time.monotonic()
-        proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True)
-        for line in proc.stdout:
-            if line.startswith("tfgen serve: ready"):
-                break
-        seconds = time.monotonic() - start
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
-        rows.append((loads, seconds, os.getloadavg()[0]))
-        print(f"  --max_concurrent_loads {loads}: ready in {seconds:.1f} s", flush=True)
+    workdir = tempfile.mkdtemp(prefix="tfgen-bench-cold-")
+    try:
+        for loads in [int(n) for n in args.concurrent_loads.split(",")]:
+            command = [sys.executable, "-m", "tfgen.cli", "serve", "--port", str(free_port()),
+                       "--rest_api_port", str(free_port()), "--model_config_file",
+                       "serving/models.config", "--enable_batching", "--batching_parameters_file",
+                       "serving/batching.config", "--max_concurrent_loads", str(loads)]
+            log_path = os.path.join(workdir, f"serve-{loads}.log")
+            with open(log_path, "w") as log:
+                wall, start = time.time(), time.monotonic()
+                proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=log,
+                                        text=True)
+                for line in proc.stdout:
+                    if line.startswith("tfgen serve: ready"):
+                        break
+                seconds = time.monotonic() - start
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(60)
+            first, per_model = _load_log(log_path)
+            startup = first - wall if first else float("nan")
+            rows.append((loads, seconds, startup, per_model, os.getloadavg()[0]))
+            print(f"  --max_concurrent_loads {loads}: ready in {seconds:.1f} s (start-up "
+                  f"{startup:.1f} s, {len(per_model)} models)", flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     print()
     print(f"command: python bench/serving.py {' '.join(sys.argv[1:])}")
     print(f"machine: {os.cpu_count()} CPUs; load average before "
           f"{'/'.join(f'{x:.1f}' for x in load_before)}")
-    print("| models loading at once | process start to ready line | load average |")
-    print("|---|---|---|")
-    for loads, seconds, load in rows:
-        print(f"| {loads} | {seconds:.1f} s | {load:.1f} |")
+    print("| models loading at once | process start to ready line | start-up (imports) "
+          "| loads | sum of per-model loads | load average |")
+    print("|---|---|---|---|---|---|")
+    for loads, seconds, startup, per_model, load in rows:
+        print(f"| {loads} | {seconds:.1f} s | {startup:.1f} s | {seconds - startup:.1f} s "
+              f"| {sum(per_model.values()):.1f} s ({len(per_model)} models) | {load:.1f} |")
+    print()
+    names = sorted({name for row in rows for name in row[3]})
+    print("| model (load + warmup, s) | " + " | ".join(f"{r[0]} at once" for r in rows) + " |")
+    print("|---|" + "---|" * len(rows))
+    for name in names:
+        print(f"| {name} | " + " | ".join(f"{r[3].get(name, float('nan')):.1f}" for r in rows) + " |")
+
+
+# --- one model's load time -----------------------------------------------------------------
+
+_LOAD_ONE = """
+import json, sys, time
+from tfgen.export.reader import resolve_version
+from tfgen.serving.model_manager import Servable
+from tfgen.serving.signatures import InputLimits
+first = Servable("first", 1, resolve_version(sys.argv[2]), InputLimits())  # TensorFlow's one-time set-up
+first.warmup()
+path = resolve_version(sys.argv[1])
+start = time.monotonic()
+servable = Servable("timed", 1, path, InputLimits())
+loaded = time.monotonic()
+records = servable.warmup()
+print(json.dumps([loaded - start, time.monotonic() - loaded, records]))
+"""
+
+
+def load_times(args):
+    """Seconds to load each export of `--load-time` as the server does (SavedModel load,
+    then the warmup replay), each in a fresh process after a small model has paid
+    TensorFlow's one-time set-up; interleaved rounds, median."""
+    first = os.path.join(REPO, "saved_models", "eight_gaussians_wgan_gp")
+    load_before = os.getloadavg()
+    times = {base: [] for base in args.load_time}
+    for _ in range(args.rounds):
+        for base in args.load_time:
+            out = subprocess.run([sys.executable, "-c", _LOAD_ONE, base, first], cwd=REPO,
+                                 capture_output=True, text=True, check=True).stdout
+            times[base].append(json.loads(out.strip().splitlines()[-1]))
+    print(f"command: python bench/serving.py {' '.join(sys.argv[1:])}")
+    print(f"machine: {os.cpu_count()} CPUs; load average before "
+          f"{'/'.join(f'{x:.1f}' for x in load_before)}, after "
+          f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}; median of {args.rounds} rounds")
+    print("| export | SavedModel load | warmup replay | total | warmup records |")
+    print("|---|---|---|---|---|")
+    for base, rows in times.items():
+        load, warm = (float(np.median([r[i] for r in rows])) for i in (0, 1))
+        print(f"| {base} | {load:.2f} s | {warm:.2f} s | {load + warm:.2f} s | {rows[0][2]} |")
+
+
+# --- cost of one batched sample call ------------------------------------------------------
+
+
+def sample_call_cost(args):
+    """Milliseconds per in-process call of `sample` at batch 1 and 64 for each export
+    of `--sample-cost` (interleaved rounds, median), and the per-row cost ratio: what
+    batching can gain at best. Compares e.g. a shipped export (per-row draws in a
+    tf.map_fn) with its re-export by today's code (tools/reexport_shipped.py --out)."""
+    import tensorflow as tf
+
+    from tfgen.export.reader import resolve_version
+
+    fns = {}
+    for base in args.sample_cost:
+        fn = tf.saved_model.load(resolve_version(base)).signatures["sample"]
+        fns[base] = fn
+    inputs = {}
+    for rows in (1, 64):
+        inputs[rows] = {"seed": tf.range(rows, dtype=tf.int64), "temperature": tf.ones([rows])}
+    times = {(base, rows): [] for base in fns for rows in inputs}
+    load_before = os.getloadavg()
+    for _ in range(args.rounds * 5):
+        for base, fn in fns.items():
+            for rows, kwargs in inputs.items():
+                fn(**kwargs)  # first call of the round pays nothing extra
+                start = time.perf_counter()
+                for _ in range(5):
+                    fn(**kwargs)
+                times[(base, rows)].append((time.perf_counter() - start) / 5 * 1e3)
+    print(f"command: python bench/serving.py {' '.join(sys.argv[1:])}")
+    print(f"machine: {os.cpu_count()} CPUs; load average before "
+          f"{'/'.join(f'{x:.1f}' for x in load_before)}, after "
+          f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print("| export | ms per call, 1 row | ms per call, 64 rows | 64-row call / 64 one-row calls |")
+    print("|---|---|---|---|")
+    for base in fns:
+        one, many = (float(np.median(times[(base, rows)])) for rows in (1, 64))
+        print(f"| {base} | {one:.2f} | {many:.2f} | {many / (64 * one):.3f} |")
 
 
 # --- in-process ---------------------------------------------------------------------------
@@ -471,7 +592,17 @@ def main(argv=None):
                         help=f"only the ceiling: {ECHO_MODEL} log_prob against a gRPC echo server")
     parser.add_argument("--cold-start", action="store_true",
                         help="only the time until the shipped models are ready")
+    parser.add_argument("--concurrent-loads", default="1,2,4", metavar="N,N",
+                        help="--cold-start: the server's --max_concurrent_loads values to time")
+    parser.add_argument("--sample-cost", nargs="+", metavar="BASE",
+                        help="only the in-process cost of sample at 1 and 64 rows, per export")
+    parser.add_argument("--load-time", nargs="+", metavar="BASE",
+                        help="only the load + warmup seconds of each export, as the server loads it")
     args = parser.parse_args(argv)
+    if args.load_time:
+        return load_times(args)
+    if args.sample_cost:
+        return sample_call_cost(args)
     if args.echo:
         return echo_ratio(args)
     if args.cold_start:

@@ -80,3 +80,14 @@ def test_uniforms_are_in_the_unit_interval_and_normals_standard():
 def test_other_dtypes_are_refused_by_name():
     with pytest.raises(ValueError, match="float64"):
         per_row_normal(tf.constant([1], tf.int64), [2], dtype=tf.float64)
+
+
+def test_a_salt_per_row_keys_each_row_by_its_own_pair():
+    salts = np.arange(len(SEEDS), dtype=np.int64) * 3 - 4
+    got = per_row_normal(tf.constant(SEEDS), [6], salt=tf.constant(salts)).numpy()
+    expected = np.stack([tf.random.stateless_normal([6], seed=tf.constant([s, t], tf.int64)).numpy()
+                         for s, t in zip(SEEDS, salts)])
+    np.testing.assert_array_max_ulp(got, expected, maxulp=2)
+    step = tf.constant(7, tf.int64)  # a scalar tensor, as a sampler's loop step
+    np.testing.assert_array_equal(per_row_uniform(tf.constant(SEEDS), [6], salt=step).numpy(),
+                                  _row_by_row(tf.random.stateless_uniform, [6], 7))

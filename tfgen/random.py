@@ -83,15 +83,14 @@ def _philox(x, y, key):
 
 def _row_keys(seed, salt):
     """Per-row Philox key (k0, k1) and counter words (c2, c3), uint64 `[B, 2]` each, for
-    the seeds `[seed[b], salt]`, as TensorFlow's GenerateKey makes them: the seed pair
-    is the counter of one Philox call under a fixed key, whose output words are the key
-    (words 0, 1) and the counter's upper half (words 2, 3)."""
-    words = tf.bitcast(tf.cast(seed, tf.int64), tf.uint64)
-    salt_word = int(salt) & 0xFFFFFFFFFFFFFFFF
-    salt_low = tf.fill(tf.shape(words), _u64(salt_word & _MASK))
-    salt_high = tf.fill(tf.shape(words), _u64(salt_word >> 32))
-    x = tf.stack([words & _u64(_MASK), salt_low], axis=-1)
-    y = tf.stack([_high(words), salt_high], axis=-1)
+    the seeds `[seed[b], salt[b]]` (`salt` an int, or int64 `[]` or `[B]`), as
+    TensorFlow's GenerateKey makes them: the seed pair is the counter of one Philox call
+    under a fixed key, whose output words are the key (words 0, 1) and the counter's
+    upper half (words 2, 3)."""
+    seed = tf.cast(seed, tf.int64)
+    words = tf.bitcast(tf.stack([seed, tf.broadcast_to(tf.cast(salt, tf.int64), tf.shape(seed))],
+                                axis=-1), tf.uint64)  # [B, 2]: (seed, salt)
+    x, y = words & _u64(_MASK), _high(words)  # (c0, c2), (c1, c3)
     x, y = _philox(x, y, _SCRAMBLE_KEY)
     mix = tf.stack([x, y], axis=-1)  # [B, 2, 2]: (w0, w1), (w2, w3)
     return mix[:, 0], mix[:, 1]
@@ -151,7 +150,9 @@ def per_row_normal(seed, event_shape, salt=0, dtype=tf.float32):
     Args:
       seed: int64 `[B]`.
       event_shape: shape of one row (ints, or scalar tensors).
-      salt: distinguishes independent streams drawn from the same seeds.
+      salt: distinguishes independent streams drawn from the same seeds: an int, or
+        int64 `[]` or `[B]` (one per row, e.g. a sampler's step when rows take different
+        steps).
       dtype: float32 (the only one: the float32 Box-Muller transform is reproduced).
     """
     _check_dtype(dtype)
@@ -175,9 +176,9 @@ def per_row_uniform(seed, event_shape, salt=0, dtype=tf.float32):
     """Uniform [0, 1) draws of shape `[B, *event_shape]`, row b keyed by `seed[b]`.
 
     Row b equals `tf.random.stateless_uniform(event_shape, seed=[seed[b], salt])`, bit
-    for bit. A dim of `event_shape` may be a scalar tensor (e.g. a requested audio
-    length); a row's draws along the first axis then begin with the same values for any
-    length.
+    for bit (`salt` as in `per_row_normal`). A dim of `event_shape` may be a scalar
+    tensor (e.g. a requested audio length); a row's draws along the first axis then
+    begin with the same values for any length.
     """
     _check_dtype(dtype)
     event_shape = list(event_shape)

@@ -48,6 +48,7 @@ SCHEDULES = ("constant", "cosine", "exponential")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 COMMUNICATIONS = ("auto", "ring", "nccl")
 NONFINITE_POLICIES = ("stop", "skip")
+INJECT_VALUES = ("overflow", "nan", "inf")
 
 
 def _choices(*values):
@@ -294,7 +295,9 @@ class FaultsConfig:
       peer_timeout_seconds: multi_worker: a worker silent (no heartbeat) this long is
         declared lost and the others stop with an error instead of waiting.
       inject_nonfinite_at_step: fault drills and tests: the training batch at this
-        global step (from 0) is replaced by values whose loss overflows. None: off.
+        global step (from 0) is replaced by `inject_value`. None: off.
+      inject_value: what that batch holds: "overflow" (1e30, finite values whose loss
+        overflows), "nan" or "inf" (a batch that is itself non-finite).
     """
 
     nonfinite: str = _choices(*NONFINITE_POLICIES)
@@ -302,6 +305,7 @@ class FaultsConfig:
     preemption_grace_seconds: float = 0.0
     peer_timeout_seconds: float = 30.0
     inject_nonfinite_at_step: Optional[int] = None
+    inject_value: str = _choices(*INJECT_VALUES)
 
 
 @dataclasses.dataclass

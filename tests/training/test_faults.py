@@ -192,6 +192,34 @@ def test_sigterm_saves_a_step_checkpoint_and_resume_continues_from_that_step(tmp
     assert not (run_dir / "checkpoints" / "preempted").exists()  # superseded by the epoch checkpoint
 
 
+def test_preemption_mid_epoch_or_in_the_final_step_resumes_exactly_as_if_never_signalled(tmp_path):
+    sections = dict(tensorboard={"enabled": False}, checkpoint={"keep": 3})
+    # SIGTERM in the final step (2 epochs of 10): TensorFlow's handler would save after
+    # a step that never comes; the run stops once its final epoch checkpoint is saved.
+    final = parse_config(make_config(tmp_path, faults={"inject_sigterm_at_step": 19}, run_dir=str(tmp_path / "final"),
+                                     **sections))
+    with pytest.raises(faults.Preempted, match="^preempted after the last training step: the final epoch checkpoint"):
+        train(final)
+    assert not os.path.exists(os.path.join(final.run_dir, "metrics.json"))
+    result = train(final, resume=True)
+    assert result.status == "completed" and result.initial_epoch == 2 and result.metrics["held_out"]
+    uninterrupted = os.path.join(final.checkpoint_dir, "ckpt-2")
+
+    # SIGTERM as step 13 (epoch 2, batch 4) begins: saved after the next step, resumed
+    # at the batch after it, ending bit for bit where the never-signalled run ended.
+    middle = parse_config(make_config(tmp_path, faults={"inject_sigterm_at_step": 13}, **sections))
+    with pytest.raises(faults.Preempted, match=r"^preempted: saved a checkpoint at epoch 2 step 5/10 in "):
+        train(middle)
+    middle.faults.inject_sigterm_at_step = None
+    assert train(middle, resume=True).metrics["steps_per_epoch"] == 10
+    resumed = tf.train.load_checkpoint(os.path.join(middle.checkpoint_dir, "ckpt-2"))
+    reference = tf.train.load_checkpoint(uninterrupted)
+    names = [n for n in reference.get_variable_to_dtype_map() if "save_counter" not in n and "tracker" not in n]
+    assert any("optimizer" in n for n in names) and len(names) > 3
+    for name in names:
+        np.testing.assert_array_equal(resumed.get_tensor(name), reference.get_tensor(name), err_msg=name)
+
+
 @pytest.mark.slow
 def test_ctrl_c_preempts_every_worker_with_a_step_checkpoint_and_resume_continues_there(tmp_path):
     config_path, _ = cluster_config(tmp_path)

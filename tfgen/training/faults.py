@@ -353,11 +353,15 @@ class PreemptionCheckpoint(keras.callbacks.Callback):
       grace_seconds: 0: save after the current step and stop. > 0: keep training and
         save the final checkpoint before this many seconds since SIGTERM have passed.
       chief: whether this process owns `directory` (deletes it when superseded).
+      sigterm_at_step: fault drills and tests: this process sends itself SIGTERM as
+        global step `sigterm_at_step` (from 0) begins. None: off.
       log: a print function.
     """
 
-    def __init__(self, model, directory, steps_per_epoch, grace_seconds=0.0, chief=True, log=print):
+    def __init__(self, model, directory, steps_per_epoch, grace_seconds=0.0, chief=True, sigterm_at_step=None,
+                 log=print):
         super().__init__()
+        self.sigterm_at_step = sigterm_at_step
         strategy = model.distribute_strategy
         resolver = getattr(strategy, "cluster_resolver", None)
         if resolver is not None and not resolver.cluster_spec().jobs:
@@ -407,6 +411,9 @@ class PreemptionCheckpoint(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         self.step.assign(batch)
+        if self.sigterm_at_step is not None and int(self.epoch.numpy()) * self.steps_per_epoch + batch == \
+                self.sigterm_at_step:
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def on_train_batch_end(self, batch, logs=None):
         self.handler.save_checkpoint_if_preempted()
@@ -425,6 +432,21 @@ class PreemptionCheckpoint(keras.callbacks.Callback):
         self.model._training_state = None
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         strategy_lib.cleanup_write_dir(self.write_directory, self.directory)
+
+    def check_not_signalled(self, strategy):
+        """After `fit` returned: raises `Preempted` if SIGTERM reached any worker.
+
+        TensorFlow's handler saves at the step after the one during which the signal
+        came; during the final step there is none, and the run would go on to evaluate
+        and export as if never signalled. Its epoch checkpoint holds everything, so the
+        run stops there (every worker alike: the flag is all-reduced) and `--resume`
+        evaluates and exports.
+        """
+        signalled = float(self.sigterm_at is not None)
+        total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(signalled)), axis=None)
+        if float(total) > 0:  # (on_train_end has closed the handler)
+            raise Preempted("preempted after the last training step: the final epoch checkpoint is saved; held-out "
+                            "evaluation and export did not run. Restart every worker with --resume to do them")
 
     def _stop(self):
         self._close()

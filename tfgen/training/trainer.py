@@ -350,7 +350,7 @@ def train(config, resume=False):
         log(f"--resume: no good checkpoint in {config.checkpoint_dir}; starting from scratch")
     preemption = faults.PreemptionCheckpoint(
         model, faults.preemption_dir(config.checkpoint_dir), steps, config.faults.preemption_grace_seconds,
-        chief=chief, log=log)
+        chief=chief, sigterm_at_step=config.faults.inject_sigterm_at_step, log=log)
     if preemption.resumed_at is not None:
         if preemption.resumed_at[0] < initial_epoch:  # an epoch checkpoint superseded it
             preemption.resumed_at = None
@@ -407,6 +407,7 @@ def train(config, resume=False):
         raise TrainingDiverged(
             f"{guard.tripped}; stopped, newest checkpoint is from epoch {checkpoint_cb.last_saved or initial_epoch or 'none'}"
         )
+    preemption.check_not_signalled(strategy)
     status = "early_stopped" if epochs_completed < t.epochs else "completed"
     metrics["status"] = status
     early_stopping = next((cb for cb in cbs if isinstance(cb, keras.callbacks.EarlyStopping)), None)

@@ -164,6 +164,7 @@ def launch(config_path, args, tmp_path, tag):
                             env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
+@pytest.mark.slow  # the default run keeps the in-process preemption test below
 def test_sigterm_saves_a_step_checkpoint_and_resume_continues_from_that_step(tmp_path):
     # Steps of ~ms: enough epochs that SIGTERM, sent right after epoch 1's checkpoint, lands mid-run.
     data = make_config(tmp_path, data={"num_samples": 4000}, training={"epochs": 30}, tensorboard={"enabled": False})
@@ -297,7 +298,7 @@ def compiled_with_guard(tmp_path, family):
     return model, faults.install_step_guard(model), dataset.splits["train"].x[:64].astype("float32")
 
 
-@pytest.mark.parametrize("family, value", [("flow", "overflow"), ("flow", "inf"), ("vae", "nan"), ("gan", "nan")])
+@pytest.mark.parametrize("family, value", [("flow", "overflow"), ("vae", "inf"), ("gan", "nan")])
 def test_a_nonfinite_batch_changes_nothing(tmp_path, family, value):
     model, guard, x = compiled_with_guard(tmp_path, family)
     good = model.train_on_batch(x, return_dict=True)
@@ -320,19 +321,18 @@ def test_a_nonfinite_batch_changes_nothing(tmp_path, family, value):
 def test_nonfinite_batches_follow_the_policy_and_no_checkpoint_is_bad(tmp_path, capsys):
     # skip: a NaN batch in a GAN's run is counted and logged, training goes on.
     skip = parse_config(make_config(tmp_path, model=FAMILIES["gan"], tensorboard={"enabled": False},
-                                    faults={"nonfinite": "skip", "inject_nonfinite_at_step": 15, "inject_value": "nan"},
-                                    training={"epochs": 3}))
+                                    faults={"nonfinite": "skip", "inject_nonfinite_at_step": 15, "inject_value": "nan"}))
     result = train(skip)
     assert "skipped a non-finite step at epoch 2, batch 6 (NaN or Inf in the input batch)" in capsys.readouterr().out
     assert result.status == "completed" and result.metrics["skipped_steps"] == 1
     assert all(np.isfinite(v) for vs in result.metrics["history"].values() for v in vs)
     model_config = json.load(open(os.path.join(skip.run_dir, "model.json")))["config"]
     store = CheckpointStore(skip.checkpoint_dir, build_model(skip.model.class_name, model_config))
-    assert [checkpoint_problem(p) for p in store.candidates()] == [None] * 3
+    assert [checkpoint_problem(p) for p in store.candidates()] == [None] * 2
 
     # stop: an Inf batch in a flow's run stops it with one line naming the step.
     stop = parse_config(make_config(tmp_path, faults={"inject_nonfinite_at_step": 15, "inject_value": "inf"},
-                                    training={"epochs": 3}, tensorboard={"enabled": False},
+                                    tensorboard={"enabled": False},
                                     run_dir=str(tmp_path / "stop")))
     with pytest.raises(TrainingDiverged, match=r"^NaN or Inf in the input batch at epoch 2, batch 6 \(update not "
                                                r"applied; 1 skipped in this run\); stopped, newest checkpoint is "

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from tfgen.data import Dataset, DataSpec, Split, dataset_names, load_dataset, to_tf_dataset
+from tfgen.data.datasets import training_batches
 from tfgen.data.datasets import split_indices, validate_examples
 
 TOYS = ["two_moons", "circles", "eight_gaussians", "checkerboard"]
@@ -141,6 +142,34 @@ def test_to_tf_dataset_yields_x_or_pairs():
     np.testing.assert_array_equal(batches[0].numpy(), train.x[:500])
     repeated = to_tf_dataset(train, unconditional, 1000, shuffle=True, seed=1, repeat=True)
     assert sum(1 for _ in repeated.take(5)) == 5
+
+
+def test_training_batches_are_a_function_of_the_seed_and_resume_at_any_step():
+    dataset = load_dataset({"name": "digits", "conditional": True})
+    train = dataset.splits["train"]
+    n, batch = len(train), 64  # batches cross passes: n is no multiple of 64
+
+    def stream(seed, start_step, steps):
+        return [(x.numpy(), y.numpy()) for x, y in training_batches(train, dataset.spec, batch, seed, start_step)
+                .take(steps)]
+
+    whole = stream(3, 0, 2 * n // batch + 2)
+    assert n % batch and whole[0][0].shape == (64, 8, 8, 1) and whole[0][1].dtype.name == "int32"
+    # Each pass is a permutation of the split (rows with their labels), a new one per pass.
+    rows = np.concatenate([x.reshape(batch, -1) for x, _ in whole])
+    first, second = rows[:n], rows[n:2 * n]
+    assert sorted(map(bytes, first)) == sorted(map(bytes, train.x.reshape(n, -1)))
+    assert sorted(map(bytes, second)) == sorted(map(bytes, first)) and not np.array_equal(first, second)
+    labels = {}
+    for row, label in zip(train.x.reshape(n, -1), train.y):
+        labels.setdefault(bytes(row), set()).add(int(label))
+    assert all(int(y) in labels[bytes(r)] for r, y in zip(rows, np.concatenate([y for _, y in whole])))
+    # A stream started at step k (a resumed run, mid-pass too) reads batch k on.
+    for start in (1, n // batch, n // batch + 1):
+        for (x, y), (wx, wy) in zip(stream(3, start, 3), whole[start:start + 3]):
+            np.testing.assert_array_equal(x, wx)
+            np.testing.assert_array_equal(y, wy)
+    assert not np.array_equal(stream(4, 0, 1)[0][0], whole[0][0])  # another seed, another order
 
 
 def test_to_tf_dataset_shuffle_is_seeded():

@@ -25,7 +25,7 @@ from tfgen.training.callbacks import CheckpointStore, checkpoint_problem
 from tfgen.training.cluster import free_ports, tf_configs
 from tfgen.training.config import parse_config
 from tfgen.training.trainer import TrainingDiverged, build_model, train
-from training_fixtures import make_config
+from training_fixtures import BASE_CONFIG, make_config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
@@ -164,6 +164,7 @@ def launch(config_path, args, tmp_path, tag):
                             env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
+@pytest.mark.slow  # the default run keeps the in-process preemption test below
 def test_sigterm_saves_a_step_checkpoint_and_resume_continues_from_that_step(tmp_path):
     # Steps of ~ms: enough epochs that SIGTERM, sent right after epoch 1's checkpoint, lands mid-run.
     data = make_config(tmp_path, data={"num_samples": 4000}, training={"epochs": 30}, tensorboard={"enabled": False})
@@ -190,6 +191,34 @@ def test_sigterm_saves_a_step_checkpoint_and_resume_continues_from_that_step(tmp
     metrics = json.load(open(run_dir / "metrics.json"))
     assert metrics["status"] == "completed" and metrics["epochs_completed"] == 30
     assert not (run_dir / "checkpoints" / "preempted").exists()  # superseded by the epoch checkpoint
+
+
+def test_preemption_mid_epoch_or_in_the_final_step_resumes_exactly_as_if_never_signalled(tmp_path):
+    sections = dict(tensorboard={"enabled": False}, checkpoint={"keep": 3})
+    # SIGTERM in the final step (2 epochs of 10): TensorFlow's handler would save after
+    # a step that never comes; the run stops once its final epoch checkpoint is saved.
+    final = parse_config(make_config(tmp_path, faults={"inject_sigterm_at_step": 19}, run_dir=str(tmp_path / "final"),
+                                     **sections))
+    with pytest.raises(faults.Preempted, match="^preempted after the last training step: the final epoch checkpoint"):
+        train(final)
+    assert not os.path.exists(os.path.join(final.run_dir, "metrics.json"))
+    result = train(final, resume=True)
+    assert result.status == "completed" and result.initial_epoch == 2 and result.metrics["held_out"]
+    uninterrupted = os.path.join(final.checkpoint_dir, "ckpt-2")
+
+    # SIGTERM as step 13 (epoch 2, batch 4) begins: saved after the next step, resumed
+    # at the batch after it, ending bit for bit where the never-signalled run ended.
+    middle = parse_config(make_config(tmp_path, faults={"inject_sigterm_at_step": 13}, **sections))
+    with pytest.raises(faults.Preempted, match=r"^preempted: saved a checkpoint at epoch 2 step 5/10 in "):
+        train(middle)
+    middle.faults.inject_sigterm_at_step = None
+    assert train(middle, resume=True).metrics["steps_per_epoch"] == 10
+    resumed = tf.train.load_checkpoint(os.path.join(middle.checkpoint_dir, "ckpt-2"))
+    reference = tf.train.load_checkpoint(uninterrupted)
+    names = [n for n in reference.get_variable_to_dtype_map() if "save_counter" not in n and "tracker" not in n]
+    assert any("optimizer" in n for n in names) and len(names) > 3
+    for name in names:
+        np.testing.assert_array_equal(resumed.get_tensor(name), reference.get_tensor(name), err_msg=name)
 
 
 @pytest.mark.slow
@@ -247,52 +276,77 @@ def test_sigterm_to_one_worker_saves_on_every_worker(tmp_path, victim):
 
 
 # === A non-finite batch ===
-def test_nonfinite_step_applies_nothing(tmp_path):
-    config = parse_config(make_config(tmp_path))
+# One tiny real model per family, on two_moons: a flow, a VAE, a GAN with batch norm
+# in its generator, spectral norm in its critic and an EMA (state a forward pass moves).
+FAMILIES = {
+    "flow": BASE_CONFIG["model"],
+    "vae": {"class_name": "VAE", "config": {"latent_dim": 2, "hidden_units": [8], "num_importance_samples": 4}},
+    "gan": {"class_name": "GAN", "config": {"latent_dim": 2, "generator_units": [8], "discriminator_units": [8],
+                                            "spectral_normalization": True, "discriminator_steps": 2}},
+}
+
+
+def compiled_with_guard(tmp_path, family):
     from tfgen.data.datasets import load_dataset
     from tfgen.training.optimizers import build_optimizer
 
+    config = parse_config(make_config(tmp_path, model=FAMILIES[family]))
     dataset = load_dataset(config.data.to_load_dict())
     model = build_model(config.model.class_name, {**config.model.config, "data_spec": dataset.spec.to_dict()})
-    name = model.optimizer_names[0]
-    model.compile(optimizer={name: build_optimizer(config.training.optimizer_settings(name), 100)})
-    guard = faults.install_step_guard(model)
-    x = dataset.splits["train"].x[:64].astype("float32")
+    model.compile(optimizer={name: build_optimizer(config.training.optimizer_settings(name), 100)
+                             for name in model.optimizer_names})
+    return model, faults.install_step_guard(model), dataset.splits["train"].x[:64].astype("float32")
+
+
+@pytest.mark.parametrize("family, value", [("flow", "overflow"), ("vae", "inf"), ("gan", "nan")])
+def test_a_nonfinite_batch_changes_nothing(tmp_path, family, value):
+    model, guard, x = compiled_with_guard(tmp_path, family)
     good = model.train_on_batch(x, return_dict=True)
-    state = [v.numpy().copy() for v in model.trainable_variables + model.optimizer.variables]
-    bad = model.train_on_batch(np.full_like(x, 1e30), return_dict=True, reset_metrics=False)
+    state = [v for v in model.variables if "/trackers/" not in v.name and "tracker" not in v.name]
+    state += [v for optimizer in model.optimizers.values() for v in optimizer.variables]
+    before = [v.numpy().copy() for v in state]
+    bad_x = x.copy()
+    bad_x[3] = faults.INJECTED_VALUES[value]  # one corrupted row
+    bad = model.train_on_batch(bad_x, return_dict=True, reset_metrics=False)
     assert int(guard.skipped.numpy()) == 1
-    for before, variable in zip(state, model.trainable_variables + model.optimizer.variables):
-        np.testing.assert_array_equal(before, variable.numpy(), err_msg=variable.name)
+    assert int(guard.bad_batches.numpy()) == (0 if value == "overflow" else 1)
+    for old, variable in zip(before, state):
+        np.testing.assert_array_equal(old, variable.numpy(), err_msg=variable.name)
     assert bad == pytest.approx(good)  # the bad batch left the running figures alone
     model.train_on_batch(x)
-    assert int(model.optimizer.iterations.numpy()) == 2  # a good step updates again
+    steps = [int(optimizer.iterations.numpy()) for optimizer in model.optimizers.values()]
+    assert steps == [2] * len(steps) if family != "gan" else steps == [2, 4]  # a good step updates again
 
 
-def test_nonfinite_batch_is_skipped_or_stops_and_no_checkpoint_is_bad(tmp_path, capsys):
-    skip = parse_config(make_config(tmp_path, faults={"nonfinite": "skip", "inject_nonfinite_at_step": 15},
-                                    training={"epochs": 3}, tensorboard={"enabled": False}))
+def test_nonfinite_batches_follow_the_policy_and_no_checkpoint_is_bad(tmp_path, capsys):
+    # skip: a NaN batch in a GAN's run is counted and logged, training goes on.
+    skip = parse_config(make_config(tmp_path, model=FAMILIES["gan"], tensorboard={"enabled": False},
+                                    faults={"nonfinite": "skip", "inject_nonfinite_at_step": 15, "inject_value": "nan"}))
     result = train(skip)
-    assert "skipped a non-finite step at epoch 2, batch 6" in capsys.readouterr().out
+    assert "skipped a non-finite step at epoch 2, batch 6 (NaN or Inf in the input batch)" in capsys.readouterr().out
     assert result.status == "completed" and result.metrics["skipped_steps"] == 1
     assert all(np.isfinite(v) for vs in result.metrics["history"].values() for v in vs)
-    store = CheckpointStore(skip.checkpoint_dir, build_model(skip.model.class_name, json.load(
-        open(os.path.join(skip.run_dir, "model.json")))["config"]))
-    assert [checkpoint_problem(p) for p in store.candidates()] == [None] * 3
+    model_config = json.load(open(os.path.join(skip.run_dir, "model.json")))["config"]
+    store = CheckpointStore(skip.checkpoint_dir, build_model(skip.model.class_name, model_config))
+    assert [checkpoint_problem(p) for p in store.candidates()] == [None] * 2
 
-    stop = parse_config(make_config(tmp_path, faults={"inject_nonfinite_at_step": 15}, training={"epochs": 3},
-                                    tensorboard={"enabled": False}, run_dir=str(tmp_path / "stop")))
-    with pytest.raises(TrainingDiverged, match="non-finite"):
+    # stop: an Inf batch in a flow's run stops it with one line naming the step.
+    stop = parse_config(make_config(tmp_path, faults={"inject_nonfinite_at_step": 15, "inject_value": "inf"},
+                                    tensorboard={"enabled": False},
+                                    run_dir=str(tmp_path / "stop")))
+    with pytest.raises(TrainingDiverged, match=r"^NaN or Inf in the input batch at epoch 2, batch 6 \(update not "
+                                               r"applied; 1 skipped in this run\); stopped, newest checkpoint is "
+                                               r"from epoch 1$"):
         train(stop)
     assert [os.path.basename(p) for p in store.candidates(stop.checkpoint_dir)] == ["ckpt-1"]
     assert checkpoint_problem(store.candidates(stop.checkpoint_dir)[0]) is None
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("policy", ["skip", "stop"])
-def test_nonfinite_batch_under_two_workers(tmp_path, policy):
-    config_path, _ = cluster_config(tmp_path, faults={"nonfinite": policy, "inject_nonfinite_at_step": 70},
-                                    training={"epochs": 3})
+@pytest.mark.parametrize("policy, value", [("skip", "nan"), ("stop", "overflow")])
+def test_nonfinite_batch_under_two_workers(tmp_path, policy, value):
+    config_path, _ = cluster_config(tmp_path, faults={"nonfinite": policy, "inject_nonfinite_at_step": 70,
+                                                      "inject_value": value}, training={"epochs": 3})
     run_dir = tmp_path / "run"
     procs = start_workers([config_path] * 2, ["--run-dir", str(run_dir)], tmp_path, "nan")
     codes = wait_all(procs)

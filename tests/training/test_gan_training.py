@@ -1,6 +1,7 @@
 """GANs through `tfgen train`: the checkpoint holds both networks, the generator's EMA
-and both optimizers, and a resumed run ends with exactly the weights of an
-uninterrupted one (the training noise is keyed by the step counter, not a global RNG);
+and both optimizers, and a resumed run ends with exactly the weights and losses of an
+uninterrupted one (the training noise is keyed by the step counter, not a global RNG,
+and the batch order by the seed and the pass over the data);
 mirrored (2 logical CPUs) and multi-worker runs train and export."""
 
 import json
@@ -17,22 +18,18 @@ from test_any_family import run_subprocess
 from test_multi_worker import run_workers
 
 DATA = {"name": "eight_gaussians", "num_samples": 240, "seed": 0}
-# R1 rather than WGAN-GP's penalty: the GP pairs real row i with generated row i, so it
-# depends on the data's order, which the trainer's shuffle restarts on resume.
+# WGAN-GP: the penalty pairs real row i with generated row i, so a batch in another
+# order would change it.
 GAN = {"class_name": "GAN", "config": {"latent_dim": 2, "generator_units": [8], "discriminator_units": [8],
-                                       "loss": "non_saturating", "r1_weight": 1.0,
+                                       "loss": "wasserstein", "gradient_penalty_weight": 1.0,
                                        "discriminator_steps": 2, "ema_decay": 0.9}}
+BATCH = 50  # 3 steps an epoch; the batches cross passes over the 192 training rows
 
 
 def write_config(tmp_path, name, strategy=None, epochs=4):
-    # One full-batch step per epoch: the data's shuffled order (which restarts on
-    # resume) cannot change which rows a batch holds, so only the checkpoint decides
-    # the resumed run.
-    train_rows = len(load_dataset(DATA).splits["train"].x)
     data = {
         "model": GAN, "data": DATA,
-        "training": {"batch_size": train_rows - train_rows % 2, "epochs": epochs, "steps_per_epoch": 1,
-                     "learning_rate": 0.01, "verbose": 0,
+        "training": {"batch_size": BATCH, "epochs": epochs, "learning_rate": 0.01, "verbose": 0,
                      "optimizers": {"discriminator": {"learning_rate": 0.03}}},
         "strategy": strategy or {"name": "default"},
         "checkpoint": {"keep": 5},
@@ -53,8 +50,8 @@ def checkpoint_values(run_dir):
             if name.endswith("VARIABLE_VALUE") and "save_counter" not in name and "/trackers/" not in name}
 
 
-def check_resume_is_exact(tmp_path, train, strategy=None):
-    """`train(config, args)` runs `tfgen train`; 4 one-step epochs vs 2 + resume to 4."""
+def check_resume_is_exact(tmp_path, train, strategy=None, rtol=0.0):
+    """`train(config, args)` runs `tfgen train`; 4 epochs vs 2 + resume to 4, equal to `rtol`."""
     train(write_config(tmp_path, "whole", strategy), ["--no-export"])
     split = write_config(tmp_path, "split", strategy)
     train(split, ["--epochs", "2", "--no-export"])
@@ -64,12 +61,16 @@ def check_resume_is_exact(tmp_path, train, strategy=None):
     names = " ".join(whole)
     assert "ema_generator" in names and "discriminator" in names
     steps = {n: int(v) for n, v in whole.items() if n.endswith("_iterations/.ATTRIBUTES/VARIABLE_VALUE")}
-    assert sorted(steps.values()) == [4, 8]  # generator 4 steps, discriminator 2 per step
-    # Equal up to float32 rounding: the resumed epoch sums the same rows in the order
-    # of a restarted shuffle (measured: at most 3e-7 relative).
+    rows = len(load_dataset(DATA).splits["train"].x)
+    assert sorted(steps.values()) == [4 * (rows // BATCH), 8 * (rows // BATCH)]  # 2 critic steps per step
+    # The resumed run reads the batches the uninterrupted one read, and its noise is
+    # keyed by the step counter.
     for name, value in whole.items():
-        np.testing.assert_allclose(resumed[name], value, rtol=2e-6, atol=1e-8, err_msg=name)
+        np.testing.assert_allclose(resumed[name], value, rtol=rtol, atol=0, err_msg=name)
     metrics = json.loads((tmp_path / "split" / "metrics.json").read_text())
+    whole_history = json.loads((tmp_path / "whole" / "metrics.json").read_text())["history"]
+    for name, values in metrics["history"].items():
+        np.testing.assert_allclose(values, whole_history[name][2:], rtol=rtol, atol=0, err_msg=name)
     assert metrics["initial_epoch"] == 2 and metrics["status"] == "completed"
     assert np.isfinite([metrics["held_out"]["generator_loss"], metrics["held_out"]["discriminator_loss"]]).all()
     loaded = tf.saved_model.load(metrics["export_dir"])
@@ -86,8 +87,10 @@ def test_default_strategy_resume_is_exact(tmp_path):
 
 @pytest.mark.slow
 def test_mirrored_resume_is_exact(tmp_path):
+    # Not bit-exact on 2 replicas (measured: 7e-7 relative on a few critic weights).
     metrics = check_resume_is_exact(tmp_path, lambda config, args: run_subprocess(
-        ["train", str(config), *args], logical_cpus=2), {"name": "mirrored", "devices": ["/cpu:0", "/cpu:1"]})
+        ["train", str(config), *args], logical_cpus=2), {"name": "mirrored", "devices": ["/cpu:0", "/cpu:1"]},
+        rtol=2e-6)
     assert metrics["num_replicas"] == 2
 
 

@@ -71,19 +71,33 @@ def test_restarting_without_resume_refuses_to_touch_the_run(trained):
     assert sorted(os.listdir(os.path.join(config.run_dir, "checkpoints"))) == before
 
 
-def test_resume_continues_from_the_last_epoch(tmp_path):
-    config = parse_config(make_config(tmp_path, tensorboard={"enabled": False}))
+def checkpoint_values(path):
+    reader = tf.train.load_checkpoint(path)
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_dtype_map() if "save_counter" not in name}
+
+
+def test_resume_continues_from_the_last_epoch_exactly_as_an_uninterrupted_run(tmp_path, trained):
+    whole_config, whole = trained  # the same config, trained 2 epochs without a break
+    config = parse_config(make_config(tmp_path, training={"evaluate_initial": True, "epochs": 1}))
     first = train(config)
     steps = first.metrics["steps_per_epoch"]
-    config.training.epochs = 3
+    config.training.epochs = 2
     result = train(config, resume=True)
-    assert result.initial_epoch == 2 and result.epochs_completed == 3
+    assert result.initial_epoch == 1 and result.epochs_completed == 2
     assert len(result.metrics["history"]["loss"]) == 1
-    assert history_rows(config.run_dir) == ["0", "1", "2"]
-    assert checkpoints(config.run_dir) == ["ckpt-1", "ckpt-2", "ckpt-3"]
+    assert history_rows(config.run_dir) == ["0", "1"]
+    assert checkpoints(config.run_dir) == ["ckpt-1", "ckpt-2"]
     # The optimizer state came back too: its step counter continued, not restarted.
-    reader = tf.train.load_checkpoint(os.path.join(config.run_dir, "checkpoints", "ckpt-3"))
-    assert reader.get_tensor("model/optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 3 * steps
+    resumed = checkpoint_values(os.path.join(config.run_dir, "checkpoints", "ckpt-2"))
+    assert resumed["model/optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"] == 2 * steps
+    # Bit for bit the run that was never interrupted: the same batches, the same updates.
+    uninterrupted = checkpoint_values(os.path.join(whole_config.run_dir, "checkpoints", "ckpt-2"))
+    assert sorted(resumed) == sorted(uninterrupted)
+    for name, value in uninterrupted.items():
+        np.testing.assert_array_equal(resumed[name], value, err_msg=name)
+    for name, values in result.metrics["history"].items():
+        np.testing.assert_array_equal(values, whole.metrics["history"][name][1:], err_msg=name)
+    assert result.metrics["held_out"] == whole.metrics["held_out"]
 
 
 def test_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):

@@ -329,14 +329,48 @@ def to_tf_dataset(split, spec, batch_size, shuffle, seed=None, repeat=False, dro
     """
     from tfgen.backend import tf
 
-    if spec.conditional and split.y is None:
-        raise UserError("spec is conditional (num_classes set) but the split has no labels")
-    if tuple(split.x.shape[1:]) != spec.event_shape:
-        raise UserError(f"split examples have shape {split.x.shape[1:]}, spec says {spec.event_shape}")
-    tensors = (split.x, split.y) if spec.conditional else split.x
-    ds = tf.data.Dataset.from_tensor_slices(tensors)
+    ds = tf.data.Dataset.from_tensor_slices(_split_tensors(split, spec))
     if shuffle:
         ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def _split_tensors(split, spec):
+    """`x`, or `(x, y)` for a conditional spec, checked against the spec."""
+    if spec.conditional and split.y is None:
+        raise UserError("spec is conditional (num_classes set) but the split has no labels")
+    if tuple(split.x.shape[1:]) != spec.event_shape:
+        raise UserError(f"split examples have shape {split.x.shape[1:]}, spec says {spec.event_shape}")
+    return (split.x, split.y) if spec.conditional else split.x
+
+
+def training_batches(split, spec, batch_size, seed, start_step=0):
+    """The endless stream of full training batches, a function of `seed` alone.
+
+    Pass p over the split is the permutation `stateless_shuffle(range(N), (seed, p))`;
+    the passes are concatenated and cut into batches of `batch_size` (a batch may span
+    two passes). So batch k is the same in every process, and a run resumed at global
+    step k (`start_step`) reads exactly the batches the uninterrupted run read from its
+    step k on, mid-epoch too. (`to_tf_dataset(shuffle=True)` reshuffles from its seed
+    each time it is built, so a resumed run would replay the first pass's order.)
+
+    Yields what `to_tf_dataset` yields: `x`, or `(x, y)` for a conditional spec.
+    """
+    from tfgen.backend import tf
+
+    tensors = _split_tensors(split, spec)
+    n = len(split.x)
+    first_pass, offset = divmod(start_step * batch_size, n)
+
+    def permutation(index):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), index]))
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    rows = tf.data.Dataset.range(first_pass, np.iinfo(np.int64).max).flat_map(permutation).skip(offset)
+    constants = tf.nest.map_structure(tf.constant, tensors)
+    batches = rows.batch(batch_size, drop_remainder=True).map(
+        lambda index: tf.nest.map_structure(lambda t: tf.gather(t, index), constants))
+    return batches.prefetch(tf.data.AUTOTUNE)

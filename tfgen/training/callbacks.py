@@ -188,7 +188,7 @@ class NaNGuard(keras.callbacks.Callback):
         self.tripped = None
         self._epoch = 0
         self.step_guard, self.max_skipped, self.log = step_guard, max_skipped, log
-        self.skipped = 0
+        self.skipped = self.bad_batches = 0
 
     def _trip(self, reason):
         self.tripped = reason
@@ -201,12 +201,14 @@ class NaNGuard(keras.callbacks.Callback):
         logs = logs or {}
         if self.step_guard is not None and int(self.step_guard.skipped.numpy()) > self.skipped:
             self.skipped = int(self.step_guard.skipped.numpy())
+            bad_batches = int(self.step_guard.bad_batches.numpy())
+            what = "NaN or Inf in the input batch" if bad_batches > self.bad_batches else "non-finite loss or gradients"
+            self.bad_batches = bad_batches
             where = f"epoch {self._epoch + 1}, batch {batch + 1}"
             if self.max_skipped is None or self.skipped > self.max_skipped:
-                self._trip(f"non-finite loss or gradients at {where} (update not applied; "
-                           f"{self.skipped} skipped in this run)")
+                self._trip(f"{what} at {where} (update not applied; {self.skipped} skipped in this run)")
             else:
-                self.log(f"skipped a non-finite step at {where}: weights unchanged "
+                self.log(f"skipped a non-finite step at {where} ({what}): weights unchanged "
                          f"({self.skipped} of at most {self.max_skipped} skipped)")
             return
         for name in self.model.reported_losses:

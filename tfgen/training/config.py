@@ -48,6 +48,7 @@ SCHEDULES = ("constant", "cosine", "exponential")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 COMMUNICATIONS = ("auto", "ring", "nccl")
 NONFINITE_POLICIES = ("stop", "skip")
+INJECT_VALUES = ("overflow", "nan", "inf")
 
 
 def _choices(*values):
@@ -294,7 +295,11 @@ class FaultsConfig:
       peer_timeout_seconds: multi_worker: a worker silent (no heartbeat) this long is
         declared lost and the others stop with an error instead of waiting.
       inject_nonfinite_at_step: fault drills and tests: the training batch at this
-        global step (from 0) is replaced by values whose loss overflows. None: off.
+        global step (from 0) is replaced by `inject_value`. None: off.
+      inject_value: what that batch holds: "overflow" (1e30, finite values whose loss
+        overflows), "nan" or "inf" (a batch that is itself non-finite).
+      inject_sigterm_at_step: fault drills and tests: the process sends itself SIGTERM
+        as this global step (from 0) begins, a preemption at a known step. None: off.
     """
 
     nonfinite: str = _choices(*NONFINITE_POLICIES)
@@ -302,6 +307,8 @@ class FaultsConfig:
     preemption_grace_seconds: float = 0.0
     peer_timeout_seconds: float = 30.0
     inject_nonfinite_at_step: Optional[int] = None
+    inject_value: str = _choices(*INJECT_VALUES)
+    inject_sigterm_at_step: Optional[int] = None
 
 
 @dataclasses.dataclass
@@ -453,6 +460,8 @@ def _validate(config):
     _require(f.peer_timeout_seconds >= 1, "config key 'faults.peer_timeout_seconds' must be >= 1")
     _require(f.inject_nonfinite_at_step is None or f.inject_nonfinite_at_step >= 0,
              "config key 'faults.inject_nonfinite_at_step' must be >= 0")
+    _require(f.inject_sigterm_at_step is None or f.inject_sigterm_at_step >= 0,
+             "config key 'faults.inject_sigterm_at_step' must be >= 0")
     f = config.fine_tune
     _require(all(isinstance(name, str) for name in f.freeze), "config key 'fine_tune.freeze' must be a list of part names")
     _require(math.isfinite(f.max_regression) and f.max_regression >= 0,

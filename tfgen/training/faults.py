@@ -13,11 +13,11 @@ that disagree. Configured by the `faults:` section (`tfgen.training.config.Fault
   `CHECKPOINT_DIR/preempted/` after it and raises `Preempted`. `--resume` restores it
   and `fit` continues from the next step of that epoch, not from the epoch's start.
 - **A non-finite step**: `SkipNonFiniteSteps` sits in the shared `minimize()` of every
-  family: gradients are summed across replicas first, and a step whose loss or summed
-  gradients are not finite applies nothing (weights and optimizer state unchanged, the
-  epoch's running metrics restored). `faults.nonfinite: skip` counts and logs it and
-  goes on; `stop` (the default) stops training. Either way no checkpoint holds a
-  non-finite value.
+  family: gradients are summed across replicas first, and a step whose batch (NaN or
+  Inf in the input), loss or summed gradients are not finite applies nothing (weights
+  and optimizer state unchanged, the epoch's running metrics restored). `faults.nonfinite:
+  skip` counts and logs it and goes on; `stop` (the default) stops training with one
+  line naming the epoch and batch. Either way no checkpoint holds a non-finite value.
 - **Workers that disagree**: before training each worker publishes its resolved config
   and its training data's fingerprint; a worker whose either differs from the chief's
   is refused, on every worker, with the first difference named.
@@ -27,12 +27,14 @@ import hashlib
 import json
 import os
 import signal
+import threading
 import time
 
 import numpy as np
 
 from tfgen.backend import keras, tf
 from tfgen.errors import PathExists, UserError
+from tfgen.metrics.means import FigureMeans
 from tfgen.training import strategy as strategy_lib
 
 #: Exit codes of `tfgen train` for the interruptions below (a supervisor restarts on them).
@@ -158,86 +160,164 @@ def check_workers_agree(config, dataset, strategy, timeout_seconds=120):
 
 # === Non-finite steps ===
 class SkipNonFiniteSteps:
-    """Applies an update only if the loss and the replica-summed gradients are finite.
+    """Applies an update only if its batch, its loss and the replica-summed gradients are
+    finite.
 
     Installed on a model (`install_step_guard`), it is what the shared
-    `GenerativeModel.minimize` calls, so every family gets it. Gradients are summed
-    across replicas before the check, so all workers take the same decision and stay in
-    step. A skipped step changes no weight and no optimizer state (not even the
-    iteration count a learning-rate schedule reads).
+    `GenerativeModel.minimize` calls, so every family gets it. Gradients and losses are
+    summed across replicas before the check, and whether any replica's batch was
+    non-finite is all-reduced, so all replicas and workers take the same decision and
+    stay in step. A skipped step changes no weight and no optimizer state (not even the
+    iteration count a learning-rate schedule reads). A batch holding NaN or Inf also
+    leaves the rest of the model's state alone (batch-norm statistics, a GAN's EMA,
+    spectral-norm vectors); a finite batch whose loss overflows may still move that state
+    in its forward pass, and a non-finite value there stops the run at the epoch's weight
+    check (`NaNGuard`), before any checkpoint.
 
-    Counters are plain local variables: every worker counts the same skips.
+    The finite path costs the checks and nothing else. `apply_gradients` synchronizes
+    replicas (a merge_call), which TensorFlow forbids inside a `tf.cond`, so the update
+    cannot be made conditional; instead a bad step first copies what the update writes
+    into backup variables (under a `tf.cond` in the replica context, which needs no
+    synchronization), lets the update run, and copies it back (under a `tf.cond` in the
+    cross-replica context). A good step copies nothing.
+
+    Counters and backups are per-replica (sync-on-read) variables outside the model, so
+    checkpoints do not hold them; every replica counts the same skips and a read gives
+    the first one's.
+
+    Args:
+      model: the compiled model; its optimizers are built here if they are not yet.
     """
 
-    def __init__(self):
-        with tf.init_scope():
-            self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
-            self.last_skipped = tf.Variable(False, trainable=False, name="last_step_skipped")
+    def __init__(self, model):
+        self._local = threading.local()  # what each replica thread's trace of a step checked
+        per_replica = dict(trainable=False, synchronization=tf.VariableSynchronization.ON_READ,
+                           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        metric_refs = {v.ref() for m in model.metrics for v in m.variables}
+        updated = []
+        with model.distribute_strategy.scope():
+            self.skipped = tf.Variable(0, dtype=tf.int64, name="skipped_steps", **per_replica)
+            self.bad_batches = tf.Variable(0, dtype=tf.int64, name="nonfinite_batches", **per_replica)
+            self.last_skipped = tf.Variable(False, name="last_step_skipped", **per_replica)
+            for name, optimizer in model.optimizers.items():
+                optimizer.build(model.variables_for_optimizer(name))
+                updated += [*model.variables_for_optimizer(name), *optimizer.variables]
+            refs = {v.ref() for v in updated}
+            # The model's other state: what a forward pass or a step's end may change.
+            self._state = [v for v in model.variables if v.ref() not in refs and v.ref() not in metric_refs]
+            self._backups = {v.ref(): tf.Variable(tf.zeros(v.shape, v.dtype), name="backup", **per_replica)
+                             for v in updated + self._state}
+
+    def _back_up(self, variables):
+        return tf.group([self._backups[v.ref()].assign(v) for v in variables])
+
+    def _put_back(self, variables, bad):
+        """In the replica context: copies the backups of `variables` back if `bad`."""
+
+        def put_back(strategy, bad):
+            # Every replica decided alike (from all-reduced figures): read the first.
+            bad = strategy.experimental_local_results(bad)[0]
+
+            def restore():
+                return tf.group([strategy.extended.update(v, lambda var, value: var.assign(value),
+                                                          args=(self._backups[v.ref()],)) for v in variables])
+
+            return tf.cond(bad, restore, tf.no_op)
+
+        return tf.distribute.get_replica_context().merge_call(put_back, args=(bad,))
+
+    def begin_step(self, x):
+        """`x` with a non-finite batch replaced by zeros (a valid input of every model, so
+        the models' own input checks pass), the step then skipped on every replica. Call
+        in the replica context before the step computes anything."""
+        finite = tf.reduce_all(tf.math.is_finite(x))
+        context = tf.distribute.get_replica_context()
+        bad_batch = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(tf.logical_not(finite), tf.float32)) > 0
+        self._local.bad_batch = bad_batch
+        self.last_skipped.assign(False)
+        self.bad_batches.assign_add(tf.cast(bad_batch, tf.int64))
+        with tf.control_dependencies([tf.cond(bad_batch, lambda: self._back_up(self._state), tf.no_op)]):
+            return tf.where(finite, x, tf.zeros_like(x))
+
+    def end_step(self):
+        """Counts a skipped step; puts back the model's state if its batch was non-finite."""
+        counted = self.skipped.assign_add(tf.cast(self.last_skipped, tf.int64))
+        bad_batch = getattr(self._local, "bad_batch", None)
+        if bad_batch is None or not self._state:
+            return counted
+        return tf.group(counted, self._put_back(self._state, bad_batch))
 
     def apply(self, optimizer, gradients, variables, loss):
-        # No tf.cond around the update: `apply_gradients` synchronizes replicas
-        # (merge_call), which TensorFlow forbids inside control flow. So the update is
-        # always applied, on zeroed gradients if the step is bad, and a bad step then
-        # puts back what it changed (weights and optimizer state, in one merge_call).
         context = tf.distribute.get_replica_context()
         pairs = [(tf.convert_to_tensor(g), v) for g, v in zip(gradients, variables) if g is not None]
         pairs = optimizer.aggregate_gradients(pairs)
         loss_sum = context.all_reduce(tf.distribute.ReduceOp.SUM, loss)
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(x)) for x in [loss_sum] + [g for g, _ in pairs]])
-        protected = [v for _, v in pairs] + list(optimizer.variables)
-        before = [tf.identity(v) for v in protected]
-        with tf.control_dependencies(before):
-            optimizer.apply_gradients([(tf.where(finite, g, tf.zeros_like(g)), v) for g, v in pairs],
-                                      skip_gradients_aggregation=True)
-        after = [tf.where(finite, v.read_value(), old) for v, old in zip(protected, before)]
-
-        def put_back(strategy, *values):
-            return [strategy.extended.update(v, lambda var, value: var.assign(value), args=(value,))
-                    for v, value in zip(protected, values)]
-
-        context.merge_call(put_back, args=tuple(after))
         bad = tf.logical_not(finite)
-        self.skipped.assign_add(tf.cast(bad, tf.int64))
+        bad_batch = getattr(self._local, "bad_batch", None)
+        if bad_batch is not None:
+            bad = tf.logical_or(bad, bad_batch)
+        protected = [v for _, v in pairs] + list(optimizer.variables)
+        with tf.control_dependencies([tf.cond(bad, lambda: self._back_up(protected), tf.no_op)]):
+            applied = optimizer.apply_gradients(pairs, skip_gradients_aggregation=True)
+        with tf.control_dependencies([applied]):
+            self._put_back(protected, bad)
         # A step may minimize several times (a GAN's two players): skipped if any was.
         self.last_skipped.assign(tf.logical_or(self.last_skipped, bad))
 
 
 def install_step_guard(model):
     """Puts a `SkipNonFiniteSteps` into `model` (its `minimize` uses it) and wraps its
-    `train_step` so a skipped step's batch is also taken out of the running metrics
-    (a non-finite value there would poison the epoch's figures and checkpoint)."""
-    guard = SkipNonFiniteSteps()
+    `train_step`: a batch holding NaN or Inf is replaced by zeros and its step skipped
+    (the models' input checks would otherwise fail the run), and a skipped step's batch
+    is taken out of the running metrics (a non-finite value there would poison the
+    epoch's figures and checkpoint)."""
+    guard = SkipNonFiniteSteps(model)
     model.step_guard = guard
     family_train_step = model.train_step
 
     def train_step(data):
-        guard.last_skipped.assign(False)
+        if isinstance(data, (tuple, list)):
+            data = (guard.begin_step(data[0]), *data[1:])
+        else:
+            data = guard.begin_step(data)
         metric_variables = [v for m in model.metrics for v in m.variables]
-        before = [tf.identity(v) for v in metric_variables]
+        before = [tf.identity(v) for v in metric_variables]  # a few scalars
         logs = family_train_step(data)
 
+        def restore_metrics():
+            return tf.group([v.assign(old) for v, old in zip(metric_variables, before)])
+
         with tf.control_dependencies(tf.nest.flatten(logs)):
-            restored = [v.assign(tf.where(guard.last_skipped, old, v.read_value()))
-                        for v, old in zip(metric_variables, before)]
+            restored = [guard.end_step(), tf.cond(guard.last_skipped, restore_metrics, tf.no_op)]
         if isinstance(logs, dict):
             # Report the restored figures, so the skipped batch shows no non-finite value.
-            by_name = {m.name: m for m in model.metrics}
             with tf.control_dependencies(restored):
-                logs = {k: by_name[k].result() if k in by_name else tf.identity(v) for k, v in logs.items()}
+                current = {}
+                for metric in model.metrics:
+                    current.update(metric.results() if isinstance(metric, FigureMeans) else
+                                   {metric.name: metric.result()})
+                logs = {k: current[k] if k in current else tf.identity(v) for k, v in logs.items()}
         return logs
 
     model.train_step = train_step
     return guard
 
 
-def inject_nonfinite_batch(dataset, step):
-    """The training pipeline with the global batch number `step` (from 0) replaced by
-    values of 1e30: finite inputs (they pass the models' input checks) whose loss
-    overflows, as a corrupted record does. For fault drills (`faults.inject_nonfinite_at_step`)."""
+#: `faults.inject_value` -> what the injected batch holds.
+INJECTED_VALUES = {"overflow": 1e30, "nan": float("nan"), "inf": float("inf")}
+
+
+def inject_nonfinite_batch(dataset, step, kind="overflow"):
+    """The training pipeline with its batch number `step` (from 0) replaced by one value
+    (`INJECTED_VALUES[kind]`): "overflow" is finite input whose loss overflows, as a
+    corrupted record does; "nan" and "inf" a batch that is itself non-finite. For fault
+    drills (`faults.inject_nonfinite_at_step`, `faults.inject_value`)."""
+    value = INJECTED_VALUES[kind]
 
     def replace(index, batch):
         x, *rest = batch if isinstance(batch, tuple) else (batch,)
-        x = tf.where(index == step, tf.fill(tf.shape(x), tf.constant(1e30, x.dtype)), x)
+        x = tf.where(index == step, tf.fill(tf.shape(x), tf.constant(value, x.dtype)), x)
         return (x, *rest) if rest else x
 
     return dataset.enumerate().map(replace)
@@ -273,11 +353,15 @@ class PreemptionCheckpoint(keras.callbacks.Callback):
       grace_seconds: 0: save after the current step and stop. > 0: keep training and
         save the final checkpoint before this many seconds since SIGTERM have passed.
       chief: whether this process owns `directory` (deletes it when superseded).
+      sigterm_at_step: fault drills and tests: this process sends itself SIGTERM as
+        global step `sigterm_at_step` (from 0) begins. None: off.
       log: a print function.
     """
 
-    def __init__(self, model, directory, steps_per_epoch, grace_seconds=0.0, chief=True, log=print):
+    def __init__(self, model, directory, steps_per_epoch, grace_seconds=0.0, chief=True, sigterm_at_step=None,
+                 log=print):
         super().__init__()
+        self.sigterm_at_step = sigterm_at_step
         strategy = model.distribute_strategy
         resolver = getattr(strategy, "cluster_resolver", None)
         if resolver is not None and not resolver.cluster_spec().jobs:
@@ -327,6 +411,9 @@ class PreemptionCheckpoint(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         self.step.assign(batch)
+        if self.sigterm_at_step is not None and int(self.epoch.numpy()) * self.steps_per_epoch + batch == \
+                self.sigterm_at_step:
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def on_train_batch_end(self, batch, logs=None):
         self.handler.save_checkpoint_if_preempted()
@@ -345,6 +432,21 @@ class PreemptionCheckpoint(keras.callbacks.Callback):
         self.model._training_state = None
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         strategy_lib.cleanup_write_dir(self.write_directory, self.directory)
+
+    def check_not_signalled(self, strategy):
+        """After `fit` returned: raises `Preempted` if SIGTERM reached any worker.
+
+        TensorFlow's handler saves at the step after the one during which the signal
+        came; during the final step there is none, and the run would go on to evaluate
+        and export as if never signalled. Its epoch checkpoint holds everything, so the
+        run stops there (every worker alike: the flag is all-reduced) and `--resume`
+        evaluates and exports.
+        """
+        signalled = float(self.sigterm_at is not None)
+        total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(signalled)), axis=None)
+        if float(total) > 0:  # (on_train_end has closed the handler)
+            raise Preempted("preempted after the last training step: the final epoch checkpoint is saved; held-out "
+                            "evaluation and export did not run. Restart every worker with --resume to do them")
 
     def _stop(self):
         self._close()

@@ -98,13 +98,16 @@ def clone_unreplicated(model, class_name, weights):
 
 # === Data ===
 def _datasets(dataset, config, num_workers):
-    """(train, validation, steps_per_epoch): tf.data pipelines of GLOBAL batches.
+    """(train, validation, steps_per_epoch): tf.data pipelines of GLOBAL batches;
+    `train(start_step)` is the training stream from global step `start_step` on.
 
     Keras splits each global batch across replicas (and, with the DATA auto-shard
     policy, across workers). Multi-worker runs drop partial batches so every worker
     takes the same number of steps and collectives never wait for a missing batch.
+    The training stream's order is a function of `training.seed` alone
+    (`training_batches`), so a resumed run reads the batches the uninterrupted one would.
     """
-    from tfgen.data.datasets import to_tf_dataset
+    from tfgen.data.datasets import to_tf_dataset, training_batches
 
     t = config.training
     spec, splits = dataset.spec, dataset.splits
@@ -115,17 +118,20 @@ def _datasets(dataset, config, num_workers):
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
 
-    def pipeline(name, train):
-        split = splits.get(name)
-        if split is None or (num_workers > 1 and len(split.x) < t.batch_size):
-            return None
-        ds = to_tf_dataset(
-            split, spec, batch_size=t.batch_size, shuffle=train, seed=t.seed,
-            repeat=train, drop_remainder=train or num_workers > 1,
-        )
+    def train(start_step):
+        ds = training_batches(splits["train"], spec, t.batch_size, seed=t.seed, start_step=start_step)
+        if config.faults.inject_nonfinite_at_step is not None:
+            ds = faults.inject_nonfinite_batch(ds, config.faults.inject_nonfinite_at_step - start_step,
+                                               config.faults.inject_value)
         return ds.with_options(options)
 
-    return pipeline("train", True), pipeline("validation", False), steps
+    train(0)  # checks the split against the spec before anything is written
+    validation = splits.get("validation")
+    if validation is None or (num_workers > 1 and len(validation.x) < t.batch_size):
+        return train, None, steps
+    val_ds = to_tf_dataset(validation, spec, batch_size=t.batch_size, shuffle=False,
+                           drop_remainder=num_workers > 1)
+    return train, val_ds.with_options(options), steps
 
 
 def evaluate_held_out(model, dataset, training):
@@ -318,9 +324,7 @@ def train(config, resume=False):
     spec = dataset.spec
     if workers > 1:
         faults.check_workers_agree(config, dataset, strategy)
-    train_ds, val_ds, steps = _datasets(dataset, config, workers)
-    if config.faults.inject_nonfinite_at_step is not None:
-        train_ds = faults.inject_nonfinite_batch(train_ds, config.faults.inject_nonfinite_at_step)
+    train_stream, val_ds, steps = _datasets(dataset, config, workers)
     if t.early_stopping_patience is not None and val_ds is None:
         raise UserError(f"training.early_stopping_patience needs a 'validation' split; dataset {config.data.name!r} has none")
     model_config = fine_tune.model_config(_model_config(config, spec))
@@ -346,7 +350,7 @@ def train(config, resume=False):
         log(f"--resume: no good checkpoint in {config.checkpoint_dir}; starting from scratch")
     preemption = faults.PreemptionCheckpoint(
         model, faults.preemption_dir(config.checkpoint_dir), steps, config.faults.preemption_grace_seconds,
-        chief=chief, log=log)
+        chief=chief, sigterm_at_step=config.faults.inject_sigterm_at_step, log=log)
     if preemption.resumed_at is not None:
         if preemption.resumed_at[0] < initial_epoch:  # an epoch checkpoint superseded it
             preemption.resumed_at = None
@@ -366,6 +370,9 @@ def train(config, resume=False):
             # config of the resumed run wins (a schedule is code, not restored).
             optimizer.learning_rate = learning_rate
 
+    start_step = initial_epoch * steps if preemption.resumed_at is None else (
+        preemption.resumed_at[0] * steps + preemption.resumed_at[1])
+    train_ds = train_stream(start_step)
     metrics = {"num_replicas": strategy.num_replicas_in_sync, "num_workers": workers,
                "global_batch_size": t.batch_size, "steps_per_epoch": steps, "initial_epoch": initial_epoch}
     if t.evaluate_initial and not initial_epoch and preemption.resumed_at is None:
@@ -400,6 +407,7 @@ def train(config, resume=False):
         raise TrainingDiverged(
             f"{guard.tripped}; stopped, newest checkpoint is from epoch {checkpoint_cb.last_saved or initial_epoch or 'none'}"
         )
+    preemption.check_not_signalled(strategy)
     status = "early_stopped" if epochs_completed < t.epochs else "completed"
     metrics["status"] = status
     early_stopping = next((cb for cb in cbs if isinstance(cb, keras.callbacks.EarlyStopping)), None)

@@ -214,10 +214,13 @@ class GAN(GenerativeModel):
 
     # === Training ===
     def _noise_seed(self, draw):
-        """The stateless seed of training draw `draw` at this step on this replica."""
+        """The stateless seed of training draw `draw` (>= 0) at this step on this replica;
+        draw -1 is the evaluation draw of `test_step`, from a stream of its own."""
         replica = tf.distribute.get_replica_context()
         replica_id = tf.cast(replica.replica_id_in_sync_group if replica is not None else 0, tf.int64)
         step = tf.cast(self.optimizers["generator"].iterations, tf.int64)
+        if draw < 0:
+            return tf.stack([self.noise_seed * 1_000_003 + replica_id, -1 - step])
         draws_per_step = 2 * (self.discriminator_steps + 1)
         return tf.stack([self.noise_seed * 1_000_003 + replica_id, step * draws_per_step + draw])
 
@@ -259,7 +262,9 @@ class GAN(GenerativeModel):
     def test_step(self, data):
         x, condition = self._split(data)
         real = self._to_unit(x)
-        z = tf.random.normal([tf.shape(real)[0], self.latent_dim])
+        # Keyed by the step, not the global RNG: a resumed run reports the validation
+        # figures the uninterrupted one would (every batch of one evaluation shares z).
+        z = self._latents(tf.shape(real)[0], draw=-1)
         generated = self._generate(z, condition, network=self._sampling_generator)
         generated_outputs = self._discriminate(generated, condition)
         return self._report(self.generator_loss_fn(generated_outputs),

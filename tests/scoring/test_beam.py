@@ -61,8 +61,12 @@ def model(inputs):
     return LocalScorer(str(inputs / "img"))
 
 
-def test_direct_runner_writes_the_local_records_through_beams_sinks(inputs, local, tmp_path):
+SUMMARY = f"{ROWS} rows: {ROWS - 2} scored, 2 not scored (see their error column), 0 scored with a non-finite"
+
+
+def test_direct_runner_writes_the_local_records_through_beams_sinks(inputs, local, tmp_path, capsys):
     assert _score(inputs, tmp_path / "beam.parquet") == 0
+    assert SUMMARY in capsys.readouterr().out  # the counts come back from the workers' metrics
     assert _by_index(read_records(str(tmp_path / "beam.parquet"))) == local
     assert _score(inputs, tmp_path / "beam.jsonl", "--out-shards", "2") == 0
     shards = sorted(glob.glob(str(tmp_path / "beam-*-of-00002.jsonl")))
@@ -93,6 +97,17 @@ def test_the_workers_load_the_model_through_gfile(inputs, local, tmp_path):
             tf.io.gfile.copy(f"{folder}/{name}", f"{target}/{name}", overwrite=True)
     assert _score(inputs, tmp_path / "gfile.csv", model=url) == 0
     assert _by_index(read_records(str(tmp_path / "gfile.csv"))) == local
+
+
+def test_a_run_that_scored_no_row_exits_1_with_every_row_flagged(inputs, tmp_path, capsys):
+    np.save(tmp_path / "bad.npy", np.full([3, 4, 4, 1], np.nan, np.float32))
+    assert main(["score", "--model", str(inputs / "img"), "--input", str(tmp_path / "bad.npy"),
+                 "--condition-file", str(inputs / "condition.npy"), "--out", str(tmp_path / "bad.jsonl"),
+                 "--runner", "DirectRunner"]) == 1
+    assert "none of the 3 rows could be scored" in capsys.readouterr().err
+    records = sorted(read_records(str(tmp_path / "bad.jsonl")), key=lambda r: r["index"])
+    assert [(r["index"], r["log_prob"], r["error"]) for r in records] == [
+        (i, None, "non-finite input (NaN or Inf)") for i in range(3)]
 
 
 def test_bad_runner_options_are_one_line_errors(inputs, tmp_path, capsys):
@@ -132,7 +147,8 @@ def test_remote_runner_pipelines_build_with_their_documented_options(inputs, mod
 
 
 @pytest.mark.slow
-def test_direct_runner_multi_processing_with_two_workers(inputs, local, tmp_path):
+def test_direct_runner_multi_processing_with_two_workers(inputs, local, tmp_path, capsys):
     assert _score(inputs, tmp_path / "mp.parquet", "--pipeline-option=--direct_num_workers=2",
                   "--pipeline-option=--direct_running_mode=multi_processing") == 0
+    assert SUMMARY in capsys.readouterr().out
     assert _by_index(read_records(str(tmp_path / "mp.parquet"))) == local

@@ -90,6 +90,10 @@ def run(args):
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.out_shards != 1 and not args.runner:
+        raise UserError("--out-shards is for --runner (Beam's sinks); the local path writes one file")
+    if args.out_shards < 1:
+        raise UserError(f"--out-shards must be >= 1, got {args.out_shards}")
     check_paths(args)
     if args.runner:
         return run_beam(args)

@@ -18,7 +18,7 @@ FIELDS = ("index", "key", "log_prob", "bits_per_dim", "is_finite", "error")
 #: Every column a tfgen output may have and its Parquet type (`tfgen classify` adds some).
 TYPES = {"index": "int64", "key": "string", "log_prob": "float64", "bits_per_dim": "float64",
          "is_finite": "bool_", "error": "string", "class": "int64", "probability": "float64",
-         "rejected": "bool_"}
+         "rejected": "bool_", "ood_score": "float64"}
 
 
 def csv_cells(record, fields=FIELDS):

@@ -7,8 +7,9 @@ beside: `digits`, seed 0); thresholds are fitted on the validation split at 5% F
 OOD sets, each `--rows` rows of 8x8 grey at 17 levels: patches of scikit-learn's sample
 photographs (the `photo_patches` dataset, test split, averaged to grey), uniform noise,
 inverted test digits (16 - x), constant images (every level). Scores (tfgen.metrics.ood):
--log2 p(x), the likelihood ratio against digits_ppca as the background model, and the
-PNG complexity correction. Conditional models score with their marginal log p(x)
+-log2 p(x), the likelihood ratio against a background model (digits_background_ppca,
+trained on perturbed digits as Ren et al. 2019 do, and for comparison digits_ppca,
+trained on clean ones), and the PNG complexity correction. Conditional models score with their marginal log p(x)
 (`tfgen.scoring.classify.Classifier`: log_prob per class and the training class prior)
 and classify by argmax p(y | x); a logistic regression on the same
 train split is the reference accuracy. Prints Markdown tables for docs/ood.md.
@@ -31,7 +32,9 @@ from tfgen.metrics.ood import auroc, fit_threshold, fpr_at_tpr, png_code_bits, s
 
 MODELS = ("digits_realnvp", "digits_vae", "digits_ppca", "digits_conditional_glow",
           "digits_conditional_pixel_cnn", "digits_conditional_vae")
-BACKGROUND = "digits_ppca"
+#: Likelihood-ratio backgrounds, each scored in the same run; the first is the one the
+#: histogram shows.
+BACKGROUNDS = ("digits_background_ppca", "digits_ppca")
 LEVELS = 17
 
 
@@ -70,7 +73,7 @@ def main(argv=None):
     parser.add_argument("--rows", type=int, default=200, help="rows per OOD set")
     parser.add_argument("--picture", default=os.path.join(ROOT, "docs", "images", "ood_digits.png"))
     parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS,
-                        help=f"models to score (default all; {BACKGROUND} is the background model)")
+                        help=f"models to score (default all; {', '.join(BACKGROUNDS)} are scored as backgrounds)")
     args = parser.parse_args(argv)
     start = time.monotonic()
     data = load_dataset({"name": "digits", "conditional": True, "seed": 0})
@@ -79,17 +82,19 @@ def main(argv=None):
     inputs = {"validation": val.x.astype(np.float32), "test": test.x.astype(np.float32), **sets}
     code_bits = {k: png_code_bits(v, LEVELS) for k, v in inputs.items()}
     log_probs = {}
-    models = [m for m in MODELS if m in set(args.models) | {BACKGROUND}]
-    for name in models:
+    models = [m for m in MODELS if m in args.models]
+    for name in dict.fromkeys(models + list(BACKGROUNDS)):
         model = Model(name)
         log_probs[name] = {k: model.log_prob(v) for k, v in inputs.items()}
         if model.conditional:
             log_probs[name]["accuracy"] = float(np.mean(model.classes(inputs["test"]) == test.y))
         print(f"# scored with {name} ({time.monotonic() - start:.0f} s)", flush=True)
 
-    def scores(name, kind, part):
-        extra = {"background_log_prob": log_probs[BACKGROUND][part]} if kind == "likelihood_ratio" else {}
+    def scores(name, kind, part, background=BACKGROUNDS[0]):
+        extra = {"background_log_prob": log_probs[background][part]} if kind == "likelihood_ratio" else {}
         return score(kind, log_probs[name][part], code_bits=code_bits[part], **extra)
+
+    kinds = [("log_prob", None)] + [("likelihood_ratio", b) for b in BACKGROUNDS] + [("complexity", None)]
 
     print(f"\nIn-distribution: {len(test.x)} test digits (thresholds from {len(val.x)} validation "
           f"digits at 5% FPR); OOD sets of {args.rows} rows.\n")
@@ -97,15 +102,16 @@ def main(argv=None):
           + " | ".join(f"rejected {s}" for s in sets) + " | test digits rejected |")
     print("|---|---|" + "---|" * (2 * len(sets) + 2))
     for name in models:
-        for kind in ("log_prob", "likelihood_ratio", "complexity"):
-            if kind == "likelihood_ratio" and name == BACKGROUND:
+        for kind, background in kinds:
+            if name == background:
                 continue
-            threshold = fit_threshold(scores(name, kind, "validation"), 0.05)
-            in_scores = scores(name, kind, "test")
-            aurocs = [auroc(in_scores, scores(name, kind, s)) for s in sets]
-            fprs = [fpr_at_tpr(in_scores, scores(name, kind, s)) for s in sets]
-            rejected = [np.mean(scores(name, kind, s) > threshold) for s in sets]
-            print(f"| {name} | {kind} | " + " | ".join(f"{a:.3f}" for a in aurocs) + f" | {np.mean(fprs):.3f} | "
+            threshold = fit_threshold(scores(name, kind, "validation", background), 0.05)
+            in_scores = scores(name, kind, "test", background)
+            aurocs = [auroc(in_scores, scores(name, kind, s, background)) for s in sets]
+            fprs = [fpr_at_tpr(in_scores, scores(name, kind, s, background)) for s in sets]
+            rejected = [np.mean(scores(name, kind, s, background) > threshold) for s in sets]
+            label = f"{kind} vs {background}" if background else kind
+            print(f"| {name} | {label} | " + " | ".join(f"{a:.3f}" for a in aurocs) + f" | {np.mean(fprs):.3f} | "
                   + " | ".join(f"{r:.2f}" for r in rejected) + f" | {np.mean(in_scores > threshold):.3f} |")
 
     from sklearn.linear_model import LogisticRegression
@@ -140,7 +146,7 @@ def main(argv=None):
             ax.hist(values[p], bins=bins, alpha=0.55, label="test digits" if p == "test" else p)
         ax.axvline(squashed(fit_threshold(scores(name, kind, "validation"), 0.05)), color="k", ls="--",
                    label="threshold (5% of validation digits)")
-        ax.set_title(f"{name}: {kind}")
+        ax.set_title(f"{name}: {kind}" + (f" vs {BACKGROUNDS[0]}" if kind == "likelihood_ratio" else ""))
         ax.set_xlabel("sign(S) log10(1 + |S|), S the OOD score in bits")
         ax.set_ylabel("rows")
     axes[0].legend(fontsize=8)

@@ -66,16 +66,15 @@ def main(argv=None):
         best = {k: min(v) for k, v in times.items()}
         if not args.no_beam:
             from tfgen.scoring.beam import score_with_beam
-            from tfgen.scoring.inputs import read_rows
 
             for label, options in (("Beam DirectRunner, 1 worker", ["--direct_num_workers=1"]),
                                    ("Beam DirectRunner, 2 workers (multi_processing)",
                                     ["--direct_num_workers=2", "--direct_running_mode=multi_processing"])):
-                rows = read_rows(os.path.join(tmp, "x.npy"), scorer.spec)
                 start = time.perf_counter()
-                records = score_with_beam(scorer.source, rows, "DirectRunner", options, args.batch_size)
+                counts = score_with_beam(scorer, os.path.join(tmp, "x.npy"), os.path.join(tmp, "beam.parquet"),
+                                         "DirectRunner", options, batch_size=args.batch_size)
                 best[label] = time.perf_counter() - start
-                assert len(records) == args.rows
+                assert counts["rows"] == args.rows
     os.system("uptime")
     print(f"{os.path.basename(args.model.rstrip('/'))}: {args.rows} rows, batch {args.batch_size}, "
           f"best of {args.repeats}")

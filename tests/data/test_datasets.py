@@ -51,6 +51,24 @@ def test_conditional_digits_declares_ten_classes():
     assert load_dataset({"name": "digits", "conditional": True}).spec.num_classes == 10
 
 
+def test_perturbed_digits_replace_training_pixels_only_at_the_rate():
+    from tfgen.errors import UserError
+
+    clean = load_dataset({"name": "digits", "seed": 0}).splits
+    noisy = load_dataset({"name": "digits", "seed": 0, "perturbation": 0.2}).splits
+    again = load_dataset({"name": "digits", "seed": 0, "perturbation": 0.2}).splits
+    np.testing.assert_array_equal(noisy["train"].x, again["train"].x)  # seeded
+    np.testing.assert_array_equal(noisy["train"].y, clean["train"].y)
+    changed = np.mean(noisy["train"].x != clean["train"].x)
+    assert abs(changed - 0.2 * 16 / 17) < 0.01  # a replacement keeps the pixel 1 time in 17
+    x = noisy["train"].x
+    assert x.min() == 0 and x.max() == 16 and np.all(x == np.round(x))
+    for split in ("validation", "test"):
+        np.testing.assert_array_equal(noisy[split].x, clean[split].x)
+    with pytest.raises(UserError, match="perturbation is a probability"):
+        load_dataset({"name": "digits", "perturbation": 1.5})
+
+
 def test_photo_patches_come_from_disjoint_regions():
     dataset = load_dataset({"name": "photo_patches", "num_patches": 3000, "patch_size": 4, "seed": 3})
     _check_dataset(dataset, (4, 4, 3))

@@ -68,6 +68,10 @@ def test_ood_fit_then_apply_on_tfgen_score_outputs(tmp_path, capsys):
     shifted = [r["rejected"] == "true" for r in table[100:]]
     inside = [r["rejected"] == "true" for r in table[1:100]]
     assert all(shifted) and sum(inside) <= 12
+    threshold = json.loads((tmp_path / "t.json").read_text())["threshold"]
+    for row in table[1:]:  # the score written is -log2 p(x), the value the threshold cuts
+        assert abs(float(row["ood_score"]) + float(row["log_prob"]) / np.log(2)) < 1e-9
+        assert (row["rejected"] == "true") == (float(row["ood_score"]) > threshold)
     assert main(["ood", "apply", "--threshold", str(tmp_path / "t.json"), "--score", "complexity",
                  "--scores", str(tmp_path / "new.parquet"), "--out", str(tmp_path / "x.csv")]) == 2
     assert "fitted on score 'log_prob'" in capsys.readouterr().err

@@ -1,5 +1,9 @@
-"""`tfgen score --runner DirectRunner`: Beam's RunInference with tfgen's signature handler
-gives the local path's records, row for row."""
+"""`tfgen score --runner DirectRunner`: Beam's RunInference with tfgen's signature handler,
+rows read on the workers and written by Beam's file sinks, gives the local path's records,
+row for row (joined on index). Other runners cannot run here (no job servers, no cloud):
+their options and pipeline graphs are checked offline."""
+
+import glob
 
 import numpy as np
 import pytest
@@ -10,34 +14,141 @@ from tfgen.scoring.outputs import read_records
 
 pytest.importorskip("apache_beam", reason="the beam extra: pip install 'tfgen[beam]'")
 
+ROWS = 37
+
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("beam")
     toy_savedmodels.write_model(str(root / "img"), 1, conditional=True, event_shape=(4, 4, 1), warmup=False)
-    x = np.random.default_rng(0).integers(0, 17, size=[37, 4, 4, 1]).astype(np.float32)
+    x = np.random.default_rng(0).integers(0, 17, size=[ROWS, 4, 4, 1]).astype(np.float32)
     x[5, 0, 0, 0] = np.nan
-    condition = np.arange(37) % 3
+    condition = np.arange(ROWS) % 3
     condition[11] = 7  # the model refuses this row's class
     np.savez(root / "x.npz", x=x, condition=condition)
+    np.save(root / "x.npy", x)
+    np.save(root / "condition.npy", condition)
     return root
 
 
-def _same_as_local(inputs, tmp_path, *beam_args):
-    args = ["score", "--model", str(inputs / "img"), "--input", str(inputs / "x.npz"), "--batch-size", "8"]
-    assert main([*args, "--out", str(tmp_path / "local.jsonl")]) == 0
-    assert main([*args, "--out", str(tmp_path / "beam.parquet"), *beam_args]) == 0
-    local, beam = read_records(str(tmp_path / "local.jsonl")), read_records(str(tmp_path / "beam.parquet"))
-    assert beam == local and [r["index"] for r in beam] == list(range(37))
-    assert "non-finite" in beam[5]["error"] and "condition out of range" in beam[11]["error"]
-    assert sum(r["error"] is None for r in beam) == 35
+@pytest.fixture(scope="module")
+def local(inputs, tmp_path_factory):
+    """The local path's records (no Beam), the reference every Beam run must equal."""
+    out = tmp_path_factory.mktemp("local") / "local.jsonl"
+    assert main(["score", "--model", str(inputs / "img"), "--input", str(inputs / "x.npz"),
+                 "--batch-size", "8", "--out", str(out)]) == 0
+    records = read_records(str(out))
+    assert "non-finite" in records[5]["error"] and "condition out of range" in records[11]["error"]
+    assert sum(r["error"] is None for r in records) == ROWS - 2
+    return records
 
 
-def test_direct_runner_gives_the_local_records_row_for_row(inputs, tmp_path):
-    _same_as_local(inputs, tmp_path, "--runner", "DirectRunner")
+def _by_index(records):
+    records = sorted(records, key=lambda r: r["index"])
+    assert [r["index"] for r in records] == list(range(ROWS))  # every row once: no gap, no duplicate
+    return records
+
+
+def _score(inputs, out, *args, model=None):
+    return main(["score", "--model", model or str(inputs / "img"), "--input", str(inputs / "x.npz"),
+                 "--batch-size", "8", "--out", str(out), "--runner", "DirectRunner", *args])
+
+
+@pytest.fixture(scope="module")
+def model(inputs):
+    from tfgen.scoring.score import LocalScorer
+
+    return LocalScorer(str(inputs / "img"))
+
+
+SUMMARY = f"{ROWS} rows: {ROWS - 2} scored, 2 not scored (see their error column), 0 scored with a non-finite"
+
+
+def test_direct_runner_writes_the_local_records_through_beams_sinks(inputs, local, tmp_path, capsys):
+    assert _score(inputs, tmp_path / "beam.parquet") == 0
+    assert SUMMARY in capsys.readouterr().out  # the counts come back from the workers' metrics
+    assert _by_index(read_records(str(tmp_path / "beam.parquet"))) == local
+    assert _score(inputs, tmp_path / "beam.jsonl", "--out-shards", "2") == 0
+    shards = sorted(glob.glob(str(tmp_path / "beam-*-of-00002.jsonl")))
+    assert len(shards) == 2
+    assert _by_index([r for s in shards for r in read_records(s)]) == local
+    assert not glob.glob(str(tmp_path / "beam-temp*"))  # the sink's temporary files are gone
+
+
+def test_split_reads_of_a_npy_input_give_every_row_once(inputs, model, local, tmp_path):
+    from tfgen.scoring.beam import score_with_beam
+
+    counts = score_with_beam(model, str(inputs / "x.npy"), str(tmp_path / "split.parquet"), "DirectRunner",
+                             batch_size=4, condition_file=str(inputs / "condition.npy"), split_rows=5)
+    assert counts == {"rows": ROWS, "scored": ROWS - 2, "errors": 2, "non_finite": 0}
+    assert _by_index(read_records(str(tmp_path / "split.parquet"))) == local
+
+
+def test_the_workers_load_the_model_through_gfile(inputs, local, tmp_path):
+    """The model at a URL only TensorFlow's gfile can read (its in-memory ram:// file
+    system, visible to DirectRunner's in-process workers): no local path is involved."""
+    import tensorflow as tf
+
+    source, url = str(inputs / "img"), "ram://beam-test/img"
+    for folder, _, files in tf.io.gfile.walk(source):
+        target = url + folder[len(source):]
+        tf.io.gfile.makedirs(target)
+        for name in files:
+            tf.io.gfile.copy(f"{folder}/{name}", f"{target}/{name}", overwrite=True)
+    assert _score(inputs, tmp_path / "gfile.csv", model=url) == 0
+    assert _by_index(read_records(str(tmp_path / "gfile.csv"))) == local
+
+
+def test_a_run_that_scored_no_row_exits_1_with_every_row_flagged(inputs, tmp_path, capsys):
+    np.save(tmp_path / "bad.npy", np.full([3, 4, 4, 1], np.nan, np.float32))
+    assert main(["score", "--model", str(inputs / "img"), "--input", str(tmp_path / "bad.npy"),
+                 "--condition-file", str(inputs / "condition.npy"), "--out", str(tmp_path / "bad.jsonl"),
+                 "--runner", "DirectRunner"]) == 1
+    assert "none of the 3 rows could be scored" in capsys.readouterr().err
+    records = sorted(read_records(str(tmp_path / "bad.jsonl")), key=lambda r: r["index"])
+    assert [(r["index"], r["log_prob"], r["error"]) for r in records] == [
+        (i, None, "non-finite input (NaN or Inf)") for i in range(3)]
+
+
+def test_bad_runner_options_are_one_line_errors(inputs, tmp_path, capsys):
+    assert _score(inputs, tmp_path / "a.csv", "--pipeline-option=--direct_num_wrkers=2") == 2
+    assert "unknown Beam pipeline option(s) ['direct_num_wrkers']" in capsys.readouterr().err
+    out = tmp_path / "b.csv"
+    assert main(["score", "--model", str(inputs / "img"), "--input", str(inputs / "x.npz"), "--out", str(out),
+                 "--runner", "DataflowRunner", "--pipeline-option=--project=p"]) == 2
+    err = capsys.readouterr().err
+    assert "Missing required option: region" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    assert main(["score", "--model", str(inputs / "img"), "--input", "gs://bucket/x.npy",
+                 "--out", str(out)]) == 2  # URLs are for --runner
+    assert "read by `tfgen score --runner`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("runner, options", [
+    ("FlinkRunner", ["--flink_master=localhost:8081", "--environment_type=LOOPBACK", "--parallelism=4"]),
+    ("SparkRunner", ["--spark_master_url=spark://localhost:7077", "--environment_type=LOOPBACK"]),
+    ("DataflowRunner", ["--project=my-project", "--region=europe-west1", "--temp_location=gs://my-bucket/tmp",
+                        "--requirements_file=requirements.txt", "--max_num_workers=8"]),
+])
+def test_remote_runner_pipelines_build_with_their_documented_options(inputs, model, runner, options):
+    """What can be checked without a cluster: docs/beam.md's flags parse, the runner is
+    the one named, and the graph (as it is sent to a job server) holds every step."""
+    from tfgen.scoring.beam import build_pipeline
+
+    # The input's row count is read here, on the launcher; the output is an S3 URL (Beam's
+    # S3 file system is installed, and building the sink does not reach the bucket).
+    pipeline = build_pipeline(model, str(inputs / "x.npy"), "s3://my-bucket/scores.parquet", runner, options,
+                              condition_file=str(inputs / "condition.npy"))
+    assert type(pipeline.runner).__name__ == runner
+    names = {t.unique_name for t in pipeline.to_runner_api().components.transforms.values()}
+    for step in ("Splits", "ReadRows", "Spread", "ScoreLogProb", "Count", "Write"):
+        assert step in names
+    assert pipeline.options.get_all_options()["runner"] == runner
 
 
 @pytest.mark.slow
-def test_direct_runner_multi_processing_with_two_workers(inputs, tmp_path):
-    _same_as_local(inputs, tmp_path, "--runner", "DirectRunner", "--pipeline-option=--direct_num_workers=2",
-                   "--pipeline-option=--direct_running_mode=multi_processing")
+def test_direct_runner_multi_processing_with_two_workers(inputs, local, tmp_path, capsys):
+    assert _score(inputs, tmp_path / "mp.parquet", "--pipeline-option=--direct_num_workers=2",
+                  "--pipeline-option=--direct_running_mode=multi_processing") == 0
+    assert SUMMARY in capsys.readouterr().out
+    assert _by_index(read_records(str(tmp_path / "mp.parquet"))) == local

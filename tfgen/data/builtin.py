@@ -5,7 +5,9 @@ Built-in datasets (options and defaults):
 - `digits`: scikit-learn's 8x8 digits, event shape (8, 8, 1), 17 levels (0..16), kind
   "image". Labels 0..9 are always kept in `Split.y`; `spec.num_classes` is 10 only with
   `conditional: true`, so an unconditional model is fed `x` alone.
-  Options: seed=0, validation_fraction=0.15, test_fraction=0.15, conditional=False.
+  Options: seed=0, validation_fraction=0.15, test_fraction=0.15, conditional=False,
+  perturbation=0.0 (the probability that a training-split pixel is replaced by a uniform
+  level, for a likelihood-ratio background model; validation and test stay clean).
 - `photo_patches`: square patches of scikit-learn's sample photographs (china.jpg,
   flower.jpg), event shape (patch_size, patch_size, 3), 256 levels, kind "image", no
   labels. Each image is cut into blocks of 4*patch_size pixels; every patch lies inside
@@ -27,17 +29,34 @@ from tfgen.errors import UserError
 
 
 @register_dataset(
-    "digits", validation_fraction=("float", 0.15), test_fraction=("float", 0.15), conditional=("bool", False)
+    "digits", validation_fraction=("float", 0.15), test_fraction=("float", 0.15), conditional=("bool", False),
+    perturbation=("float", 0.0),
 )
-def _digits(seed, validation_fraction, test_fraction, conditional):
+def _digits(seed, validation_fraction, test_fraction, conditional, perturbation):
     from sklearn.datasets import load_digits
 
+    if not 0.0 <= perturbation <= 1.0:
+        raise UserError(f"digits: perturbation is a probability in [0, 1], got {perturbation}")
     digits = load_digits()
-    return make_dataset(
+    dataset = make_dataset(
         digits.images[..., None], digits.target, {"kind": "image", "levels": 17},
         source="digits", seed=seed, validation_fraction=validation_fraction,
         test_fraction=test_fraction, conditional=conditional,
     )
+    if perturbation:
+        dataset.splits["train"] = perturbed(dataset.splits["train"], perturbation, 17, seed)
+    return dataset
+
+
+def perturbed(split, rate, levels, seed):
+    """`split` with each value replaced, with probability `rate`, by a uniform draw over
+    the levels: the training data of a background model for the likelihood ratio (Ren et
+    al. 2019, https://arxiv.org/abs/1906.02845), which destroys the data's structure but
+    keeps its population statistics."""
+    rng = np.random.default_rng([seed, 1906_02845])
+    replace = rng.random(split.x.shape) < rate
+    noise = rng.integers(0, levels, size=split.x.shape).astype(split.x.dtype)
+    return type(split)(np.where(replace, noise, split.x), split.y)
 
 
 @register_dataset("photo_patches", patch_size=("int", 8), num_patches=("int", 20000))

@@ -30,7 +30,8 @@ def register(subparsers):
     _score_arguments(apply)
     apply.add_argument("--threshold", required=True, metavar="FILE.json", help="from `tfgen ood fit`")
     apply.add_argument("--out", required=True, metavar="FILE.{parquet,csv,jsonl}",
-                       help="index, key, score, ood, error per row")
+                       help="index, key, log_prob, ood_score (bits, the value compared with the "
+                            "threshold), rejected, error per row")
     apply.set_defaults(func=run_apply)
     return p
 
@@ -114,13 +115,14 @@ def run_apply(args):
                         f"not {args.score!r} (pass --score {fitted.get('score')})")
     records, scores = _scores(args)
     flagged = 0
-    fields = ("index", "key", "log_prob", "rejected", "error")
+    fields = ("index", "key", "log_prob", "ood_score", "rejected", "error")
     with atomic_open(args.out, WRITERS[ext][1], **({} if ext == ".parquet" else {"newline": ""})) as f:
         writer = open_writer(f, ext, fields)
         for record, value in zip(records, scores):
             ok = math.isfinite(value)
             flagged += bool(ok and value > threshold)
             writer.write({"index": record["index"], "key": record["key"], "log_prob": record["log_prob"],
+                          "ood_score": float(value) if ok else None,
                           "rejected": bool(value > threshold) if ok else None,
                           "error": None if ok else (record["error"] or "no finite score")})
         writer.close()

@@ -19,7 +19,9 @@ def register(subparsers):
                     "in batches, in this process (--model PATH) or on a TF Serving API server "
                     "(--server HOST:PORT --model NAME), and writes index, log_prob, bits_per_dim, "
                     "is_finite, error for every row: a row that cannot be scored keeps its place "
-                    "with an error instead of being dropped.",
+                    "with an error instead of being dropped. With --runner, the same rows go through "
+                    "an Apache Beam pipeline whose workers read --input, load --model and write --out "
+                    "by path (local, or gs://, s3://, hdfs:// URLs; docs/beam.md).",
     )
     p.add_argument("--model", required=True, metavar="saved_models/NAME[/VERSION] | NAME",
                    help="an export (newest version if none); with --server, the served model's name")
@@ -53,25 +55,32 @@ def register(subparsers):
                         "FlinkRunner, SparkRunner, DataflowRunner; needs `pip install tfgen[beam]`)")
     p.add_argument("--pipeline-option", action="append", default=[], metavar="--FLAG=VALUE",
                    help="a Beam pipeline option passed through, e.g. --pipeline-option=--direct_num_workers=2 "
-                        "(repeat for several)")
+                        "(repeat for several; see docs/beam.md for Flink, Spark and Dataflow)")
+    p.add_argument("--out-shards", type=int, default=1, metavar="N",
+                   help="with --runner: write N files NAME-SSSSS-of-NNNNN.EXT instead of one (default 1); "
+                        "rows come in the runner's order, join on index")
     p.set_defaults(func=run)
     return p
 
 
 def check_paths(args):
-    """The files the command needs, checked before TensorFlow is imported (seconds)."""
+    """The files the command needs, checked before TensorFlow is imported (seconds);
+    with --runner, URLs are checked on the workers' file systems instead."""
     import os
 
-    from tfgen.errors import MissingPath
+    from tfgen.errors import MissingPath, UserError
 
-    from tfgen.scoring.inputs import input_format
+    from tfgen.scoring.inputs import input_format, is_url
     from tfgen.scoring.outputs import check_output
 
     check_output(args.out)
-    input_format(args.input)
-    if args.condition_file and not os.path.isfile(args.condition_file):
+    if is_url(args.out) and not args.runner:
+        raise UserError(f"--out {args.out}: URLs are written by `tfgen score --runner` (Apache Beam's "
+                        "file sinks); give a local path here")
+    input_format(args.input, urls=bool(args.runner))
+    if args.condition_file and not is_url(args.condition_file) and not os.path.isfile(args.condition_file):
         raise MissingPath(f"--condition-file {args.condition_file} does not exist")
-    if not args.server and not os.path.isdir(args.model):
+    if not args.server and not is_url(args.model) and not os.path.isdir(args.model):
         raise MissingPath(f"no model directory {args.model}")
 
 
@@ -81,6 +90,10 @@ def run(args):
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.out_shards != 1 and not args.runner:
+        raise UserError("--out-shards is for --runner (Beam's sinks); the local path writes one file")
+    if args.out_shards < 1:
+        raise UserError(f"--out-shards must be >= 1, got {args.out_shards}")
     check_paths(args)
     if args.runner:
         return run_beam(args)
@@ -107,40 +120,39 @@ def run(args):
 
 
 def run_beam(args):
-    """`tfgen score --runner NAME`: the rows through `tfgen.scoring.beam.ScoreLogProb`."""
-    import os
-
-    from tfgen.errors import UserError
-    from tfgen.files import atomic_open
-    from tfgen.scoring.outputs import WRITERS, check_output, open_writer
-    from tfgen.scoring.score import LocalScorer, Summary
-
-    if args.server or args.resume:
-        raise UserError("--runner scores a local export (--model PATH) and has no --resume "
-                        "(the runner retries failed work itself)")
-    try:
-        from tfgen.scoring.beam import score_with_beam
-    except ImportError as e:
-        raise UserError(f"--runner needs Apache Beam: pip install 'tfgen[beam]' ({e})") from None
-    ext = check_output(args.out)
-    scorer = LocalScorer(args.model, args.version)  # the rows' shapes and the model's spec
-    from tfgen.scoring.inputs import read_rows
-
-    rows = read_rows(args.input, scorer.spec, scorer.conditional, args.condition_column,
-                     args.condition_file, args.key_column)
+    """`tfgen score --runner NAME`: the file through `tfgen.scoring.beam.build_pipeline`."""
     import time
 
+    from tfgen.errors import UserError
+    from tfgen.scoring.inputs import filesystems, is_url
+    from tfgen.scoring.score import LocalScorer
+
+    if args.server or args.resume:
+        raise UserError("--runner scores an export (--model PATH) and has no --resume "
+                        "(the runner retries failed work itself)")
+    try:
+        from tfgen.scoring.beam import new_pipeline, score_with_beam
+    except ImportError as e:
+        raise UserError(f"--runner needs Apache Beam: pip install 'tfgen[beam]' ({e})") from None
+    new_pipeline(args.runner, args.pipeline_option)  # a bad runner or flag is refused before the model loads
+    local = [f"{flag} {path}" for flag, path in (("--model", args.model), ("--input", args.input),
+                                                   ("--out", args.out)) if not is_url(path)]
+    if local and args.runner not in ("DirectRunner", "direct"):
+        print(f"tfgen score: note: {', '.join(local)} must be readable (and --out writable) at the "
+              f"same path on every {args.runner} worker", file=sys.stderr)
+    if is_url(args.out):
+        filesystems(args.out)  # the Beam extra for the output's scheme, before any work
+    scorer = LocalScorer(args.model, args.version)  # the rows' shapes and the model's spec
     start = time.monotonic()
-    records = score_with_beam(scorer.source, rows, args.runner, args.pipeline_option, args.batch_size)
-    summary = Summary(seconds=time.monotonic() - start)
-    with atomic_open(args.out, WRITERS[ext][1], **({} if ext == ".parquet" else {"newline": ""})) as f:
-        writer = open_writer(f, ext)
-        for record in records:
-            summary.count(record)
-            writer.write(record)
-        writer.close()
-    print(f"tfgen score: {scorer.source} on {args.runner}: {summary.line()}; wrote {os.fspath(args.out)}")
-    if summary.rows and not summary.scored:
-        print(f"tfgen score: error: none of the {summary.rows} rows could be scored", file=sys.stderr)
+    counts = score_with_beam(scorer, args.input, args.out, args.runner, args.pipeline_option,
+                             batch_size=args.batch_size, condition_column=args.condition_column,
+                             condition_file=args.condition_file, key_column=args.key_column,
+                             num_shards=args.out_shards)
+    seconds = time.monotonic() - start
+    print(f"tfgen score: {scorer.source} on {args.runner}: {counts['rows']} rows: {counts['scored']} "
+          f"scored, {counts['errors']} not scored (see their error column), {counts['non_finite']} "
+          f"scored with a non-finite log_prob; {seconds:.1f} s; wrote {args.out}")
+    if counts["rows"] and not counts["scored"]:
+        print(f"tfgen score: error: none of the {counts['rows']} rows could be scored", file=sys.stderr)
         return 1
     return 0

@@ -28,14 +28,20 @@ Formats (by extension, or a folder):
 any format. A row that cannot be read (wrong shape, not a number, an undecodable file or
 record, a missing or non-integer condition, NaN/Inf) comes out with its error instead of
 an example.
+
+Paths may also be URLs of any file system Apache Beam knows (`gs://`, `s3://`,
+`hdfs://`, with the matching Beam extra installed): `tfgen score --runner` reads them on
+the workers through `apache_beam.io.filesystems` (TFRecords through TensorFlow's gfile,
+which reads `gs://` itself). Every other command takes local paths only.
 """
 
 import csv
 import dataclasses
 import itertools
 import math
+import io
 import os
-import pathlib
+import posixpath
 import zipfile
 from typing import Optional
 
@@ -120,6 +126,65 @@ def _condition_value(value):
     return int(f), None
 
 
+# === Paths: local files, or URLs of Beam's file systems ===
+
+def is_url(path):
+    """True for `scheme://...` paths (read through Beam's file systems)."""
+    return "://" in os.fspath(path)
+
+
+def filesystems(path):
+    """Beam's `FileSystems`, once it is known to have a file system for URL `path` (else a
+    UserError naming the Beam extra to install)."""
+    try:
+        from apache_beam.io.filesystems import FileSystems
+    except ImportError:
+        raise UserError(f"{path}: reading URLs needs Apache Beam: pip install 'tfgen[beam]'") from None
+    try:
+        FileSystems.get_filesystem(path)
+    except ValueError as e:
+        # Beam's message names the extra to install (gs:// needs apache-beam[gcp]).
+        raise UserError(f"{path}: {str(e).splitlines()[0]}") from None
+    return FileSystems
+
+
+def open_input(path, text=False):
+    """A readable, seekable file object for `path` (binary, or text with universal newlines off)."""
+    if not is_url(path):
+        return open(path, "r", newline="") if text else open(path, "rb")
+    from apache_beam.io.filesystem import CompressionTypes
+
+    try:
+        f = filesystems(path).open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    except (OSError, IOError) as e:
+        raise MissingPath(f"cannot open {path} ({str(e).splitlines()[0]})") from None
+    return io.TextIOWrapper(f, newline="") if text else f
+
+
+def _url_exists(path):
+    return filesystems(path).exists(path)
+
+
+def _folder_entries(path):
+    """The names, relative to folder `path` (posix), of its files and of the files one
+    folder down."""
+    if is_url(path):
+        base = path.rstrip("/") + "/"
+        matched = filesystems(path).match([base + "*", base + "*/*"])
+        return [m.path[len(base):] for result in matched for m in result.metadata_list]
+    names = []
+    for entry in os.scandir(path):
+        if entry.is_file():
+            names.append(entry.name)
+        elif entry.is_dir():
+            names.extend(f"{entry.name}/{e.name}" for e in os.scandir(entry.path) if e.is_file())
+    return names
+
+
+def _join(folder, name):
+    return folder.rstrip("/") + "/" + name if is_url(folder) else os.path.join(folder, name)
+
+
 # === Arrays, read chunk by chunk ===
 
 class _ArrayFile:
@@ -168,10 +233,11 @@ class _open_array:
 
     def __enter__(self):
         if self.member is None:
-            self.files = [open(self.path, "rb")]
+            self.files = [open_input(self.path)]
             return _ArrayFile(self.files[0], self.path)
-        archive = zipfile.ZipFile(self.path)
-        self.files = [archive.open(self.member + ".npy"), archive]
+        f = open_input(self.path)
+        archive = zipfile.ZipFile(f)
+        self.files = [archive.open(self.member + ".npy"), archive, f]
         return _ArrayFile(self.files[0], f"{self.path}:{self.member}")
 
     def __exit__(self, *exc):
@@ -181,7 +247,7 @@ class _open_array:
 
 def _npz_members(path):
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open_input(path) as f, zipfile.ZipFile(f) as archive:
             return [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
     except zipfile.BadZipFile as e:
         raise UserError(f"{path}: not a readable .npz archive ({e})") from None
@@ -225,7 +291,7 @@ def _column_position(path, column, header):
 
 
 def _csv_rows(path, event_shape, condition_column, key_column):
-    with open(path, newline="") as f:
+    with open_input(path, text=True) as f:
         lines = csv.reader(f)
         first = next(lines, None)
         if first is None:
@@ -267,8 +333,13 @@ def _parquet_rows(path, event_shape, condition_column, key_column, skip):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    with open_input(path) as f:
+        yield from _parquet_file_rows(path, f, pq, pa, event_shape, condition_column, key_column, skip)
+
+
+def _parquet_file_rows(path, f, pq, pa, event_shape, condition_column, key_column, skip):
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(f)
     except (pa.ArrowException, OSError) as e:
         raise UserError(f"{path}: not a readable Parquet file ({e})") from None
     names = parquet.schema_arrow.names
@@ -358,24 +429,23 @@ def _example_row(index, record, event_shape, condition_key, key_column):
 # === Folders of images or WAVs ===
 
 def folder_files(path):
-    """`(files, classes, suffixes)` of an image or WAV folder: sorted files at the top or one
-    subfolder per class (classes: each file's subfolder position, else None)."""
-    folder = pathlib.Path(path)
+    """`(names, classes, suffixes)` of an image or WAV folder: its files' names relative
+    to `path` (posix, sorted), at the top or in one subfolder per class (classes: each
+    file's subfolder position, else None)."""
+    entries = _folder_entries(path)
     for suffixes in (IMAGE_SUFFIXES, WAV_SUFFIXES):
-        def files_in(directory):
-            return sorted(f for f in directory.iterdir() if f.is_file() and f.suffix.lower() in suffixes)
-
-        top = files_in(folder)
-        class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and files_in(d))
+        ours = [n for n in entries if posixpath.splitext(n)[1].lower() in suffixes]
+        top = sorted(n for n in ours if "/" not in n)
+        nested = sorted((n for n in ours if "/" in n), key=lambda n: n.split("/"))
+        class_dirs = sorted({n.split("/")[0] for n in nested})
         if top and class_dirs:
-            raise UserError(f"{folder}: has files both at the top level and in subfolders "
-                            f"({class_dirs[0].name}/); use one layout")
+            raise UserError(f"{path}: has files both at the top level and in subfolders "
+                            f"({class_dirs[0]}/); use one layout")
         if top:
             return top, None, suffixes
         if class_dirs:
-            files = [(f, c) for c, d in enumerate(class_dirs) for f in files_in(d)]
-            return [f for f, _ in files], [c for _, c in files], suffixes
-    raise UserError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) or WAV files")
+            return nested, [class_dirs.index(n.split("/")[0]) for n in nested], suffixes
+    raise UserError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) or WAV files")
 
 
 def _image_values(file, spec):
@@ -383,7 +453,7 @@ def _image_values(file, spec):
 
     channels = spec.event_shape[-1] if len(spec.event_shape) == 3 else 1
     try:
-        with Image.open(file) as image:
+        with open_input(file) as f, Image.open(f) as image:
             pixels = np.asarray(image.convert("L" if channels == 1 else "RGB"), np.float32)
     except (UnidentifiedImageError, OSError) as e:
         return None, f"not a readable image ({e})"
@@ -401,7 +471,8 @@ def _wav_values(file, spec):
     from tfgen.data.audio import mu_law_encode, read_wav
 
     try:
-        waveform = read_wav(str(file), spec.sample_rate)
+        with open_input(file) as f:
+            waveform = read_wav(f, spec.sample_rate)
     except UserError as e:
         return None, str(e).split(": ", 1)[-1]
     if spec.levels:
@@ -410,13 +481,13 @@ def _wav_values(file, spec):
 
 
 def _folder_rows(path, spec, skip):
-    files, classes, suffixes = folder_files(path)
+    names, classes, suffixes = folder_files(path)
     decode = _image_values if suffixes == IMAGE_SUFFIXES else _wav_values
     if decode is _wav_values and not spec.sample_rate:
         raise UserError(f"{path}: a folder of WAV files, but the model is not an audio model")
-    for index in range(skip, len(files)):
-        key = files[index].relative_to(path).as_posix()
-        values, error = decode(files[index], spec)
+    for index in range(skip, len(names)):
+        key = names[index]
+        values, error = decode(_join(path, key), spec)
         row = Row(index, error=error, key=key) if error else _example(values, spec.event_shape, index, key)
         row.condition = None if classes is None else classes[index]
         yield row
@@ -430,7 +501,7 @@ def _conditions_from_file(path):
                 for v in chunk.reshape(-1):
                     yield _condition_value(v.item())
         return
-    with open(path) as f:
+    with open_input(path, text=True) as f:
         for i, line in enumerate(f):
             text = line.strip().split(",")[0]
             if i == 0 and not _is_number(text):
@@ -438,13 +509,22 @@ def _conditions_from_file(path):
             yield _condition_value(text)
 
 
-def input_format(path):
-    """The format of `path`: "folder" or its extension; refuses what cannot be read."""
-    if os.path.isdir(path):
-        return "folder"
-    if not os.path.isfile(path):
-        raise MissingPath(f"no input file {path}")
+def input_format(path, urls=False):
+    """The format of `path`: "folder" or its extension; refuses what cannot be read, and
+    URLs unless `urls` (the Beam path reads them)."""
     ext = os.path.splitext(path)[1].lower()
+    if is_url(path):
+        if not urls:
+            raise UserError(f"{path}: URLs (gs://, s3://, hdfs://) are read by `tfgen score "
+                            "--runner` (Apache Beam); give a local path here")
+        if ext not in FILE_FORMATS and _folder_entries(path):
+            return "folder"
+        if not _url_exists(path):
+            raise MissingPath(f"no input file {path}")
+    elif os.path.isdir(path):
+        return "folder"
+    elif not os.path.isfile(path):
+        raise MissingPath(f"no input file {path}")
     if ext not in FILE_FORMATS:
         raise UserError(f"{path}: unknown input format {ext!r}; use {', '.join(FILE_FORMATS)} "
                         "or a folder of images or WAV files")
@@ -452,8 +532,9 @@ def input_format(path):
 
 
 def count_rows(path):
-    """The number of rows of `path` if known without reading it (for the progress bar)."""
-    fmt = input_format(path)
+    """The number of rows of `path` if known without reading it (for the progress bar
+    and the Beam path's splits)."""
+    fmt = input_format(path, urls=True)
     try:
         if fmt == ".npy":
             with _open_array(path) as array:
@@ -461,7 +542,8 @@ def count_rows(path):
         if fmt == ".parquet":
             import pyarrow.parquet as pq
 
-            return pq.ParquetFile(path).metadata.num_rows
+            with open_input(path) as f:
+                return pq.ParquetFile(f).metadata.num_rows
         if fmt == "folder":
             return len(folder_files(path)[0])
     except (UserError, OSError):
@@ -476,10 +558,11 @@ def read_rows(path, spec, conditional=False, condition_column=None, condition_fi
     if not isinstance(spec, DataSpec):
         spec = DataSpec(tuple(spec))
     event_shape = spec.event_shape
-    fmt = input_format(path)
+    fmt = input_format(path, urls=True)
     if condition_file and condition_column:
         raise UserError("use either --condition-column or --condition-file")
-    if condition_file and not os.path.isfile(condition_file):
+    if condition_file and not (_url_exists(condition_file) if is_url(condition_file)
+                               else os.path.isfile(condition_file)):
         raise MissingPath(f"no condition file {condition_file}")
     if (condition_file or condition_column) and not conditional:
         raise UserError("this model is unconditional: drop the condition")

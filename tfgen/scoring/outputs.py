@@ -18,7 +18,22 @@ FIELDS = ("index", "key", "log_prob", "bits_per_dim", "is_finite", "error")
 #: Every column a tfgen output may have and its Parquet type (`tfgen classify` adds some).
 TYPES = {"index": "int64", "key": "string", "log_prob": "float64", "bits_per_dim": "float64",
          "is_finite": "bool_", "error": "string", "class": "int64", "probability": "float64",
-         "rejected": "bool_"}
+         "rejected": "bool_", "ood_score": "float64"}
+
+
+def csv_cells(record, fields=FIELDS):
+    """A record's CSV cells: None empty, booleans `true`/`false`, floats exact."""
+    return ["" if record[k] is None else
+            str(record[k]).lower() if isinstance(record[k], bool) else
+            repr(record[k]) if isinstance(record[k], float) else record[k]
+            for k in fields]
+
+
+def parquet_schema(fields=FIELDS):
+    """The pyarrow schema of records with these columns."""
+    import pyarrow as pa
+
+    return pa.schema([(k, getattr(pa, TYPES[k])()) for k in fields])
 
 
 class CsvWriter:
@@ -28,10 +43,7 @@ class CsvWriter:
         self._fields = fields
 
     def write(self, record):
-        self._writer.writerow(["" if record[k] is None else
-                               str(record[k]).lower() if isinstance(record[k], bool) else
-                               repr(record[k]) if isinstance(record[k], float) else record[k]
-                               for k in self._fields])
+        self._writer.writerow(csv_cells(record, self._fields))
 
     def close(self):
         pass
@@ -57,7 +69,7 @@ class ParquetWriter:
         import pyarrow.parquet as pq
 
         self._pa = pa
-        self._schema = pa.schema([(k, getattr(pa, TYPES[k])()) for k in fields])
+        self._schema = parquet_schema(fields)
         self._writer = pq.ParquetWriter(f, self._schema)
         self._group_rows = group_rows
         self._pending = []

@@ -56,7 +56,8 @@ class LocalScorer:
     """The export's `log_prob` signature, loaded with `tf.saved_model.load`.
 
     Args:
-      path: `saved_models/NAME[/VERSION]` (newest version if none).
+      path: `saved_models/NAME[/VERSION]` (newest version if none), or a URL TensorFlow's
+        gfile reads (`gs://bucket/models/NAME[/VERSION]`), as Beam workers load it.
       version: optional version under `path`.
       signature: the signature to call: one taking the log_prob inputs and returning
         log_prob and bits_per_dim.
@@ -65,9 +66,7 @@ class LocalScorer:
     def __init__(self, path, version=None, signature=LOG_PROB.name):
         import tensorflow as tf
 
-        from tfgen.export.reader import resolve_version
-
-        self.source = resolve_version(path if version is None else os.path.join(path, str(version)))
+        self.source = resolve_export(path if version is None else f"{path.rstrip('/')}/{version}")
         loaded = tf.saved_model.load(self.source)
         if signature not in loaded.signatures:
             raise UserError(f"{self.source} has no {signature} signature; it has "
@@ -95,15 +94,55 @@ class LocalScorer:
         pass
 
 
+def resolve_export(path):
+    """`tfgen.export.reader.resolve_version` for local paths; for a URL, the same rule
+    (the path itself if it holds a SavedModel, else its newest complete integer version)
+    through `tf.io.gfile`, which reads gs:// (and s3://, hdfs:// with tensorflow-io)."""
+    from tfgen.export.reader import resolve_version
+    from tfgen.errors import MissingPath
+    from tfgen.scoring.inputs import is_url
+    from tfgen.versions import SAVED_MODEL_FILES, parse_version
+
+    if not is_url(path):
+        return resolve_version(path)
+    import tensorflow as tf
+
+    def complete(directory):
+        return any(tf.io.gfile.exists(f"{directory}/{f}") for f in SAVED_MODEL_FILES)
+
+    path = path.rstrip("/")
+    if not tf.io.gfile.isdir(path):
+        raise MissingPath(f"no model directory {path}")
+    if complete(path):
+        return path
+    versions = {parse_version(name.rstrip("/")): f"{path}/{name.rstrip('/')}"
+                for name in tf.io.gfile.listdir(path)}
+    versions = {v: d for v, d in versions.items() if v is not None and complete(d)}
+    if not versions:
+        raise MissingPath(f"{path} holds no SavedModel and no integer version directory with a saved_model.pb")
+    return versions[max(versions)]
+
+
 def _local_spec(version_dir, event_shape):
     """The DataSpec of an export, from its tfgen.json (defaults for a foreign SavedModel)."""
     from tfgen.export.reader import read_metadata
+    from tfgen.export.standalone import METADATA
     from tfgen.errors import MissingPath
+    from tfgen.scoring.inputs import is_url
 
-    try:
-        spec = read_metadata(version_dir)["data_spec"]
-    except MissingPath:
-        return DataSpec(event_shape)
+    if is_url(version_dir):
+        import tensorflow as tf
+
+        try:
+            with tf.io.gfile.GFile(f"{version_dir}/{METADATA}") as f:
+                spec = json.load(f)["data_spec"]
+        except tf.errors.NotFoundError:
+            return DataSpec(event_shape)
+    else:
+        try:
+            spec = read_metadata(version_dir)["data_spec"]
+        except MissingPath:
+            return DataSpec(event_shape)
     return DataSpec(event_shape, levels=spec.get("levels") or 0, sample_rate=spec.get("sample_rate") or 0,
                     low=spec.get("low"), high=spec.get("high"))
 

@@ -48,14 +48,22 @@ def test_rows_with_different_steps_eta_and_guidance_are_independent(conditional)
     np.testing.assert_array_equal(again, batch)
 
 
-def test_guidance_zero_ignores_the_class_and_one_uses_it(conditional):
-    seeds = tf.constant([9, 9, 9], tf.int64)
+def test_guidance_mixes_conditional_and_null_class_noise_predictions(conditional):
+    network = conditional._sampling_denoiser
+    x = tf.repeat(tf.random.stateless_normal([1, 4, 4, 1], seed=[5, 6]), 3, 0)
+    t = tf.fill([3], 10)
     condition = tf.constant([0, 1, 2])
-    unconditional = conditional.sample(seeds, 1.0, condition, steps=10, guidance_scale=0.0).numpy()
-    np.testing.assert_allclose(unconditional[0], unconditional[1], atol=1e-5)
-    np.testing.assert_allclose(unconditional[0], unconditional[2], atol=1e-5)
-    guided = conditional.sample(seeds, 1.0, condition, steps=10, guidance_scale=1.0).numpy()
-    assert not np.allclose(guided[0], guided[1])
+
+    def guided(w):
+        return conditional._predict_noise(network, x, t, condition, tf.fill([3], float(w))).numpy()
+
+    unconditional = guided(0.0)  # the null class's prediction, whatever the class
+    np.testing.assert_allclose(unconditional[0], unconditional[1], atol=1e-6)
+    np.testing.assert_allclose(unconditional[0], network(x, tf.cast(t, tf.float32), tf.fill([3], 3)).numpy()[0],
+                               atol=1e-6)
+    conditional_only = guided(1.0)
+    assert not np.allclose(conditional_only[0], conditional_only[1])
+    np.testing.assert_allclose(guided(3.0), unconditional + 3.0 * (conditional_only - unconditional), atol=1e-5)
 
 
 @pytest.mark.parametrize("inputs,message", [

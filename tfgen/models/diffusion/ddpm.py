@@ -72,7 +72,8 @@ class DDPM(GenerativeModel):
       label_dropout: probability of training a row with the null class (conditional
         data), which classifier-free guidance needs.
       ema_decay: decay of the weights' EMA that sampling and the bound use (0: none).
-      clip_denoised: clip the sampler's x0 prediction to [-1, 1] (discrete data only).
+      clip_denoised: clip the sampler's x0 prediction to the data's range ([-1, 1] for
+        discrete data in unit space; [low, high] for continuous data with a range).
       noise_seed: seeds the training noise.
       **kwargs: `keras.Model` arguments (`name`).
     """
@@ -116,6 +117,16 @@ class DDPM(GenerativeModel):
             raise UserError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
         self.clip_denoised = bool(clip_denoised)
         self.noise_seed = int(noise_seed)
+        # The sampler's x0 prediction is clipped to the data's range: [-1, 1] for discrete
+        # data, [low, high] for continuous data that has one.
+        if not self.clip_denoised:
+            self._x0_range = None
+        elif spec.is_discrete:
+            self._x0_range = (-1.0, 1.0)
+        elif spec.low is not None and spec.high is not None:
+            self._x0_range = (float(spec.low), float(spec.high))
+        else:
+            self._x0_range = None
 
         # The schedule's constants, computed in float64, held in float32.
         alpha_bar = np.cumprod(1.0 - betas)
@@ -142,8 +153,6 @@ class DDPM(GenerativeModel):
                                             name=name)
         self.denoiser = denoiser("denoiser")
         self.ema_denoiser = denoiser("ema_denoiser") if self.ema_decay else None
-        if self.ema_denoiser is not None:
-            self.ema_denoiser.trainable = False  # only `ema.update` writes it
         self.tracker = keras.metrics.Mean(name="loss")
         self._traced = {}
         self._build_networks()
@@ -160,6 +169,10 @@ class DDPM(GenerativeModel):
     @property
     def metrics(self):
         return [self.tracker]
+
+    def variables_for_optimizer(self, name):
+        # Not the EMA network: only `ema.update` writes it.
+        return self.denoiser.trainable_variables
 
     @property
     def _sampling_denoiser(self):
@@ -242,7 +255,7 @@ class DDPM(GenerativeModel):
         if not tf.executing_eagerly():
             return getattr(self, method)
         if method not in self._traced:
-            self._traced[method] = tf.function(getattr(self, method), autograph=False, reduce_retracing=True)
+            self._traced[method] = tf.function(getattr(self, method), autograph=False)
         return self._traced[method]
 
     def _predict_noise(self, network, x, t, condition, guidance_scale):
@@ -280,8 +293,8 @@ class DDPM(GenerativeModel):
             alpha_bar_prev = tf.where(i > 0, tf.gather(self._alpha_bar, tf.maximum(s, 0)), 1.0)
             eps = self._predict_noise(network, x, t, condition, guidance_scale)
             x0 = (x - expand(tf.sqrt(1.0 - alpha_bar)) * eps) / expand(tf.sqrt(alpha_bar))
-            if self.clip_denoised and self.data_spec.is_discrete:
-                x0 = tf.clip_by_value(x0, -1.0, 1.0)
+            if self._x0_range is not None:
+                x0 = tf.clip_by_value(x0, *self._x0_range)
             sigma = eta * tf.sqrt((1.0 - alpha_bar_prev) / (1.0 - alpha_bar) * (1.0 - alpha_bar / alpha_bar_prev))
             direction = tf.sqrt(tf.maximum(1.0 - alpha_bar_prev - sigma ** 2, 0.0))
             z = per_row_normal(seed, event_shape, salt=tf.cast(i, tf.int64) + 1) * expand(temperature)

@@ -32,7 +32,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import format_table, interleave, machine_line, median  # noqa: E402
+from common import format_table, interleave, machine_line, median, short_reason  # noqa: E402
 
 from tfgen.backend import keras, tf  # noqa: E402
 from tfgen.data.datasets import load_dataset  # noqa: E402
@@ -67,6 +67,7 @@ def quality(quick):
         inputs = sample_inputs(len(test), 0, 1.0, test.y)
         inputs["steps"] = np.full([len(test)], steps, np.int32)
         inputs["eta"] = np.full([len(test)], eta, np.float32)
+        inputs["guidance_scale"] = np.ones([len(test)], np.float32)
         start = time.perf_counter()
         samples = draw_samples(caller, inputs, batch_size=len(test))
         seconds = (time.perf_counter() - start) / len(test)
@@ -200,11 +201,16 @@ def training_runs(steps, warmup):
         model = KerasIODiffusionModel(network, ema_network, alpha_bar, donor.timesteps, dataset.spec.num_classes,
                                       donor.label_dropout)
         model.compile(optimizer=keras.optimizers.Adam(5e-4), jit_compile=jit)
-        return model, pipeline(donor._to_unit(x).numpy())
+        return model, pipeline(np.asarray(donor._to_unit(x.astype(np.float32))))
 
     def measure(variant, jit):
-        model, data = build(variant, jit)
-        model.fit(data, epochs=1, steps_per_epoch=warmup, verbose=0)
+        try:
+            model, data = build(variant, jit)
+            model.fit(data, epochs=1, steps_per_epoch=warmup, verbose=0)
+        except Exception as error:  # noqa: BLE001  (e.g. an op XLA cannot compile: reported in the table)
+            def failed(error=error):
+                raise error
+            return failed
 
         def run():
             start = time.perf_counter()
@@ -223,8 +229,9 @@ def training(quick):
     rows = []
     for variant in ("tfgen", "keras-io reference"):
         cells = [f"{median(results[(variant, jit)]):.0f}" if isinstance(results[(variant, jit)], list)
-                 else f"failed: {results[(variant, jit)]}" for jit in (False, True)]
+                 else f"failed: {short_reason(results[(variant, jit)])}" for jit in (False, True)]
         ratios = [f"{median(results[(variant, jit)]) / median(results[('keras-io reference', jit)]):.2f}x"
+                  if all(isinstance(results[(v, jit)], list) for v in (variant, "keras-io reference")) else "-"
                   for jit in (False, True)]
         rows.append([variant, *cells, *ratios])
     print(f"\ndigits DDPM training, examples/s (median of {rounds} interleaved rounds of {steps} steps)")

@@ -155,6 +155,7 @@ class DDPM(GenerativeModel):
         self.ema_denoiser = denoiser("ema_denoiser") if self.ema_decay else None
         self.tracker = keras.metrics.Mean(name="loss")
         self._traced = {}
+        self._denoisers = {}
         self._build_networks()
 
     def _build_networks(self):
@@ -258,8 +259,21 @@ class DDPM(GenerativeModel):
             self._traced[method] = tf.function(getattr(self, method), autograph=False)
         return self._traced[method]
 
+    def _denoiser_function(self, network):
+        """`network` as one `tf.function` of fixed signature, so the sampler's and the
+        bound's loops (two signatures of an export) call one function and the exported
+        graph holds the network once."""
+        if network.name not in self._denoisers:
+            specs = [tf.TensorSpec([None, *self.data_spec.event_shape], tf.float32), tf.TensorSpec([None], tf.float32)]
+            if self.data_spec.conditional:
+                specs.append(tf.TensorSpec([None], tf.int32))
+            self._denoisers[network.name] = tf.function(lambda *args: network(*args), input_signature=specs,
+                                                        autograph=False)
+        return self._denoisers[network.name]
+
     def _predict_noise(self, network, x, t, condition, guidance_scale):
         t = tf.cast(t, tf.float32)
+        network = self._denoiser_function(network)
         if condition is None:
             return network(x, t)
         null = tf.fill(tf.shape(condition), self.data_spec.num_classes)
@@ -332,7 +346,8 @@ class DDPM(GenerativeModel):
         def mean_and_noised(t):
             t_rows = tf.fill([rows], t)
             x_t = self._noised(x0, t_rows, noise(t))
-            eps = network(x_t, tf.cast(t_rows, tf.float32), condition)
+            eps = self._denoiser_function(network)(x_t, tf.cast(t_rows, tf.float32),
+                                                   *([] if condition is None else [condition]))
             x0_hat = (x_t - tf.sqrt(1.0 - self._alpha_bar[t]) * eps) / tf.sqrt(self._alpha_bar[t])
             return self._posterior_x0[t] * x0_hat + self._posterior_xt[t] * x_t, x_t
 
@@ -341,30 +356,31 @@ class DDPM(GenerativeModel):
         prior = 0.5 * tf.reduce_sum(variance_T + self._alpha_bar[-1] * x0 ** 2 - 1.0 - tf.math.log(variance_T),
                                     event_axes)
 
-        # Denoising terms t = 2 .. T (0-based 1 .. T-1): both Gaussians have variance beta~_t.
-        def term(t, total_kl):
+        spec = self.data_spec
+        decoder_scale = tf.sqrt(self._betas[0])
+
+        def decoder_log_prob(decoder_mean):
+            """log p(x_0 | x_1) = N(mu, beta_1), on the levels for discrete data."""
+            if spec.is_discrete:
+                half = (spec.levels - 1) / 2.0
+                return distributions.discretized_normal((decoder_mean + 1.0) * half, decoder_scale * half,
+                                                        spec.levels, len(event_shape)).log_prob(x)
+            return tf.reduce_sum(-0.5 * ((x0 - decoder_mean) / decoder_scale) ** 2 - tf.math.log(decoder_scale)
+                                 - 0.5 * np.log(2.0 * np.pi), event_axes)
+
+        # One loop over t = 1 .. T (0-based 0 .. T-1), one network pass each, so the
+        # network is in the graph once: t = 1 is the decoder term, later t the denoising
+        # KLs, where both Gaussians have variance beta~_t.
+        def term(t, total_terms):
             model_mean, x_t = mean_and_noised(t)
             true_mean = self._posterior_x0[t] * x0 + self._posterior_xt[t] * x_t
-            kl = tf.reduce_sum((true_mean - model_mean) ** 2, event_axes) / (2.0 * self._posterior_variance[t])
-            return t + 1, total_kl + kl
+            kl = tf.reduce_sum((true_mean - model_mean) ** 2, event_axes) / (
+                2.0 * tf.maximum(self._posterior_variance[t], 1e-20))
+            return t + 1, total_terms + tf.where(t > 0, -kl, decoder_log_prob(model_mean))
 
-        _, denoising = tf.while_loop(lambda t, _: t < total, term, (tf.constant(1), tf.zeros([rows])),
-                                     shape_invariants=(tf.TensorShape([]), tf.TensorShape([None])))
-
-        # Decoder p(x_0 | x_1): N(mu, beta_1), on the levels for discrete data.
-        decoder_mean, _ = mean_and_noised(tf.constant(0))
-        decoder_scale = tf.sqrt(self._betas[0])
-        spec = self.data_spec
-        if spec.is_discrete:
-            half = (spec.levels - 1) / 2.0
-            decoder = distributions.discretized_normal((decoder_mean + 1.0) * half, decoder_scale * half,
-                                                       spec.levels, len(event_shape))
-            reconstruction = decoder.log_prob(x)
-        else:
-            reconstruction = tf.reduce_sum(
-                -0.5 * ((x0 - decoder_mean) / decoder_scale) ** 2 - tf.math.log(decoder_scale)
-                - 0.5 * np.log(2.0 * np.pi), event_axes)
-        return reconstruction - prior - denoising
+        _, terms = tf.while_loop(lambda t, _: t < total, term, (tf.constant(0), tf.zeros([rows])),
+                                 shape_invariants=(tf.TensorShape([]), tf.TensorShape([None])))
+        return terms - prior
 
     # === Training ===
     def simple_loss(self, x, condition, seed, training=True):

@@ -9,7 +9,7 @@ checks (export and conformance). `build(name)` constructs the model and calls it
 so its variables exist (e.g. before an export or a checkpoint restore);
 `example_batch(name)` gives matching inputs.
 
-A new model class gets an entry in `_TINY`, `LATENT_MODELS` or `GAN_MODELS` (registered)
+A new model class gets an entry in `_TINY`, `LATENT_MODELS`, `GAN_MODELS` or `DIFFUSION_MODELS` (registered)
 or `_TOYS` (test-only);
 tests/models/test_contract.py fails for a registered class without one.
 """
@@ -117,7 +117,18 @@ GAN_MODELS = {
                                        gradient_penalty_weight=10.0, discriminator_steps=2, ema_decay=0.0)),
 }
 GAN_MODELS = {name: entry for name, entry in GAN_MODELS.items() if entry[0] in registered_models()}
-ZOO = {**TINY_FLOWS, **LATENT_MODELS, **_TOYS, **AUTOREGRESSIVE_MODELS, **GAN_MODELS}
+#: Diffusion models: a conditional one-level U-Net DDPM on images (cosine schedule,
+#: attention) and an MLP DDPM on continuous vectors (linear schedule, Gaussian decoder, no
+#: EMA); T = 50, the least the default sampling steps allow.
+DIFFUSION_MODELS = {
+    "ddpm_image_conditional": ("DDPM", {"data_spec": dict(IMAGE, num_classes=NUM_CLASSES), "timesteps": 50,
+                                        "schedule": "cosine", "filters": 4, "channel_multipliers": [1],
+                                        "groups": 2, "embedding_dim": 8}),
+    "ddpm_vector": ("DDPM", {"data_spec": CONTINUOUS_VECTOR, "timesteps": 50, "hidden_units": [8, 8],
+                             "embedding_dim": 8, "ema_decay": 0.0}),
+}
+DIFFUSION_MODELS = {name: entry for name, entry in DIFFUSION_MODELS.items() if entry[0] in registered_models()}
+ZOO = {**TINY_FLOWS, **LATENT_MODELS, **_TOYS, **AUTOREGRESSIVE_MODELS, **GAN_MODELS, **DIFFUSION_MODELS}
 _AUTOREGRESSIVE = ("MAF", "IAF", "AutoregressiveNeuralSplineFlow")
 # One entry per class: images with a condition for the coupling flows (multi-scale code),
 # conditional vectors for the autoregressive ones (images are flattened anyway).
@@ -127,7 +138,8 @@ REPRESENTATIVE = sorted(
     + [name for name in ("ppca_image", "vae_image_conditional_maf_sylvester") if name in LATENT_MODELS]
     + list(_TOYS)
     + ["gated_pixel_cnn_image_conditional", "wavenet_audio_conditional"]
-    + [name for name in ("gan_image_conditional",) if name in GAN_MODELS])
+    + [name for name in ("gan_image_conditional",) if name in GAN_MODELS]
+    + list(DIFFUSION_MODELS))
 
 
 def example_batch(name, batch_size=4, seed=0):

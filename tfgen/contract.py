@@ -20,12 +20,17 @@ class LogProbKind(str, enum.Enum):
       bound on log P(x) (flows on quantized data).
     - `importance_weighted_bound`: an importance-weighted evidence lower bound over
       K posterior samples (latent-variable models: VAEs; Burda et al. 2016).
+    - `variational_bound`: a diffusion model's variational lower bound on log P(x) of
+      the levels (Ho et al. 2020 eq. 5: prior KL, T - 1 denoising KLs, and a discrete
+      decoder on the levels; on continuous data a Gaussian decoder density), computed
+      exactly over every t with fixed noise, so deterministic and row-independent.
     - `none`: the model has no tractable likelihood (GANs); no `log_prob` signature.
     """
 
     EXACT = "exact"
     DEQUANTIZED_LOWER_BOUND = "dequantized_lower_bound"
     IMPORTANCE_WEIGHTED_BOUND = "importance_weighted_bound"
+    VARIATIONAL_BOUND = "variational_bound"
     NONE = "none"
 
     def __str__(self):
@@ -72,6 +77,8 @@ class Capabilities:
         of an older export.
       variable_length: audio whose time axis has any length in the signatures; `sample`
         takes a `length` (autoregressive audio models).
+      diffusion_sampler: `sample` takes `steps` and `eta` (and, conditional, a
+        `guidance_scale`): DDPM/DDIM sampling.
     """
 
     event_shape: Tuple[int, ...]
@@ -86,6 +93,7 @@ class Capabilities:
     stochastic_encoder: bool = False
     format_version: int = FORMAT_VERSION
     variable_length: bool = False
+    diffusion_sampler: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "event_shape", tuple(int(d) for d in self.event_shape))
@@ -113,6 +121,7 @@ class Capabilities:
             latent_shape=model.latent_shape if model.has_latent else (),
             stochastic_encoder=model.stochastic_encoder,
             variable_length=getattr(model, "variable_length", False),
+            diffusion_sampler=getattr(model, "diffusion_sampler", False),
         )
 
     @classmethod
@@ -129,6 +138,7 @@ class Capabilities:
                 stochastic_encoder=doc.get("stochastic_encoder", False),
                 format_version=doc.get("format_version", OLDEST_FORMAT_VERSION),
                 variable_length=doc.get("variable_length", False),
+                diffusion_sampler=doc.get("diffusion_sampler", False),
             )
         except KeyError as e:
             raise ValueError(f"tfgen.json has no {e.args[0]!r}: not a tfgen export of format "
@@ -203,6 +213,14 @@ def _encoder(capabilities):
 
 def _variable_length(capabilities):
     return capabilities.variable_length
+
+
+def _diffusion_sampler(capabilities):
+    return capabilities.diffusion_sampler
+
+
+#: The default `steps` of a diffusion model's sampler (DDIM at 50 steps).
+DEFAULT_DIFFUSION_STEPS = 50
 
 
 def _bayes_classifier(capabilities):
@@ -311,6 +329,19 @@ SIGNATURES = {s.name: s for s in (
                    "audio samples per row; the default [0] is the model's example length; a batch takes "
                    "its longest row's length; above the model's cap (max_length) an INVALID_ARGUMENT",
                    when=_variable_length, default=0, example=Example("fill", EXAMPLE_LENGTH)),
+            Tensor("steps", "int32", Shape.ROW,
+                   f"diffusion models: denoising steps, 1 .. the model's timesteps T (the cap; more or "
+                   f"fewer is an INVALID_ARGUMENT); default [{DEFAULT_DIFFUSION_STEPS}]; steps = T with "
+                   "eta = 1 is ancestral (DDPM) sampling", when=_diffusion_sampler,
+                   default=DEFAULT_DIFFUSION_STEPS, example=Example("fill", 2)),
+            Tensor("eta", "float32", Shape.ROW,
+                   "diffusion models: DDIM's eta in [0, 1]: 0 deterministic (default), 1 the DDPM posterior "
+                   "variance", when=_diffusion_sampler, default=0.0, example=Example("fill", 0.5)),
+            Tensor("guidance_scale", "float32", Shape.ROW,
+                   "conditional diffusion models: classifier-free guidance w, eps = eps(null) + w (eps(y) - "
+                   "eps(null)); default [1.0] (no guidance), 0 unconditional; finite",
+                   when=lambda c: c.diffusion_sampler and c.conditional, default=1.0,
+                   example=Example("fill", 2.0)),
         ),
         outputs=(
             Tensor("samples", "float32", Shape.EVENT, "the samples, in the raw form log_prob accepts"),

@@ -184,3 +184,16 @@ def per_row_uniform(seed, event_shape, salt=0, dtype=tf.float32):
     event_shape = list(event_shape)
     size = _event_size(event_shape)
     return _reshape_rows(_unit_float(_per_row_words(seed, size, salt)[:, :size]), event_shape)
+
+
+def training_seed(noise_seed, step, draw, draws_per_step):
+    """The stateless seed of training draw `draw` (0 .. draws_per_step-1) at optimizer
+    step `step` on this replica: a run resumed from a checkpoint draws exactly the noise
+    the uninterrupted run would have drawn, and replicas draw independently. Draw -1 is
+    the evaluation draw of a `test_step`, from a stream of its own (negative counters),
+    so validation figures resume exactly too."""
+    replica = tf.distribute.get_replica_context()
+    replica_id = tf.cast(replica.replica_id_in_sync_group if replica is not None else 0, tf.int64)
+    step = tf.cast(step, tf.int64)
+    counter = -1 - step if draw < 0 else step * draws_per_step + draw
+    return tf.stack([noise_seed * 1_000_003 + replica_id, counter])

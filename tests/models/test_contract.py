@@ -170,9 +170,12 @@ def exported(exported_path):
 
 # Conformance takes 10-25 s per export. By default it runs on one export per base class:
 # a flow that differs from its sibling only in its transformer (NICE beside RealNVP, IAF
-# and the autoregressive spline beside MAF) and the diagonal test flow join under -m slow.
+# and the autoregressive spline beside MAF) and the diagonal test flow join under -m slow,
+# as does the conditional U-Net DDPM (its samplers' and bound's loops cost the most to
+# load; the vector DDPM conforms by default).
 CONFORMANCE_SLOW = ("nice_image_conditional", "iaf_vector_conditional",
-                    "autoregressive_neural_spline_flow_vector_conditional", "toy_diagonal_flow_image_conditional")
+                    "autoregressive_neural_spline_flow_vector_conditional", "toy_diagonal_flow_image_conditional",
+                    "ddpm_image_conditional")
 
 
 @pytest.mark.parametrize("name", slow_unless(lambda n: n not in CONFORMANCE_SLOW, zoo.REPRESENTATIVE))
@@ -190,7 +193,9 @@ def test_export_conforms_and_answers_like_the_model(exported, name):
             ("session", "warmup replay"), ("cli", "saved_model_cli run sample")} <= checks
     seeds, condition = rows(model, 3)
     extra = {} if condition is None else {"condition": condition}
-    defaulted = {"length": tf.zeros([3], tf.int32)}  # audio: the default, the example length
+    defaulted = {"length": tf.zeros([3], tf.int32),  # audio: the default, the example length
+                 # diffusion models: the sampler's defaults
+                 "steps": tf.fill([3], 50), "eta": tf.zeros([3]), "guidance_scale": tf.ones([3])}
     defaulted = {k: v for k, v in defaulted.items() if k in loaded.signatures["sample"].structured_input_signature[1]}
     served = loaded.signatures["sample"](seed=seeds, temperature=tf.ones([3]), **extra, **defaulted)
     np.testing.assert_allclose(served["samples"].numpy(), outputs(model, name)["sample"], rtol=1e-5, atol=1e-5)
@@ -234,6 +239,10 @@ def signature_inputs(model, loaded, batch=3):
         inputs["condition"] = condition
     if "length" in loaded.signatures["sample"].structured_input_signature[1]:
         inputs["length"] = tf.zeros([batch], tf.int32)  # audio: the example length
+    if "steps" in loaded.signatures["sample"].structured_input_signature[1]:  # diffusion: the defaults
+        inputs.update(steps=tf.fill([batch], 50), eta=tf.zeros([batch]))
+        if condition is not None:
+            inputs["guidance_scale"] = tf.ones([batch])
     return inputs
 
 

@@ -8,7 +8,7 @@ from tfgen.backend import tf
 
 
 def _row_key(seed, salt):
-    return tf.stack([tf.cast(seed, tf.int64), tf.constant(salt, tf.int64)])
+    return tf.stack([tf.cast(seed, tf.int64), tf.cast(salt, tf.int64)])
 
 
 def per_row_normal(seed, event_shape, salt=0, dtype=tf.float32):
@@ -17,7 +17,8 @@ def per_row_normal(seed, event_shape, salt=0, dtype=tf.float32):
     Args:
       seed: int64 `[B]`.
       event_shape: static shape of one row.
-      salt: distinguishes independent streams drawn from the same seeds.
+      salt: distinguishes independent streams drawn from the same seeds (an int or a
+        scalar int tensor, e.g. a sampler's step counter).
     """
     event_shape = list(event_shape)
     return tf.map_fn(

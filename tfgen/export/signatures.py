@@ -6,7 +6,8 @@ the table `tfgen.contract.SIGNATURES`; this module computes them (`COMPUTE`, one
 function per table entry) and traces each once:
 
     sample    seed int64 [B], condition int32 [B]*, temperature float32 [B] (default 1.0),
-              length int32 [B] (audio; default 0: the example length)
+              length int32 [B] (audio; default 0: the example length),
+              steps int32 [B], step_size float32 [B] (iterative samplers; default: the model's)
               -> samples float32 [B, *event], log_prob float32 [B]**
     log_prob  x float32 [B, *event], condition*  -> log_prob, bits_per_dim, elbo**** float32 [B]
     encode    x, condition*, seed*** -> z float32 [B, *latent]    (models with a latent space)
@@ -147,11 +148,13 @@ def build_model(model):
 # `tracer` gives the model (`tracer.model`, its methods as they were before any sharing),
 # the signature's resolved plan entry and `tracer.call` for another signature.
 
-def _sample(tracer, seed, temperature, condition=None, length=None):
+def _sample(tracer, seed, temperature, condition=None, length=None, **sampler_settings):
     temperature = tf.broadcast_to(temperature, tf.shape(seed))
     lengths = {} if length is None else {"length": length}  # audio models only
+    # Iterative samplers' settings (`sample_inputs`), one value per row like temperature.
+    settings = {name: tf.broadcast_to(value, tf.shape(seed)) for name, value in sampler_settings.items()}
     with tracer.sharing():
-        samples = tracer.model.sample(seed, temperature, condition, **lengths)
+        samples = tracer.model.sample(seed, temperature, condition, **lengths, **settings)
     outputs = {"samples": samples}
     if tracer.has_output("sample", "log_prob"):
         outputs["log_prob"] = tracer.call("log_prob", x=samples, condition=condition)["log_prob"]

@@ -9,7 +9,7 @@ checks (export and conformance). `build(name)` constructs the model and calls it
 so its variables exist (e.g. before an export or a checkpoint restore);
 `example_batch(name)` gives matching inputs.
 
-A new model class gets an entry in `_TINY`, `LATENT_MODELS` or `GAN_MODELS` (registered)
+A new model class gets an entry in `_TINY`, `LATENT_MODELS`, `GAN_MODELS` or `SCORE_MODELS` (registered)
 or `_TOYS` (test-only);
 tests/models/test_contract.py fails for a registered class without one.
 """
@@ -117,7 +117,18 @@ GAN_MODELS = {
                                        gradient_penalty_weight=10.0, discriminator_steps=2, ema_decay=0.0)),
 }
 GAN_MODELS = {name: entry for name, entry in GAN_MODELS.items() if entry[0] in registered_models()}
-ZOO = {**TINY_FLOWS, **LATENT_MODELS, **_TOYS, **AUTOREGRESSIVE_MODELS, **GAN_MODELS}
+_TINY_NCSN = {"sigma_max": 2.0, "sigma_min": 0.1, "num_levels": 3, "hidden_units": [8], "embedding_dim": 4,
+              "langevin_steps": 2, "langevin_step_size": 0.01, "max_langevin_steps": 8, "ode_steps": 4}
+#: Score models: a continuous 2-D NCSN (exact divergence, RK4) and a conditional one on
+#: image levels (dequantized, Hutchinson's divergence, Dormand-Prince).
+SCORE_MODELS = {
+    "ncsn_vector": ("NCSN", dict(_TINY_NCSN, data_spec=CONTINUOUS_VECTOR)),
+    "ncsn_image_conditional": ("NCSN", dict(_TINY_NCSN, data_spec=dict(IMAGE, num_classes=NUM_CLASSES),
+                                            ode_solver="dopri5", ode_divergence="hutchinson",
+                                            ode_rtol=1e-3, ode_atol=1e-3, dequantization_samples=2)),
+}
+SCORE_MODELS = {name: entry for name, entry in SCORE_MODELS.items() if entry[0] in registered_models()}
+ZOO = {**TINY_FLOWS, **LATENT_MODELS, **_TOYS, **AUTOREGRESSIVE_MODELS, **GAN_MODELS, **SCORE_MODELS}
 _AUTOREGRESSIVE = ("MAF", "IAF", "AutoregressiveNeuralSplineFlow")
 # One entry per class: images with a condition for the coupling flows (multi-scale code),
 # conditional vectors for the autoregressive ones (images are flattened anyway).
@@ -127,7 +138,8 @@ REPRESENTATIVE = sorted(
     + [name for name in ("ppca_image", "vae_image_conditional_maf_sylvester") if name in LATENT_MODELS]
     + list(_TOYS)
     + ["gated_pixel_cnn_image_conditional", "wavenet_audio_conditional"]
-    + [name for name in ("gan_image_conditional",) if name in GAN_MODELS])
+    + [name for name in ("gan_image_conditional",) if name in GAN_MODELS]
+    + [name for name in ("ncsn_image_conditional",) if name in SCORE_MODELS])
 
 
 def example_batch(name, batch_size=4, seed=0):

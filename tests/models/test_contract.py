@@ -190,8 +190,7 @@ def test_export_conforms_and_answers_like_the_model(exported, name):
             ("session", "warmup replay"), ("cli", "saved_model_cli run sample")} <= checks
     seeds, condition = rows(model, 3)
     extra = {} if condition is None else {"condition": condition}
-    defaulted = {"length": tf.zeros([3], tf.int32)}  # audio: the default, the example length
-    defaulted = {k: v for k, v in defaulted.items() if k in loaded.signatures["sample"].structured_input_signature[1]}
+    defaulted = {k: v for k, v in signature_inputs(model, loaded).items() if k not in ("seed", "temperature", "condition")}
     served = loaded.signatures["sample"](seed=seeds, temperature=tf.ones([3]), **extra, **defaulted)
     np.testing.assert_allclose(served["samples"].numpy(), outputs(model, name)["sample"], rtol=1e-5, atol=1e-5)
     if model.log_prob_kind.has_log_prob:
@@ -232,8 +231,11 @@ def signature_inputs(model, loaded, batch=3):
     inputs = {"seed": seeds, "temperature": tf.ones([batch])}
     if condition is not None:
         inputs["condition"] = condition
-    if "length" in loaded.signatures["sample"].structured_input_signature[1]:
+    specs = loaded.signatures["sample"].structured_input_signature[1]
+    if "length" in specs:
         inputs["length"] = tf.zeros([batch], tf.int32)  # audio: the example length
+    for key, default in getattr(model, "sample_inputs", {}).items():  # iterative samplers: the defaults
+        inputs[key] = tf.fill([batch], tf.cast(default, specs[key].dtype))
     return inputs
 
 

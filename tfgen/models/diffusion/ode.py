@@ -171,14 +171,14 @@ def probability_flow_log_prob(x, score, sde, t0=0.0, solver="rk4", steps=64, rto
     """
     x = tf.convert_to_tensor(x, tf.float32)
     trace_fn = _divergence_fn(divergence, int(x.shape[1]))
-    rows = tf.shape(x)[0]
 
     def dynamics(t, state):
         z, _ = state
-        dz, trace = trace_fn(lambda z, t: sde.drift(z, t, score), z, tf.fill([rows], t))
+        # t per row, shaped like z's rows so the loop keeps z's static shape.
+        dz, trace = trace_fn(lambda z, t: sde.drift(z, t, score), z, t * tf.ones_like(z[:, 0]))
         return [dz, trace]
 
-    initial = [x, tf.zeros([rows])]
+    initial = [x, tf.zeros_like(x[:, 0])]
     if solver == "dopri5":
         # Only the end state is needed, so no gradients through the solver (an export
         # holds no custom gradients).

@@ -19,9 +19,10 @@ sigma_1^2 I), at each level i, `steps` updates
     alpha_i = step_size sigma_i^2 / sigma_L^2,
 
 then (`denoise`) one Tweedie step x + sigma_L^2 s(x, sigma_L) (Jolicoeur-Martineau et al.
-2021, arXiv:2009.05475). The whole loop is one `tf.while_loop`; z is keyed by the row's
-seed and the step (`tfgen.random`), a row updates only while its own step count lasts,
-so a row's sample never depends on its batch. `steps` (per level) and `step_size` are
+2021, arXiv:2009.05475). The whole loop is one `tf.while_loop`; every z of a row is
+drawn up front from the row's seed (`tfgen.random`; steps x L x D floats per row), and a
+row updates only while its own step count lasts, so a row's sample never depends on its
+batch. `steps` (per level) and `step_size` are
 inputs of the exported `sample` with the model's defaults; `steps` above
 `max_langevin_steps`, <= 0, or a step size that is non-finite or <= 0 is an
 INVALID_ARGUMENT naming the input.
@@ -223,14 +224,15 @@ class NCSN(DensityModel):
         per_row = [-1] + [1] * len(event_shape)
         sigmas = tf.constant(self.sigmas)
         most_steps = tf.reduce_max(steps)
-        cap = self.max_langevin_steps
+        # Every z of the loop in one draw per row, [B, steps, L, *event], step-major: a
+        # row's draws for its first s steps are the same whatever the batch's longest row.
+        noise = per_row_normal(seed, [most_steps, self.num_levels, *event_shape], salt=1)
 
         def update(n, y):
             level, k = n // most_steps, n % most_steps
             sigma = sigmas[level]
             alpha = step_size * tf.square(sigma / self.sigma_min)
-            # Keyed by (level, step) on the model's cap, not the batch's longest row.
-            z = per_row_normal(seed, event_shape, salt=1 + tf.cast(level * cap + k, tf.int64))
+            z = noise[:, k, level]
             score = self.score(y, tf.fill(tf.shape(seed), sigma), condition)
             moved = y + tf.reshape(alpha / 2, per_row) * score \
                 + tf.reshape(tf.sqrt(alpha) * temperature, per_row) * z

@@ -48,7 +48,7 @@ from tfgen.models.base import GenerativeModel, register
 from tfgen.models.diffusion import ode
 from tfgen.models.diffusion.networks import MLPDenoiser
 from tfgen.models.likelihood import DensityModel
-from tfgen.random import per_row_normal
+from tfgen.random import per_row_normal, per_row_uniform
 from tfgen.serialization import attribute_config
 
 TRAINING_NOISE = ("ladder", "log_uniform")
@@ -112,7 +112,9 @@ class NCSN(DensityModel):
         self.training_noise = training_noise
         self.hidden_units = [int(u) for u in hidden_units]
         self.embedding_dim = int(embedding_dim)
-        self.ema_decay = ema.check_ema_decay(ema_decay)
+        self.ema_decay = float(ema_decay)
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise UserError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
         self.max_langevin_steps = int(max_langevin_steps)
         self.langevin_steps = int(langevin_steps)
         if not 1 <= self.langevin_steps <= self.max_langevin_steps:
@@ -145,7 +147,7 @@ class NCSN(DensityModel):
         self.network(x, t, condition)
         if self.ema_network is not None:
             self.ema_network(x, t, condition)
-            ema.start_average(self.ema_network, self.network)
+            ema.start(self.ema_network, self.network)
 
     # === Capabilities ===
     log_prob_kind = LogProbKind.PROBABILITY_FLOW
@@ -225,8 +227,10 @@ class NCSN(DensityModel):
         sigmas = tf.constant(self.sigmas)
         most_steps = tf.reduce_max(steps)
         # Every z of the loop in one draw per row, [B, steps, L, *event], step-major: a
-        # row's draws for its first s steps are the same whatever the batch's longest row.
-        noise = per_row_normal(seed, [most_steps, self.num_levels, *event_shape], salt=1)
+        # row's draws for its first s steps are the same whatever the batch's longest row
+        # (`per_row_uniform`), made normal by the inverse CDF at bin midpoints (never 0).
+        uniforms = per_row_uniform(seed, [most_steps, self.num_levels, *event_shape], salt=1)
+        noise = tf.math.ndtri(uniforms + 2.0 ** -24)
 
         def update(n, y):
             level, k = n // most_steps, n % most_steps
@@ -277,7 +281,7 @@ class NCSN(DensityModel):
             loss = tf.reduce_mean(self.denoising_loss(x, condition, training=True))
         self.minimize(tape, loss)
         if self.ema_network is not None:
-            ema.update_average(self.ema_network, self.network, self.ema_decay, self.optimizer.iterations)
+            ema.update(self.ema_network, self.network, self.ema_decay, self.optimizer.iterations)
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}
 

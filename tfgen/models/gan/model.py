@@ -28,7 +28,6 @@ from tfgen import losses
 from tfgen.backend import keras, tf
 from tfgen.contract import LogProbKind
 from tfgen.errors import UserError
-from tfgen.models import ema
 from tfgen.models.base import GenerativeModel, register
 from tfgen.models.gan import networks
 from tfgen.random import per_row_normal
@@ -97,7 +96,9 @@ class GAN(GenerativeModel):
         if self.discriminator_steps < 1:
             raise UserError(f"discriminator_steps must be >= 1, got {discriminator_steps!r}")
         self.spectral_normalization = bool(spectral_normalization)
-        self.ema_decay = ema.check_ema_decay(ema_decay)
+        self.ema_decay = float(ema_decay)
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise UserError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
         self.condition_dim = int(condition_dim)
         self.noise_seed = int(noise_seed)
         networks.check_network(self.network, spec.event_shape, len(self.generator_filters))
@@ -130,7 +131,8 @@ class GAN(GenerativeModel):
         self._discriminate(x, condition)
         if self.ema_generator is not None:
             self._generate(tf.zeros([1, self.latent_dim]), condition, network=self.ema_generator)
-            ema.start_average(self.ema_generator, self.generator)
+            for average, weight in zip(self.ema_generator.weights, self.generator.weights):
+                average.assign(weight)
 
     @property
     def reported_losses(self):
@@ -269,10 +271,22 @@ class GAN(GenerativeModel):
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def _update_ema(self):
-        """The EMA of every generator weight (`tfgen.models.ema.update_average`)."""
-        if self.ema_generator is not None:
-            ema.update_average(self.ema_generator, self.generator, self.ema_decay,
-                               self.optimizers["generator"].iterations)
+        """average <- d * average + (1 - d) * weight for every generator weight (batch
+        norm statistics too), d = min(ema_decay, (1 + t) / (10 + t)).
+
+        The update runs once in cross-replica context (`merge_call`): the generator's
+        weights are the same on every replica after its synchronized update, and a
+        mirrored variable is written there for all replicas at once."""
+        if self.ema_generator is None:
+            return
+
+        def update(strategy):
+            step = tf.cast(self.optimizers["generator"].iterations, tf.float32)
+            decay = tf.minimum(self.ema_decay, (1.0 + step) / (10.0 + step))
+            for average, weight in zip(self.ema_generator.weights, self.generator.weights):
+                average.assign(decay * average + (1.0 - decay) * tf.convert_to_tensor(weight))
+
+        tf.distribute.get_replica_context().merge_call(update)
 
     # === Config ===
     def get_config(self):

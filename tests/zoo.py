@@ -9,7 +9,7 @@ checks (export and conformance). `build(name)` constructs the model and calls it
 so its variables exist (e.g. before an export or a checkpoint restore);
 `example_batch(name)` gives matching inputs.
 
-A new model class gets an entry in `_TINY`, `LATENT_MODELS`, `GAN_MODELS` or `SCORE_MODELS` (registered)
+A new model class gets an entry in `_TINY`, `LATENT_MODELS`, `GAN_MODELS`, `DIFFUSION_MODELS` or `SCORE_MODELS` (registered)
 or `_TOYS` (test-only);
 tests/models/test_contract.py fails for a registered class without one.
 """
@@ -117,6 +117,17 @@ GAN_MODELS = {
                                        gradient_penalty_weight=10.0, discriminator_steps=2, ema_decay=0.0)),
 }
 GAN_MODELS = {name: entry for name, entry in GAN_MODELS.items() if entry[0] in registered_models()}
+#: Diffusion models: a conditional one-level U-Net DDPM on images (cosine schedule,
+#: attention) and an MLP DDPM on continuous vectors (linear schedule, Gaussian decoder, no
+#: EMA); T = 50, the least the default sampling steps allow.
+DIFFUSION_MODELS = {
+    "ddpm_image_conditional": ("DDPM", {"data_spec": dict(IMAGE, num_classes=NUM_CLASSES), "timesteps": 50,
+                                        "schedule": "cosine", "filters": 4, "channel_multipliers": [1],
+                                        "groups": 2, "embedding_dim": 8}),
+    "ddpm_vector": ("DDPM", {"data_spec": CONTINUOUS_VECTOR, "timesteps": 50, "hidden_units": [8, 8],
+                             "embedding_dim": 8, "ema_decay": 0.0}),
+}
+DIFFUSION_MODELS = {name: entry for name, entry in DIFFUSION_MODELS.items() if entry[0] in registered_models()}
 _TINY_NCSN = {"sigma_max": 2.0, "sigma_min": 0.1, "num_levels": 3, "hidden_units": [8], "embedding_dim": 4,
               "langevin_steps": 2, "langevin_step_size": 0.01, "max_langevin_steps": 8, "ode_steps": 4}
 #: Score models: a continuous 2-D NCSN (exact divergence, RK4) and a conditional one on
@@ -128,7 +139,8 @@ SCORE_MODELS = {
                                             ode_rtol=1e-3, ode_atol=1e-3, dequantization_samples=2)),
 }
 SCORE_MODELS = {name: entry for name, entry in SCORE_MODELS.items() if entry[0] in registered_models()}
-ZOO = {**TINY_FLOWS, **LATENT_MODELS, **_TOYS, **AUTOREGRESSIVE_MODELS, **GAN_MODELS, **SCORE_MODELS}
+ZOO = {**TINY_FLOWS, **LATENT_MODELS, **_TOYS, **AUTOREGRESSIVE_MODELS, **GAN_MODELS, **DIFFUSION_MODELS,
+       **SCORE_MODELS}
 _AUTOREGRESSIVE = ("MAF", "IAF", "AutoregressiveNeuralSplineFlow")
 # One entry per class: images with a condition for the coupling flows (multi-scale code),
 # conditional vectors for the autoregressive ones (images are flattened anyway).
@@ -139,6 +151,7 @@ REPRESENTATIVE = sorted(
     + list(_TOYS)
     + ["gated_pixel_cnn_image_conditional", "wavenet_audio_conditional"]
     + [name for name in ("gan_image_conditional",) if name in GAN_MODELS]
+    + list(DIFFUSION_MODELS)
     + [name for name in ("ncsn_image_conditional",) if name in SCORE_MODELS])
 
 

@@ -24,6 +24,10 @@ class LogProbKind(str, enum.Enum):
       the density of the data smoothed by the smallest noise level, integrated by the
       solver and divergence (exact, or Hutchinson's with fixed probes) in the export's
       config (`ode_*`): an estimate, deterministic per row (score models).
+    - `variational_bound`: a diffusion model's variational lower bound on log P(x) of
+      the levels (Ho et al. 2020 eq. 5: prior KL, T - 1 denoising KLs, and a discrete
+      decoder on the levels; on continuous data a Gaussian decoder density), computed
+      exactly over every t with fixed noise, so deterministic and row-independent.
     - `none`: the model has no tractable likelihood (GANs); no `log_prob` signature.
     """
 
@@ -31,6 +35,7 @@ class LogProbKind(str, enum.Enum):
     DEQUANTIZED_LOWER_BOUND = "dequantized_lower_bound"
     IMPORTANCE_WEIGHTED_BOUND = "importance_weighted_bound"
     PROBABILITY_FLOW = "probability_flow"
+    VARIATIONAL_BOUND = "variational_bound"
     NONE = "none"
 
     def __str__(self):
@@ -80,6 +85,8 @@ class Capabilities:
       sample_inputs: the settings of an iterative sampler that `sample` takes beside the
         seed, as `(name, the model's default)` pairs (e.g. `("steps", 100)`); each is a
         defaulted input of the sample signature (`SIGNATURES`).
+      diffusion_sampler: `sample` takes `steps` and `eta` (and, conditional, a
+        `guidance_scale`): DDPM/DDIM sampling.
     """
 
     event_shape: Tuple[int, ...]
@@ -95,6 +102,7 @@ class Capabilities:
     format_version: int = FORMAT_VERSION
     variable_length: bool = False
     sample_inputs: Tuple[Tuple[str, float], ...] = ()
+    diffusion_sampler: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "event_shape", tuple(int(d) for d in self.event_shape))
@@ -125,6 +133,7 @@ class Capabilities:
             stochastic_encoder=model.stochastic_encoder,
             variable_length=getattr(model, "variable_length", False),
             sample_inputs=getattr(model, "sample_inputs", {}),
+            diffusion_sampler=getattr(model, "diffusion_sampler", False),
         )
 
     @classmethod
@@ -142,6 +151,7 @@ class Capabilities:
                 format_version=doc.get("format_version", OLDEST_FORMAT_VERSION),
                 variable_length=doc.get("variable_length", False),
                 sample_inputs=doc.get("sample_inputs", {}),
+                diffusion_sampler=doc.get("diffusion_sampler", False),
             )
         except KeyError as e:
             raise ValueError(f"tfgen.json has no {e.args[0]!r}: not a tfgen export of format "
@@ -228,6 +238,12 @@ def _sample_input(name):
 
 def _sample_input_default(name):
     return lambda capabilities: dict(capabilities.sample_inputs)[name]
+def _diffusion_sampler(capabilities):
+    return capabilities.diffusion_sampler
+
+
+#: The default `steps` of a diffusion model's sampler (DDIM at 50 steps).
+DEFAULT_DIFFUSION_STEPS = 50
 
 
 def _bayes_classifier(capabilities):
@@ -338,15 +354,28 @@ SIGNATURES = {s.name: s for s in (
                    "its longest row's length; above the model's cap (max_length) an INVALID_ARGUMENT",
                    when=_variable_length, default=0, example=Example("fill", EXAMPLE_LENGTH)),
             Tensor("steps", "int32", Shape.ROW,
-                   "sampler steps (annealed Langevin: steps per noise level); default the model's; "
+                   "score models: annealed Langevin steps per noise level; default the model's (sample_inputs); "
                    "<= 0 or above the model's cap is an INVALID_ARGUMENT naming the cap",
                    when=_sample_input("steps"), default=_sample_input_default("steps"),
                    example=Example("fill", EXAMPLE_STEPS)),
             Tensor("step_size", "float32", Shape.ROW,
-                   "sampler step size (annealed Langevin: epsilon, scaled by sigma_i^2 / sigma_L^2 at "
+                   "score models: Langevin step size epsilon (scaled by sigma_i^2 / sigma_L^2 at "
                    "level i); default the model's; non-finite or <= 0 is an INVALID_ARGUMENT",
                    when=_sample_input("step_size"), default=_sample_input_default("step_size"),
                    example=Example("default")),
+            Tensor("steps", "int32", Shape.ROW,
+                   f"diffusion models: denoising steps, 1 .. the model's timesteps T (the cap; more or "
+                   f"fewer is an INVALID_ARGUMENT); default [{DEFAULT_DIFFUSION_STEPS}]; steps = T with "
+                   "eta = 1 is ancestral (DDPM) sampling", when=_diffusion_sampler,
+                   default=DEFAULT_DIFFUSION_STEPS, example=Example("fill", 2)),
+            Tensor("eta", "float32", Shape.ROW,
+                   "diffusion models: DDIM's eta in [0, 1]: 0 deterministic (default), 1 the DDPM posterior "
+                   "variance", when=_diffusion_sampler, default=0.0, example=Example("fill", 0.5)),
+            Tensor("guidance_scale", "float32", Shape.ROW,
+                   "conditional diffusion models: classifier-free guidance w, eps = eps(null) + w (eps(y) - "
+                   "eps(null)); default [1.0] (no guidance), 0 unconditional; finite",
+                   when=lambda c: c.diffusion_sampler and c.conditional, default=1.0,
+                   example=Example("fill", 2.0)),
         ),
         outputs=(
             Tensor("samples", "float32", Shape.EVENT, "the samples, in the raw form log_prob accepts"),

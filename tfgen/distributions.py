@@ -63,6 +63,16 @@ def discretized_logistic_mixture(params, levels, num_components, event_ndims):
     return tfd.Independent(mixture, reinterpreted_batch_ndims=event_ndims)
 
 
+def discretized_normal(loc, scale, levels, event_ndims):
+    """A normal N(loc, scale^2) in level units, quantized to the levels: level k gets the
+    mass of [k - 0.5, k + 0.5], the end levels the tails (a diffusion model's discrete
+    decoder, Ho et al. 2020 eq. 13, on the levels instead of [-1, 1])."""
+    check_levels(levels)
+    shifted = tfd.TransformedDistribution(tfd.Normal(loc=loc, scale=scale), tfb.Shift(tf.constant(-0.5, loc.dtype)))
+    quantized = tfd.QuantizedDistribution(shifted, low=0.0, high=float(levels - 1))
+    return tfd.Independent(quantized, reinterpreted_batch_ndims=event_ndims)
+
+
 def _logistic_loc_scale(raw_locs, raw_log_scales, levels):
     """Logistic locations in level units, softly bounded to [-c, 3c] around the middle
     level c (network output 0 is c; see `discretized_logistic_mixture`), and bounded

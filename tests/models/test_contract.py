@@ -170,9 +170,12 @@ def exported(exported_path):
 
 # Conformance takes 10-25 s per export. By default it runs on one export per base class:
 # a flow that differs from its sibling only in its transformer (NICE beside RealNVP, IAF
-# and the autoregressive spline beside MAF) and the diagonal test flow join under -m slow.
+# and the autoregressive spline beside MAF) and the diagonal test flow join under -m slow,
+# as does the conditional U-Net DDPM (its samplers' and bound's loops cost the most to
+# load; the vector DDPM conforms by default).
 CONFORMANCE_SLOW = ("nice_image_conditional", "iaf_vector_conditional",
-                    "autoregressive_neural_spline_flow_vector_conditional", "toy_diagonal_flow_image_conditional")
+                    "autoregressive_neural_spline_flow_vector_conditional", "toy_diagonal_flow_image_conditional",
+                    "ddpm_image_conditional")
 
 
 @pytest.mark.parametrize("name", slow_unless(lambda n: n not in CONFORMANCE_SLOW, zoo.REPRESENTATIVE))
@@ -236,6 +239,10 @@ def signature_inputs(model, loaded, batch=3):
         inputs["length"] = tf.zeros([batch], tf.int32)  # audio: the example length
     for key, default in getattr(model, "sample_inputs", {}).items():  # iterative samplers: the defaults
         inputs[key] = tf.fill([batch], tf.cast(default, specs[key].dtype))
+    if getattr(model, "diffusion_sampler", False):  # diffusion: the defaults
+        inputs.update(steps=tf.fill([batch], 50), eta=tf.zeros([batch]))
+        if condition is not None:
+            inputs["guidance_scale"] = tf.ones([batch])
     return inputs
 
 

@@ -63,6 +63,14 @@ def register(subparsers):
     sample.add_argument("--length", type=int, metavar="T",
                         help="audio models: samples per row (default: the model's training example length; "
                              "at most its max_length)")
+    sample.add_argument("--steps", type=int, metavar="S",
+                        help="diffusion models: denoising steps, 1 .. the model's timesteps T (default 50)")
+    sample.add_argument("--eta", type=float, metavar="ETA",
+                        help="diffusion models: DDIM eta in [0, 1] (default 0, deterministic; --steps T "
+                             "--eta 1 is ancestral DDPM sampling)")
+    sample.add_argument("--guidance-scale", type=float, metavar="W",
+                        help="conditional diffusion models: classifier-free guidance scale (default 1.0; "
+                             "0 unconditional)")
     sample.set_defaults(func=run_sample)
 
     check = subparsers.add_parser(
@@ -83,8 +91,13 @@ def run_sample(args):
     _check_out(args.out)
     model = args.model if args.version is None else os.path.join(args.model, str(args.version))
     version_dir = reader.resolve_version(model)
-    spec = DataSpec.from_dict(reader.read_metadata(version_dir)["data_spec"])
+    metadata = reader.read_metadata(version_dir)
+    spec = DataSpec.from_dict(metadata["data_spec"])
     inputs = _sample_inputs(args, spec)
+    asked = sorted({"steps", "eta", "guidance_scale"} & set(inputs))
+    if asked and not metadata.get("diffusion_sampler"):
+        raise UserError(f"--{asked[0].replace('_', '-')} is for diffusion models; {version_dir} is a "
+                        f"{metadata['class_name']}")
     samples = _sample_in_batches(version_dir, inputs, args.num_samples)
     path = _save(samples, spec, args.out, args.sample_rate)
     print(f"tfgen sample: wrote {args.num_samples} samples of {version_dir} to {path}")
@@ -103,7 +116,22 @@ def _sample_inputs(args, spec):
         if args.length < 1:
             raise UserError(f"--length must be >= 1, got {args.length}")
         inputs["length"] = np.full([args.num_samples], args.length, SIGNATURES["sample"].input("length").dtype)
+    _diffusion_inputs(args, inputs)
     return inputs
+
+
+def _diffusion_inputs(args, inputs):
+    """--steps, --eta, --guidance-scale as `sample` inputs, checked here for a one-line
+    error (the model checks them again, with its own cap on steps)."""
+    if args.steps is not None and args.steps < 1:
+        raise UserError(f"--steps must be >= 1, got {args.steps}")
+    if args.eta is not None and not 0.0 <= args.eta <= 1.0:
+        raise UserError(f"--eta must be in [0, 1], got {args.eta}")
+    if args.guidance_scale is not None and not np.isfinite(args.guidance_scale):
+        raise UserError(f"--guidance-scale must be finite, got {args.guidance_scale}")
+    for name, value in (("steps", args.steps), ("eta", args.eta), ("guidance_scale", args.guidance_scale)):
+        if value is not None:
+            inputs[name] = np.full([args.num_samples], value, SIGNATURES["sample"].input(name).dtype)
 
 
 SAMPLE_BATCH = 1024  # rows per signature call of a local `tfgen sample`

@@ -148,13 +148,13 @@ def build_model(model):
 # `tracer` gives the model (`tracer.model`, its methods as they were before any sharing),
 # the signature's resolved plan entry and `tracer.call` for another signature.
 
-def _sample(tracer, seed, temperature, condition=None, length=None, **sampler_settings):
+def _sample(tracer, seed, temperature, condition=None, **sampler_inputs):
     temperature = tf.broadcast_to(temperature, tf.shape(seed))
-    lengths = {} if length is None else {"length": length}  # audio models only
-    # Iterative samplers' settings (`sample_inputs`), one value per row like temperature.
-    settings = {name: tf.broadcast_to(value, tf.shape(seed)) for name, value in sampler_settings.items()}
+    # length (audio models), steps, eta, guidance_scale (diffusion models): per row
+    sampler_inputs = {name: tf.broadcast_to(value, tf.shape(seed)) for name, value in sampler_inputs.items()
+                      if value is not None}
     with tracer.sharing():
-        samples = tracer.model.sample(seed, temperature, condition, **lengths, **settings)
+        samples = tracer.model.sample(seed, temperature, condition, **sampler_inputs)
     outputs = {"samples": samples}
     if tracer.has_output("sample", "log_prob"):
         outputs["log_prob"] = tracer.call("log_prob", x=samples, condition=condition)["log_prob"]

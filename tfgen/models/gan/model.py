@@ -28,9 +28,10 @@ from tfgen import losses
 from tfgen.backend import keras, tf
 from tfgen.contract import LogProbKind
 from tfgen.errors import UserError
+from tfgen.models import ema
 from tfgen.models.base import GenerativeModel, register
 from tfgen.models.gan import networks
-from tfgen.random import per_row_normal
+from tfgen.random import per_row_normal, training_seed
 from tfgen.serialization import attribute_config
 
 
@@ -131,8 +132,7 @@ class GAN(GenerativeModel):
         self._discriminate(x, condition)
         if self.ema_generator is not None:
             self._generate(tf.zeros([1, self.latent_dim]), condition, network=self.ema_generator)
-            for average, weight in zip(self.ema_generator.weights, self.generator.weights):
-                average.assign(weight)
+            ema.start(self.ema_generator, self.generator)
 
     @property
     def reported_losses(self):
@@ -215,11 +215,8 @@ class GAN(GenerativeModel):
     # === Training ===
     def _noise_seed(self, draw):
         """The stateless seed of training draw `draw` at this step on this replica."""
-        replica = tf.distribute.get_replica_context()
-        replica_id = tf.cast(replica.replica_id_in_sync_group if replica is not None else 0, tf.int64)
-        step = tf.cast(self.optimizers["generator"].iterations, tf.int64)
-        draws_per_step = 2 * (self.discriminator_steps + 1)
-        return tf.stack([self.noise_seed * 1_000_003 + replica_id, step * draws_per_step + draw])
+        return training_seed(self.noise_seed, self.optimizers["generator"].iterations, draw,
+                             draws_per_step=2 * (self.discriminator_steps + 1))
 
     def _latents(self, batch_size, draw):
         return tf.random.stateless_normal([batch_size, self.latent_dim], seed=self._noise_seed(draw))
@@ -271,22 +268,9 @@ class GAN(GenerativeModel):
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def _update_ema(self):
-        """average <- d * average + (1 - d) * weight for every generator weight (batch
-        norm statistics too), d = min(ema_decay, (1 + t) / (10 + t)).
-
-        The update runs once in cross-replica context (`merge_call`): the generator's
-        weights are the same on every replica after its synchronized update, and a
-        mirrored variable is written there for all replicas at once."""
-        if self.ema_generator is None:
-            return
-
-        def update(strategy):
-            step = tf.cast(self.optimizers["generator"].iterations, tf.float32)
-            decay = tf.minimum(self.ema_decay, (1.0 + step) / (10.0 + step))
-            for average, weight in zip(self.ema_generator.weights, self.generator.weights):
-                average.assign(decay * average + (1.0 - decay) * tf.convert_to_tensor(weight))
-
-        tf.distribute.get_replica_context().merge_call(update)
+        """The EMA of every generator weight (`tfgen.models.ema.update`)."""
+        if self.ema_generator is not None:
+            ema.update(self.ema_generator, self.generator, self.ema_decay, self.optimizers["generator"].iterations)
 
     # === Config ===
     def get_config(self):

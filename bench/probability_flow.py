@@ -7,7 +7,7 @@ its variational bound and the other shipped digits models. Prints tables, writes
    largest per-row difference from a reference (Dormand-Prince at rtol = atol = 1e-6,
    exact divergence), with ms per row, for RK4 at several step counts, Dormand-Prince at
    two tolerances and Hutchinson's estimator.
-2. `saved_models/digits_ddpm` (if shipped): the VP SDE's ODE on the DDPM's EMA epsilon
+2. `saved_models/digits_ddpm` (or `--ddpm PATH`): the VP SDE's ODE on the DDPM's EMA epsilon
    network, log p(x | y) of the test digits, uniformly dequantized on the levels'
    grid (`x -> (x + u - 1/2) * 2 / (L - 1) - 1`, the DDPM's own scaling, so
    log P(x) >= E_u log p(y) + D log(2 / (L - 1))), one draw per row, integrated from
@@ -46,9 +46,10 @@ OTHERS = ["digits_realnvp", "digits_conditional_glow", "digits_vae", "digits_con
           "digits_conditional_pixel_cnn"]
 
 
-def rebuilt(name):
-    """The shipped model `name`, rebuilt from its export's config and weights."""
-    path = resolve_version(os.path.join(REPO, "saved_models", name))
+def rebuilt(base):
+    """The export under `base` (a base path or version directory), rebuilt from its
+    config and weights."""
+    path = resolve_version(base)
     meta = read_metadata(path)
     model = get_model_class(meta["class_name"]).from_config(meta["config"])
     restore_weights(model, path)
@@ -63,7 +64,7 @@ def timed(fn, x):
 
 
 def solvers(rows, quick):
-    model, _, meta = rebuilt("checkerboard_score")
+    model, _, meta = rebuilt(os.path.join(REPO, "saved_models", "checkerboard_score"))
     x = load_dataset(meta["training_data"]["data"]).splits["test"].x[:rows].astype(np.float32)
 
     def variant(solver, steps=64, tolerance=1e-5, divergence="exact"):
@@ -110,11 +111,11 @@ def ddpm_ode_log_prob(model, x, condition, steps, divergence):
     return log_prob + num_dims * math.log(bin_width)
 
 
-def ddpm(steps, rows, batch):
-    if not os.path.isdir(os.path.join(REPO, "saved_models", "digits_ddpm")):
-        print("\n2. saved_models/digits_ddpm is not shipped: skipped")
+def ddpm(base, steps, rows, batch):
+    if not os.path.isdir(base):
+        print(f"\n2. {base} does not exist: skipped")
         return
-    model, path, meta = rebuilt("digits_ddpm")
+    model, path, meta = rebuilt(base)
     test = load_dataset(meta["training_data"]["data"]).splits["test"]
     x, y = test.x[:rows].astype(np.float32), None if test.y is None else test.y[:rows].astype(np.int32)
     function = tf.function(lambda x, c: ddpm_ode_log_prob(model, x, c, steps, "hutchinson"), autograph=False)
@@ -147,11 +148,16 @@ def main():
     parser.add_argument("--rows", type=int, default=500, help="checkerboard test rows (default 500)")
     parser.add_argument("--ddpm-rows", type=int, default=None, help="digits test rows (default: all)")
     parser.add_argument("--ddpm-steps", type=int, default=64, help="RK4 steps of the DDPM ODE (default 64)")
+    parser.add_argument("--ddpm", default=os.path.join(REPO, "saved_models", "digits_ddpm"),
+                        help="the DDPM export (default saved_models/digits_ddpm)")
+    parser.add_argument("--part", type=int, choices=(1, 2), help="run only part 1 (solvers) or 2 (DDPM)")
     parser.add_argument("--quick", action="store_true", help="fewer rows and variants")
     args = parser.parse_args()
     print(machine_line())
-    solvers(100 if args.quick else args.rows, args.quick)
-    ddpm(16 if args.quick else args.ddpm_steps, 32 if args.quick else args.ddpm_rows, 64)
+    if args.part != 2:
+        solvers(100 if args.quick else args.rows, args.quick)
+    if args.part != 1:
+        ddpm(args.ddpm, 16 if args.quick else args.ddpm_steps, 32 if args.quick else args.ddpm_rows, 64)
     print(machine_line())
 
 

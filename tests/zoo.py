@@ -130,13 +130,13 @@ DIFFUSION_MODELS = {
 DIFFUSION_MODELS = {name: entry for name, entry in DIFFUSION_MODELS.items() if entry[0] in registered_models()}
 _TINY_NCSN = {"sigma_max": 2.0, "sigma_min": 0.1, "num_levels": 3, "hidden_units": [8], "embedding_dim": 4,
               "langevin_steps": 2, "langevin_step_size": 0.01, "max_langevin_steps": 8, "ode_steps": 4}
-#: Score models: a continuous 2-D NCSN (exact divergence, RK4) and a conditional one on
-#: image levels (dequantized, Hutchinson's divergence, Dormand-Prince).
+#: Score models: a continuous 2-D NCSN (exact divergence) and a conditional one on image
+#: levels (dequantized, Hutchinson's divergence); RK4 for both (Dormand-Prince, slow
+#: eagerly, is exported in tests/models/diffusion/test_score_model.py under -m slow).
 SCORE_MODELS = {
     "ncsn_vector": ("NCSN", dict(_TINY_NCSN, data_spec=CONTINUOUS_VECTOR)),
     "ncsn_image_conditional": ("NCSN", dict(_TINY_NCSN, data_spec=dict(IMAGE, num_classes=NUM_CLASSES),
-                                            ode_solver="dopri5", ode_divergence="hutchinson",
-                                            ode_rtol=1e-3, ode_atol=1e-3, dequantization_samples=2)),
+                                            ode_divergence="hutchinson", dequantization_samples=2)),
 }
 SCORE_MODELS = {name: entry for name, entry in SCORE_MODELS.items() if entry[0] in registered_models()}
 ZOO = {**TINY_FLOWS, **LATENT_MODELS, **_TOYS, **AUTOREGRESSIVE_MODELS, **GAN_MODELS, **DIFFUSION_MODELS,

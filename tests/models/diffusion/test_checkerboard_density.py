@@ -14,11 +14,11 @@ BASE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "saved_models",
 #: 2 / 2.309 wide, the 4 x 4 board centred on 0, one empty square around it.
 SQUARE = 2.0 / 2.309
 EDGES = SQUARE * np.arange(-3, 4)
-CELLS_PER_SQUARE = 12
+CELLS_PER_SQUARE = 8
 
 
 def square_masses(density_at):
-    """The density's mass in each of the 6 x 6 squares (midpoint rule, 12 x 12 cells each)
+    """The density's mass in each of the 6 x 6 squares (midpoint rule, 8 x 8 cells each)
     and its total mass over them."""
     fine = np.linspace(EDGES[0], EDGES[-1], 6 * CELLS_PER_SQUARE + 1, dtype=np.float32)
     centres = (fine[:-1] + fine[1:]) / 2

@@ -8,6 +8,8 @@ import zoo
 
 from tfgen.backend import tf
 from tfgen.errors import UserError
+from tfgen.export.conformance import check_export
+from tfgen.export.saved_model import export_model
 from tfgen.export.signatures import SignatureModule
 from tfgen.models.diffusion.score_model import NCSN, geometric_ladder
 
@@ -72,3 +74,17 @@ def test_the_ladder_is_geometric_from_sigma_max_to_sigma_min():
 def test_bad_hyperparameters_are_one_line_errors_naming_them(kwargs, named):
     with pytest.raises(UserError, match=named):
         NCSN({"event_shape": [2]}, hidden_units=[4], embedding_dim=4, **kwargs)
+
+
+@pytest.mark.slow
+def test_a_dormand_prince_log_prob_exports_and_conforms(tmp_path):
+    """TFP's adaptive solver runs in graph mode inside the SavedModel, core ops only, and
+    the served log_prob is the model's."""
+    model = NCSN({"event_shape": [2], "low": -3.0, "high": 3.0}, hidden_units=[8], embedding_dim=4, num_levels=3,
+                 langevin_steps=2, max_langevin_steps=4, ode_solver="dopri5", ode_rtol=1e-4, ode_atol=1e-4)
+    path = export_model(model, str(tmp_path / "dopri5"))
+    report = check_export(path)
+    assert report.ok, report.table()
+    x = np.random.default_rng(0).normal(size=(3, 2)).astype(np.float32)
+    served = tf.saved_model.load(path).signatures["log_prob"](x=tf.constant(x))["log_prob"].numpy()
+    np.testing.assert_allclose(served, model.log_prob(x).numpy(), rtol=1e-4, atol=1e-4)

@@ -35,7 +35,7 @@ def main():
     density, area = grid_density(lambda x: call_signature(path, "log_prob", {"x": x})["log_prob"], LIMITS, args.grid)
     # The sampler's settings (steps, step_size) left out: the export's defaults.
     samples = call_signature(path, "sample", sample_rows(args.samples))["samples"]
-    title = f"{args.samples} Langevin samples on the ODE density (mass {density.sum() * area:.3f})"
+    title = f"Langevin samples on the ODE density (mass {density.sum() * area:.3f})"
     print(save_scatter(samples, OUT, limits=LIMITS, title=title, density=density))
 
 

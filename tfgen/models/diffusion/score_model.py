@@ -120,8 +120,7 @@ class NCSN(DensityModel):
         if not 1 <= self.langevin_steps <= self.max_langevin_steps:
             raise UserError(f"langevin_steps must be in 1 .. max_langevin_steps={self.max_langevin_steps}, "
                             f"got {langevin_steps!r}")
-        # Rounded to float32: the export stores it as the step_size input's default.
-        self.langevin_step_size = float(np.float32(langevin_step_size))
+        self.langevin_step_size = float(langevin_step_size)
         if not (math.isfinite(self.langevin_step_size) and self.langevin_step_size > 0):
             raise UserError(f"langevin_step_size must be finite and > 0, got {langevin_step_size!r}")
         self.denoise = bool(denoise)
@@ -155,7 +154,8 @@ class NCSN(DensityModel):
     @property
     def sample_inputs(self):
         """The exported sample's Langevin settings and their defaults."""
-        return {"steps": self.langevin_steps, "step_size": self.langevin_step_size}
+        # Rounded to float32, as the SignatureDef stores the step_size default.
+        return {"steps": self.langevin_steps, "step_size": float(np.float32(self.langevin_step_size))}
 
     @property
     def _sampling_network(self):

@@ -30,7 +30,7 @@ def log_prob(x, score, sde, **kwargs):
     return tf.function(lambda x: ode.probability_flow_log_prob(x, score, sde, **kwargs))(tf.constant(x)).numpy()
 
 
-@pytest.mark.parametrize("solver", ["rk4", "dopri5"])
+@pytest.mark.parametrize("solver", ["rk4", pytest.param("dopri5", marks=pytest.mark.slow)])
 def test_variance_exploding_flow_gives_the_smoothed_gaussian_density(solver):
     # sigma_max >> the data scale: the prior N(0, sigma_max^2) is the perturbed density.
     sde = ode.VarianceExploding(sigma_min=0.05, sigma_max=100.0)
@@ -40,7 +40,7 @@ def test_variance_exploding_flow_gives_the_smoothed_gaussian_density(solver):
     np.testing.assert_allclose(got, expected, atol=3e-3)
 
 
-@pytest.mark.parametrize("solver", ["rk4", "dopri5"])
+@pytest.mark.parametrize("solver", ["rk4", pytest.param("dopri5", marks=pytest.mark.slow)])
 def test_variance_preserving_flow_gives_the_data_density(solver):
     sde = ode.VariancePreserving(np.linspace(1e-4, 0.02, 1000))
 

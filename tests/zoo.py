@@ -9,7 +9,7 @@ checks (export and conformance). `build(name)` constructs the model and calls it
 so its variables exist (e.g. before an export or a checkpoint restore);
 `example_batch(name)` gives matching inputs.
 
-A new model class gets an entry in `_TINY`, `LATENT_MODELS`, `GAN_MODELS` or `DIFFUSION_MODELS` (registered)
+A new model class gets an entry in `_TINY`, `LATENT_MODELS`, `GAN_MODELS`, `DIFFUSION_MODELS` or `SCORE_MODELS` (registered)
 or `_TOYS` (test-only);
 tests/models/test_contract.py fails for a registered class without one.
 """
@@ -128,7 +128,19 @@ DIFFUSION_MODELS = {
                              "embedding_dim": 8, "ema_decay": 0.0}),
 }
 DIFFUSION_MODELS = {name: entry for name, entry in DIFFUSION_MODELS.items() if entry[0] in registered_models()}
-ZOO = {**TINY_FLOWS, **LATENT_MODELS, **_TOYS, **AUTOREGRESSIVE_MODELS, **GAN_MODELS, **DIFFUSION_MODELS}
+_TINY_NCSN = {"sigma_max": 2.0, "sigma_min": 0.1, "num_levels": 3, "hidden_units": [8], "embedding_dim": 4,
+              "langevin_steps": 2, "langevin_step_size": 0.01, "max_langevin_steps": 8, "ode_steps": 4}
+#: Score models: a continuous 2-D NCSN (exact divergence) and a conditional one on image
+#: levels (dequantized, Hutchinson's divergence); RK4 for both (Dormand-Prince, slow
+#: eagerly, is exported in tests/models/diffusion/test_score_model.py under -m slow).
+SCORE_MODELS = {
+    "ncsn_vector": ("NCSN", dict(_TINY_NCSN, data_spec=CONTINUOUS_VECTOR)),
+    "ncsn_image_conditional": ("NCSN", dict(_TINY_NCSN, data_spec=dict(IMAGE, num_classes=NUM_CLASSES),
+                                            ode_divergence="hutchinson", dequantization_samples=2)),
+}
+SCORE_MODELS = {name: entry for name, entry in SCORE_MODELS.items() if entry[0] in registered_models()}
+ZOO = {**TINY_FLOWS, **LATENT_MODELS, **_TOYS, **AUTOREGRESSIVE_MODELS, **GAN_MODELS, **DIFFUSION_MODELS,
+       **SCORE_MODELS}
 _AUTOREGRESSIVE = ("MAF", "IAF", "AutoregressiveNeuralSplineFlow")
 # One entry per class: images with a condition for the coupling flows (multi-scale code),
 # conditional vectors for the autoregressive ones (images are flattened anyway).
@@ -139,7 +151,8 @@ REPRESENTATIVE = sorted(
     + list(_TOYS)
     + ["gated_pixel_cnn_image_conditional", "wavenet_audio_conditional"]
     + [name for name in ("gan_image_conditional",) if name in GAN_MODELS]
-    + list(DIFFUSION_MODELS))
+    + list(DIFFUSION_MODELS)
+    + [name for name in ("ncsn_image_conditional",) if name in SCORE_MODELS])
 
 
 def example_batch(name, batch_size=4, seed=0):

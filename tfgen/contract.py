@@ -20,6 +20,10 @@ class LogProbKind(str, enum.Enum):
       bound on log P(x) (flows on quantized data).
     - `importance_weighted_bound`: an importance-weighted evidence lower bound over
       K posterior samples (latent-variable models: VAEs; Burda et al. 2016).
+    - `probability_flow`: log p(x) of the model's probability-flow ODE (Song et al. 2021),
+      the density of the data smoothed by the smallest noise level, integrated by the
+      solver and divergence (exact, or Hutchinson's with fixed probes) in the export's
+      config (`ode_*`): an estimate, deterministic per row (score models).
     - `variational_bound`: a diffusion model's variational lower bound on log P(x) of
       the levels (Ho et al. 2020 eq. 5: prior KL, T - 1 denoising KLs, and a discrete
       decoder on the levels; on continuous data a Gaussian decoder density), computed
@@ -30,6 +34,7 @@ class LogProbKind(str, enum.Enum):
     EXACT = "exact"
     DEQUANTIZED_LOWER_BOUND = "dequantized_lower_bound"
     IMPORTANCE_WEIGHTED_BOUND = "importance_weighted_bound"
+    PROBABILITY_FLOW = "probability_flow"
     VARIATIONAL_BOUND = "variational_bound"
     NONE = "none"
 
@@ -77,6 +82,9 @@ class Capabilities:
         of an older export.
       variable_length: audio whose time axis has any length in the signatures; `sample`
         takes a `length` (autoregressive audio models).
+      sample_inputs: the settings of an iterative sampler that `sample` takes beside the
+        seed, as `(name, the model's default)` pairs (e.g. `("steps", 100)`); each is a
+        defaulted input of the sample signature (`SIGNATURES`).
       diffusion_sampler: `sample` takes `steps` and `eta` (and, conditional, a
         `guidance_scale`): DDPM/DDIM sampling.
     """
@@ -93,10 +101,13 @@ class Capabilities:
     stochastic_encoder: bool = False
     format_version: int = FORMAT_VERSION
     variable_length: bool = False
+    sample_inputs: Tuple[Tuple[str, float], ...] = ()
     diffusion_sampler: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "event_shape", tuple(int(d) for d in self.event_shape))
+        inputs = self.sample_inputs.items() if isinstance(self.sample_inputs, dict) else self.sample_inputs
+        object.__setattr__(self, "sample_inputs", tuple((str(k), v) for k, v in inputs))
         object.__setattr__(self, "latent_shape", tuple(int(d) for d in self.latent_shape))
         object.__setattr__(self, "log_prob_kind", LogProbKind(self.log_prob_kind))
         for name in ("levels", "num_classes", "sample_rate", "format_version"):
@@ -121,6 +132,7 @@ class Capabilities:
             latent_shape=model.latent_shape if model.has_latent else (),
             stochastic_encoder=model.stochastic_encoder,
             variable_length=getattr(model, "variable_length", False),
+            sample_inputs=getattr(model, "sample_inputs", {}),
             diffusion_sampler=getattr(model, "diffusion_sampler", False),
         )
 
@@ -138,6 +150,7 @@ class Capabilities:
                 stochastic_encoder=doc.get("stochastic_encoder", False),
                 format_version=doc.get("format_version", OLDEST_FORMAT_VERSION),
                 variable_length=doc.get("variable_length", False),
+                sample_inputs=doc.get("sample_inputs", {}),
                 diffusion_sampler=doc.get("diffusion_sampler", False),
             )
         except KeyError as e:
@@ -176,8 +189,9 @@ class Example:
     (seed mod num_classes), `fill` (`value` in every row), `output` (`value` =
     (signature, output): what an earlier signature returned, e.g. samples -> x),
     `examples` (the same, each row serialized as a `tf.train.Example` with the values
-    flattened under feature `x`), or `output_or_normal` (that output if the signature exists, else standard normal rows
-    of the tensor's shape: codes of a model with a decoder and no encoder)."""
+    flattened under feature `x`), `output_or_normal` (that output if the signature exists, else standard normal rows
+    of the tensor's shape: codes of a model with a decoder and no encoder), or `default`
+    (the input's default in every row; resolved to `fill` in the plan)."""
 
     kind: str
     value: Any = None
@@ -193,6 +207,9 @@ SEEDS = Example("seeds")
 #: (a default-length warmup sample took seconds of a server's start-up).
 EXAMPLE_LENGTH = 64
 CLASSES = Example("classes")
+#: The `steps` of example rows of iterative samplers: few, since warmup and the
+#: conformance checks only have to run the sampler's loop.
+EXAMPLE_STEPS = 2
 
 
 def _always(capabilities):
@@ -215,6 +232,12 @@ def _variable_length(capabilities):
     return capabilities.variable_length
 
 
+def _sample_input(name):
+    return lambda capabilities: name in dict(capabilities.sample_inputs)
+
+
+def _sample_input_default(name):
+    return lambda capabilities: dict(capabilities.sample_inputs)[name]
 def _diffusion_sampler(capabilities):
     return capabilities.diffusion_sampler
 
@@ -247,7 +270,8 @@ class Tensor:
       doc: what it holds.
       when: `Capabilities -> bool`, whether a model's signature has this tensor.
       default: inputs only: the value used when a request leaves the input out (stored
-        as `SignatureDef.defaults`, one value broadcast to every row); None: required.
+        as `SignatureDef.defaults`, one value broadcast to every row), or
+        `Capabilities -> value` for a model's own default; None: required.
       example: inputs only: how example rows are made (an `Example`).
       value: outputs of constant signatures only: `Capabilities -> value of every row`.
       since: the tfgen.json format that added it (older exports lack it).
@@ -258,7 +282,7 @@ class Tensor:
     shape: Shape
     doc: str
     when: Callable = _always
-    default: Optional[float] = None
+    default: Any = None
     example: Optional[Example] = None
     value: Optional[Callable] = None
     since: int = 1
@@ -329,6 +353,16 @@ SIGNATURES = {s.name: s for s in (
                    "audio samples per row; the default [0] is the model's example length; a batch takes "
                    "its longest row's length; above the model's cap (max_length) an INVALID_ARGUMENT",
                    when=_variable_length, default=0, example=Example("fill", EXAMPLE_LENGTH)),
+            Tensor("steps", "int32", Shape.ROW,
+                   "score models: annealed Langevin steps per noise level; default the model's (sample_inputs); "
+                   "<= 0 or above the model's cap is an INVALID_ARGUMENT naming the cap",
+                   when=_sample_input("steps"), default=_sample_input_default("steps"),
+                   example=Example("fill", EXAMPLE_STEPS)),
+            Tensor("step_size", "float32", Shape.ROW,
+                   "score models: Langevin step size epsilon (scaled by sigma_i^2 / sigma_L^2 at "
+                   "level i); default the model's; non-finite or <= 0 is an INVALID_ARGUMENT",
+                   when=_sample_input("step_size"), default=_sample_input_default("step_size"),
+                   example=Example("default")),
             Tensor("steps", "int32", Shape.ROW,
                    f"diffusion models: denoising steps, 1 .. the model's timesteps T (the cap; more or "
                    f"fewer is an INVALID_ARGUMENT); default [{DEFAULT_DIFFUSION_STEPS}]; steps = T with "
@@ -463,9 +497,14 @@ def signature_plan(capabilities):
     for signature in SIGNATURES.values():
         if not present(signature, capabilities):
             continue
-        inputs = [{"name": t.name, "dtype": t.dtype, "shape": t.shape.dims(capabilities),
-                   "default": t.default, "example": t.example.to_json(capabilities)}
-                  for t in signature.inputs if present(t, capabilities)]
+        inputs = []
+        for t in signature.inputs:
+            if present(t, capabilities):
+                default = t.default(capabilities) if callable(t.default) else t.default
+                example = (["fill", default] if t.example.kind == "default"
+                           else t.example.to_json(capabilities))
+                inputs.append({"name": t.name, "dtype": t.dtype, "shape": t.shape.dims(capabilities),
+                               "default": default, "example": example})
         outputs = []
         for t in signature.outputs:
             if present(t, capabilities):

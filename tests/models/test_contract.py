@@ -175,7 +175,9 @@ def exported(exported_path):
 # load; the vector DDPM conforms by default).
 CONFORMANCE_SLOW = ("nice_image_conditional", "iaf_vector_conditional",
                     "autoregressive_neural_spline_flow_vector_conditional", "toy_diagonal_flow_image_conditional",
-                    "ddpm_image_conditional")
+                    "ddpm_image_conditional",
+                    # the shipped checkerboard_score's conformance runs by default (tests/test_saved_models.py)
+                    "ncsn_image_conditional")
 
 
 @pytest.mark.parametrize("name", slow_unless(lambda n: n not in CONFORMANCE_SLOW, zoo.REPRESENTATIVE))
@@ -193,10 +195,7 @@ def test_export_conforms_and_answers_like_the_model(exported, name):
             ("session", "warmup replay"), ("cli", "saved_model_cli run sample")} <= checks
     seeds, condition = rows(model, 3)
     extra = {} if condition is None else {"condition": condition}
-    defaulted = {"length": tf.zeros([3], tf.int32),  # audio: the default, the example length
-                 # diffusion models: the sampler's defaults
-                 "steps": tf.fill([3], 50), "eta": tf.zeros([3]), "guidance_scale": tf.ones([3])}
-    defaulted = {k: v for k, v in defaulted.items() if k in loaded.signatures["sample"].structured_input_signature[1]}
+    defaulted = {k: v for k, v in signature_inputs(model, loaded).items() if k not in ("seed", "temperature", "condition")}
     served = loaded.signatures["sample"](seed=seeds, temperature=tf.ones([3]), **extra, **defaulted)
     np.testing.assert_allclose(served["samples"].numpy(), outputs(model, name)["sample"], rtol=1e-5, atol=1e-5)
     if model.log_prob_kind.has_log_prob:
@@ -237,9 +236,12 @@ def signature_inputs(model, loaded, batch=3):
     inputs = {"seed": seeds, "temperature": tf.ones([batch])}
     if condition is not None:
         inputs["condition"] = condition
-    if "length" in loaded.signatures["sample"].structured_input_signature[1]:
+    specs = loaded.signatures["sample"].structured_input_signature[1]
+    if "length" in specs:
         inputs["length"] = tf.zeros([batch], tf.int32)  # audio: the example length
-    if "steps" in loaded.signatures["sample"].structured_input_signature[1]:  # diffusion: the defaults
+    for key, default in getattr(model, "sample_inputs", {}).items():  # iterative samplers: the defaults
+        inputs[key] = tf.fill([batch], tf.cast(default, specs[key].dtype))
+    if getattr(model, "diffusion_sampler", False):  # diffusion: the defaults
         inputs.update(steps=tf.fill([batch], 50), eta=tf.zeros([batch]))
         if condition is not None:
             inputs["guidance_scale"] = tf.ones([batch])

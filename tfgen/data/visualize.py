@@ -77,8 +77,9 @@ def save_image_grid(samples, spec, path, num_columns=None, min_size=256):
     return _atomic_save(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
-def save_scatter(samples, path, reference=None, limits=None, title=None):
-    """Writes a PNG scatter plot of 2-D samples, over optional reference data in grey.
+def save_scatter(samples, path, reference=None, limits=None, title=None, density=None):
+    """Writes a PNG scatter plot of 2-D samples, over optional reference data in grey or
+    a model's density.
 
     Args:
       samples: `[N, 2]`.
@@ -86,6 +87,8 @@ def save_scatter(samples, path, reference=None, limits=None, title=None):
       reference: optional `[M, 2]`, e.g. held-out data.
       limits: optional (low, high) for both axes.
       title: optional plot title.
+      density: optional `[n, n]` density on a grid of cell centres spanning `limits`
+        (first axis x), drawn as the background.
     """
     from matplotlib.figure import Figure  # Figure without pyplot renders with Agg
 
@@ -95,11 +98,17 @@ def save_scatter(samples, path, reference=None, limits=None, title=None):
             raise UserError(f"save_scatter: {name} must be [N, 2], got shape {np.shape(value)}")
     figure = Figure(figsize=(5, 5), dpi=100)
     axes = figure.add_subplot()
+    if density is not None:
+        if limits is None or np.ndim(density) != 2:
+            raise UserError(f"save_scatter: density must be [n, n] with limits, got shape {np.shape(density)}")
+        axes.imshow(np.asarray(density).T, origin="lower", extent=(*limits, *limits), cmap="magma",
+                    interpolation="nearest")
     if reference is not None:
         reference = np.asarray(reference)
         axes.scatter(reference[:, 0], reference[:, 1], s=2, c="0.7", alpha=0.5, label="data", linewidths=0)
     samples = np.asarray(samples)
-    axes.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:blue", alpha=0.6, label="samples", linewidths=0)
+    axes.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:cyan" if density is not None else "tab:blue",
+                 alpha=0.6, label="samples", linewidths=0)
     if limits is not None:
         axes.set_xlim(*limits)
         axes.set_ylim(*limits)

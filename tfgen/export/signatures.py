@@ -6,7 +6,8 @@ the table `tfgen.contract.SIGNATURES`; this module computes them (`COMPUTE`, one
 function per table entry) and traces each once:
 
     sample    seed int64 [B], condition int32 [B]*, temperature float32 [B] (default 1.0),
-              length int32 [B] (audio; default 0: the example length)
+              length int32 [B] (audio; default 0: the example length),
+              steps int32 [B], step_size float32 [B] (iterative samplers; default: the model's)
               -> samples float32 [B, *event], log_prob float32 [B]**
     log_prob  x float32 [B, *event], condition*  -> log_prob, bits_per_dim, elbo**** float32 [B]
     encode    x, condition*, seed*** -> z float32 [B, *latent]    (models with a latent space)

@@ -24,7 +24,7 @@ import os
 import numpy as np
 
 from tfgen.errors import PathExists, UserError
-from tfgen.training.config import DataConfig, _parse_section, read_yaml
+from tfgen.training.config import DataConfig, parse_section, read_yaml
 
 
 @dataclasses.dataclass
@@ -57,7 +57,7 @@ def load_classifier_config(path):
     """A checked `ClassifierConfig` from a YAML file."""
     data = read_yaml(path, "classifier config")
     try:
-        config = _parse_section(ClassifierConfig, data if data is not None else {}, "")
+        config = parse_section(ClassifierConfig, data if data is not None else {}, "")
         if config.data is None or not config.data.name:
             raise UserError("config key 'data.name' is required")
         filters = config.network.conv_filters

@@ -6,6 +6,15 @@ a tracked part of the model it is in every checkpoint, and exports sample from i
 """
 
 from tfgen.backend import tf
+from tfgen.errors import UserError
+
+
+def checked_decay(decay):
+    """`ema_decay` as a float in [0, 1) (0: no average), or a one-line error."""
+    value = float(decay)
+    if not 0.0 <= value < 1.0:
+        raise UserError(f"ema_decay must be in [0, 1), got {decay!r}")
+    return value
 
 
 def start(average_network, network):

@@ -382,7 +382,7 @@ def _check_value(value, annotation, path):
         (inner,) = [a for a in typing.get_args(annotation) if a is not type(None)]
         return None if value is None else _check_value(value, inner, path)
     if dataclasses.is_dataclass(annotation):
-        return _parse_section(annotation, value, path)
+        return parse_section(annotation, value, path)
     # YAML booleans are ints to Python; never take one for a number or vice versa.
     ok = isinstance(value, annotation) and not (annotation in (int, float) and isinstance(value, bool))
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
@@ -402,7 +402,9 @@ def _check_value(value, annotation, path):
     return value
 
 
-def _parse_section(cls, data, path):
+def parse_section(cls, data, path):
+    """The config dataclass `cls` from the mapping `data` found at key `path` ("" at the
+    top): unknown keys, wrong types and bad values are one-line UserErrors naming the key."""
     if not isinstance(data, dict):
         raise UserError(f"config key '{path}' must be a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
@@ -517,7 +519,7 @@ def parse_config(data, name="run"):
         (`saved_models/NAME`) when the config does not set them.
     """
     _require_mapping(data)
-    config = _parse_section(TrainConfig, data, "")
+    config = parse_section(TrainConfig, data, "")
     if config.run_dir is None:
         config.run_dir = os.path.join("runs", name)
     if config.export.base_path is None:

@@ -47,6 +47,7 @@ from tfgen.metrics.bits import evaluate_bits_per_dim
 from tfgen.models import ema
 from tfgen.models.base import GenerativeModel, register
 from tfgen.models.diffusion import networks, schedules
+from tfgen.models.symmetric_range import from_symmetric, to_symmetric
 from tfgen.random import per_row_normal, training_seed
 from tfgen.serialization import attribute_config
 
@@ -112,9 +113,7 @@ class DDPM(GenerativeModel):
         self.label_dropout = float(label_dropout)
         if not 0.0 <= self.label_dropout < 1.0:
             raise UserError(f"label_dropout must be in [0, 1), got {label_dropout!r}")
-        self.ema_decay = float(ema_decay)
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise UserError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
+        self.ema_decay = ema.checked_decay(ema_decay)
         self.clip_denoised = bool(clip_denoised)
         self.noise_seed = int(noise_seed)
         # The sampler's x0 prediction is clipped to the data's range: [-1, 1] for discrete
@@ -179,23 +178,6 @@ class DDPM(GenerativeModel):
     def _sampling_denoiser(self):
         return self.ema_denoiser if self.ema_denoiser is not None else self.denoiser
 
-    # === Data <-> unit space ===
-    def _to_unit(self, x):
-        if self.data_spec.is_discrete:
-            return x / (self.data_spec.levels - 1) * 2.0 - 1.0
-        return x
-
-    def _from_unit(self, u):
-        if self.data_spec.is_discrete:
-            levels = self.data_spec.levels
-            return tf.clip_by_value(tf.round((u + 1.0) / 2.0 * (levels - 1)), 0.0, levels - 1.0)
-        return u
-
-    def _from_unit_unrounded(self, u):
-        if self.data_spec.is_discrete:
-            return tf.clip_by_value((u + 1.0) / 2.0 * (self.data_spec.levels - 1), 0.0, self.data_spec.levels - 1.0)
-        return u
-
     def _gather(self, values, t):
         """values[t] per row, shaped to broadcast against `[B, *event]`."""
         return tf.reshape(tf.gather(values, t), [-1] + [1] * len(self.data_spec.event_shape))
@@ -206,7 +188,7 @@ class DDPM(GenerativeModel):
     # === Contract ===
     def call(self, inputs, training=False):
         x, condition = self._split(inputs)
-        u = self._to_unit(tf.convert_to_tensor(x, tf.float32))
+        u = to_symmetric(x, self.data_spec)
         return self.denoiser(u, tf.zeros(tf.shape(u)[:1]), condition, training=training)
 
     def sample(self, seed, temperature=1.0, condition=None, steps=DEFAULT_DIFFUSION_STEPS, eta=0.0,
@@ -247,8 +229,9 @@ class DDPM(GenerativeModel):
             steps = tf.identity(steps)
         if trajectory:
             states = self._graph("_ddim_trajectory")(seed, temperature, condition, steps, eta, guidance_scale)
-            return self._from_unit_unrounded(states)
-        return self._from_unit(self._graph("_ddim")(seed, temperature, condition, steps, eta, guidance_scale))
+            return from_symmetric(states, self.data_spec, rounded=False)
+        return from_symmetric(self._graph("_ddim")(seed, temperature, condition, steps, eta, guidance_scale),
+                              self.data_spec)
 
     def _graph(self, method):
         """The method itself in a graph; traced once when called eagerly, where a Python
@@ -328,7 +311,7 @@ class DDPM(GenerativeModel):
         x = self._check_x(x)
         if condition is not None:
             condition = self._check_condition(condition)
-        return self._graph("_bound")(self._to_unit(x), x, condition)
+        return self._graph("_bound")(to_symmetric(x, self.data_spec), x, condition)
 
     def _bound(self, x0, x, condition):
         """The variational bound in nats per row (module docstring)."""
@@ -387,7 +370,7 @@ class DDPM(GenerativeModel):
         """E ||eps - eps(x_t, t, y)||^2 per dimension, t uniform, labels dropped to the
         null class with probability label_dropout; draws keyed by the stateless `seed`
         (two int64s)."""
-        x0 = self._to_unit(tf.convert_to_tensor(x, tf.float32))
+        x0 = to_symmetric(x, self.data_spec)
         rows = tf.shape(x0)[0]
         seeds = tf.random.experimental.stateless_split(seed, 3)
         t = tf.random.stateless_uniform([rows], seeds[0], 0, self.timesteps, tf.int32)

@@ -112,9 +112,7 @@ class NCSN(DensityModel):
         self.training_noise = training_noise
         self.hidden_units = [int(u) for u in hidden_units]
         self.embedding_dim = int(embedding_dim)
-        self.ema_decay = float(ema_decay)
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise UserError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
+        self.ema_decay = ema.checked_decay(ema_decay)
         self.max_langevin_steps = int(max_langevin_steps)
         self.langevin_steps = int(langevin_steps)
         if not 1 <= self.langevin_steps <= self.max_langevin_steps:

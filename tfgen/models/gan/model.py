@@ -31,6 +31,7 @@ from tfgen.errors import UserError
 from tfgen.models import ema
 from tfgen.models.base import GenerativeModel, register
 from tfgen.models.gan import networks
+from tfgen.models.symmetric_range import from_symmetric, to_symmetric
 from tfgen.random import per_row_normal, training_seed
 from tfgen.serialization import attribute_config
 
@@ -97,9 +98,7 @@ class GAN(GenerativeModel):
         if self.discriminator_steps < 1:
             raise UserError(f"discriminator_steps must be >= 1, got {discriminator_steps!r}")
         self.spectral_normalization = bool(spectral_normalization)
-        self.ema_decay = float(ema_decay)
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise UserError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
+        self.ema_decay = ema.checked_decay(ema_decay)
         self.condition_dim = int(condition_dim)
         self.noise_seed = int(noise_seed)
         networks.check_network(self.network, spec.event_shape, len(self.generator_filters))
@@ -171,19 +170,6 @@ class GAN(GenerativeModel):
             return self.generator.trainable_variables + embedding
         return self.discriminator.trainable_variables
 
-    # === Data <-> unit space ===
-    def _to_unit(self, x):
-        x = tf.convert_to_tensor(x, tf.float32)
-        if self.data_spec.is_discrete:
-            return x / (self.data_spec.levels - 1) * 2.0 - 1.0
-        return x
-
-    def _from_unit(self, u):
-        if self.data_spec.is_discrete:
-            levels = self.data_spec.levels
-            return tf.clip_by_value(tf.round((u + 1.0) / 2.0 * (levels - 1)), 0.0, levels - 1.0)
-        return u
-
     # === Networks ===
     def _generate(self, z, condition, network=None, training=False):
         features = None if condition is None else self.class_embedding(condition)
@@ -199,14 +185,14 @@ class GAN(GenerativeModel):
     # === Contract ===
     def call(self, inputs, training=False):
         x, condition = self._split(inputs)
-        return self._discriminate(self._to_unit(x), condition, training=training)
+        return self._discriminate(to_symmetric(x, self.data_spec), condition, training=training)
 
     def decode(self, z, condition=None):
         z = tf.convert_to_tensor(z, tf.float32)
         z = tf.debugging.assert_all_finite(z, "z contains NaN or Inf")
         if condition is not None:
             condition = self._check_condition(condition)
-        return self._from_unit(self._generate(z, condition, network=self._sampling_generator))
+        return from_symmetric(self._generate(z, condition, network=self._sampling_generator), self.data_spec)
 
     def sample(self, seed, temperature=1.0, condition=None):
         temperature = tf.reshape(tf.convert_to_tensor(temperature, tf.float32), [-1, 1])
@@ -240,7 +226,7 @@ class GAN(GenerativeModel):
 
     def train_step(self, data):
         x, condition = self._split(data)
-        real = self._to_unit(x)
+        real = to_symmetric(x, self.data_spec)
         batch_size = tf.shape(real)[0]
         for k in range(self.discriminator_steps):
             z = self._latents(batch_size, 2 * k)
@@ -256,7 +242,7 @@ class GAN(GenerativeModel):
 
     def test_step(self, data):
         x, condition = self._split(data)
-        real = self._to_unit(x)
+        real = to_symmetric(x, self.data_spec)
         # Keyed by the step, not the global RNG: a resumed run reports the validation
         # figures the uninterrupted one would (every batch of one evaluation shares z).
         z = self._latents(tf.shape(real)[0], draw=-1)

@@ -175,9 +175,9 @@ def exported(exported_path):
 # load; the vector DDPM conforms by default).
 CONFORMANCE_SLOW = ("nice_image_conditional", "iaf_vector_conditional",
                     "autoregressive_neural_spline_flow_vector_conditional", "toy_diagonal_flow_image_conditional",
-                    "ddpm_image_conditional",
-                    # the shipped checkerboard_score's conformance runs by default (tests/test_saved_models.py)
-                    "ncsn_image_conditional")
+                    # the shipped digits_ddpm's and checkerboard_score's conformance runs by
+                    # default (tests/test_saved_models.py)
+                    "ddpm_vector", "ddpm_image_conditional", "ncsn_image_conditional")
 
 
 @pytest.mark.parametrize("name", slow_unless(lambda n: n not in CONFORMANCE_SLOW, zoo.REPRESENTATIVE))

@@ -171,12 +171,9 @@ def exported(exported_path):
 # Conformance takes 10-25 s per export. By default it runs on one export per base class:
 # a flow that differs from its sibling only in its transformer (NICE beside RealNVP, IAF
 # and the autoregressive spline beside MAF) and the diagonal test flow join under -m slow,
-# as does the conditional U-Net DDPM (its samplers' and bound's loops cost the most to
-# load; the vector DDPM conforms by default).
+# as do the DDPM and score-model representatives, whose shipped exports conform by default.
 CONFORMANCE_SLOW = ("nice_image_conditional", "iaf_vector_conditional",
                     "autoregressive_neural_spline_flow_vector_conditional", "toy_diagonal_flow_image_conditional",
-                    # the shipped digits_ddpm's and checkerboard_score's conformance runs by
-                    # default (tests/test_saved_models.py)
                     "ddpm_vector", "ddpm_image_conditional", "ncsn_image_conditional")
 
 

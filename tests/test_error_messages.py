@@ -29,3 +29,11 @@ def test_a_runtime_error_keeps_its_first_line_that_says_what():
                        tf.constant([1.0, np.nan]))
     text = graph_error_message(message, limit=40)
     assert text.startswith("x is not finite") and len(text) <= 40 and "node" not in text
+
+
+def test_a_check_whose_message_holds_brackets_keeps_all_of_it():
+    def check(eta):
+        with tf.control_dependencies([tf.debugging.assert_less_equal(eta, 1.0, message="eta: must be in [0, 1]")]):
+            return tf.identity(eta)
+
+    assert graph_error_message(_message(check, tf.constant(1.5))) == "eta: must be in [0, 1] (got 1.5)"

@@ -22,7 +22,10 @@ class PathExists(UserError, FileExistsError):
     """Writing would overwrite something that must not be overwritten."""
 
 
-_ASSERTION = re.compile(r"assertion failed: \[(?P<message>[^\]]*)\](?: \[Condition [^\]]*\])?"
+# The message may hold brackets itself ("eta: must be in [0, 1]"): it ends at the "]"
+# that the condition, the value or the end of the assertion follows.
+_ASSERTION = re.compile(r"assertion failed: \[(?P<message>.*?)\](?= \[Condition | \[x \(|\s*$|\s*\[\[)"
+                        r"(?: \[Condition [^\]]*\])?"
                         r"(?: \[x \([^)]*\) = \] \[(?P<value>[^\]]*)\])?")
 _GRAPH_LOCATION = re.compile(r"\s*\[\[\{\{node [^}]*\}\}\]\]|\s*\[Op:[^\]]*\]|\{\{function_node [^}]*\}\}\s*")
 

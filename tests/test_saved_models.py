@@ -82,13 +82,19 @@ def test_shipped_models_answer_as_recorded_before_the_re_export(name):
         np.testing.assert_allclose(got[key], value, rtol=1e-6, atol=1e-6, err_msg=f"{name} {key}")
 
 
+# Conformance of the shipped digits DDPM takes ~45 s (its bound runs T = 200 U-Net passes
+# per row in each loader); its family conforms by default through the zoo's ddpm_vector.
+CONFORMANCE_BY_REPRESENTATIVE = ("digits_ddpm",)
+
+
 def _conformance_in_the_default_run():
     """One shipped export per family (the first by name): the conformance checks take
     tens of seconds per export, and each family's classes are also checked by default
     in tests/models/test_contract.py. The others run under -m slow."""
     first = {}
     for name in SHIPPED:
-        first.setdefault(read_metadata(newest(name))["family"], name)
+        if name not in CONFORMANCE_BY_REPRESENTATIVE:
+            first.setdefault(read_metadata(newest(name))["family"], name)
     return set(first.values())
 
 

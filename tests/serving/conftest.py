@@ -3,7 +3,7 @@ import shutil
 
 import pytest
 import toy_savedmodels as savedmodels
-from serving_helpers import Rest, make_server
+from serving_helpers import SERVED_WHEN_SLOW, SHIPPED_MODELS, Rest, make_server
 
 
 @pytest.fixture(scope="session")
@@ -52,3 +52,20 @@ def client(server):
 @pytest.fixture(scope="module")
 def rest(server):
     return Rest(server.rest_url)
+
+
+@pytest.fixture(scope="session")
+def shipped_server():
+    """One server of the shipped models but `SERVED_WHEN_SLOW`, shared by the modules
+    that test them served: loading and warming them takes most of a minute."""
+    srv = make_server([m for m in SHIPPED_MODELS if m.name not in SERVED_WHEN_SLOW], file_system_poll_wait_seconds=0)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def slow_shipped_server():
+    """A server of the shipped models in `SERVED_WHEN_SLOW` (tests under -m slow)."""
+    srv = make_server([m for m in SHIPPED_MODELS if m.name in SERVED_WHEN_SLOW], file_system_poll_wait_seconds=0)
+    yield srv
+    srv.stop()

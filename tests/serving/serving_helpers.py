@@ -4,6 +4,31 @@ A module of its own (not conftest) so tests/serving and tests/export, each with 
 conftest, can be collected in one pytest run.
 """
 
+import os
+
+#: The shipped models' root (TFGEN_SERVING_MODELS=DIR points it elsewhere).
+SHIPPED_ROOT = os.environ.get("TFGEN_SERVING_MODELS",
+                              os.path.join(os.path.dirname(__file__), "..", "..", "saved_models"))
+
+
+def _shipped_models():
+    from tfgen.serving.config import discover_models
+
+    try:
+        return discover_models(SHIPPED_ROOT)
+    except FileNotFoundError:
+        return []
+
+
+#: The ModelConfig of every model under SHIPPED_ROOT ([] while there is none).
+SHIPPED_MODELS = _shipped_models()
+
+#: Shipped models served only under -m slow, by a server of their own: the digits DDPM's
+#: warmup alone takes ~15 s (its classify runs the T = 200-step bound for each of 10
+#: classes). The diffusion family's export is checked by default through the session
+#: loader of tests/models/test_contract.py's ddpm_vector.
+SERVED_WHEN_SLOW = ("digits_ddpm",)
+
 
 def make_server(models, **overrides):
     from tfgen.serving.server import ServerOptions, start_in_thread

@@ -8,23 +8,22 @@ import grpc
 import numpy as np
 import pytest
 
-from serving_helpers import Rest, make_server
+from serving_helpers import SHIPPED_ROOT, Rest
 from tfgen.export.reader import read_metadata, resolve_version
 from tfgen.models.base import model_from_config
 from tfgen.serving import Client
-from tfgen.serving.config import discover_models
 from tfgen.training.init_from import restore_weights
 
-ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "saved_models")
+ROOT = SHIPPED_ROOT
 NAME = "digits_ddpm"
-pytestmark = pytest.mark.skipif(not os.path.isdir(os.path.join(ROOT, NAME)), reason="digits_ddpm not shipped")
+pytestmark = [pytest.mark.slow,  # its server's warmup (tests/serving/serving_helpers.py, SERVED_WHEN_SLOW)
+              pytest.mark.skipif(not os.path.isdir(os.path.join(ROOT, NAME)), reason="digits_ddpm not shipped")]
 
 
-@pytest.fixture(scope="module")
-def server():
-    srv = make_server([m for m in discover_models(ROOT) if m.name == NAME], file_system_poll_wait_seconds=0)
-    yield srv
-    srv.stop()
+@pytest.fixture
+def server(slow_shipped_server):
+    """The session's server of the digits DDPM (tests/serving/conftest.py)."""
+    return slow_shipped_server
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +57,7 @@ def test_served_samples_equal_the_python_api_for_per_row_sampler_inputs(server, 
 @pytest.mark.parametrize("name,value,message", [
     ("steps", 0, "steps: must be >= 1"), ("steps", 201, "steps: at most 200"),
     # A NaN is refused by the server itself before the graph, naming the input.
-    ("eta", 1.5, "eta: must be in [0, 1"), ("guidance_scale", np.nan, "input 'guidance_scale' of signature 'sample'"),
+    ("eta", 1.5, "eta: must be in [0, 1] (got 1.5"), ("guidance_scale", np.nan, "input 'guidance_scale' of signature 'sample'"),
 ])
 def test_bad_sampler_inputs_are_invalid_argument_naming_the_input(server, name, value, message):
     inputs = {"seed": np.array([1, 2], np.int64), "condition": np.array([0, 1], np.int32),

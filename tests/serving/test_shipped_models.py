@@ -11,28 +11,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving_helpers import Rest, make_server
+from serving_helpers import SERVED_WHEN_SLOW, SHIPPED_MODELS, Rest
 from tfgen.serving import Client
-from tfgen.serving.config import discover_models
 
-ROOT = os.environ.get("TFGEN_SERVING_MODELS", os.path.join(os.path.dirname(__file__), "..", "..", "saved_models"))
-
-
-def shipped():
-    try:
-        return discover_models(ROOT)
-    except FileNotFoundError:
-        return []
-
-
-MODELS = shipped()
-
-
-@pytest.fixture(scope="module")
-def shipped_server():
-    srv = make_server(MODELS, file_system_poll_wait_seconds=0)
-    yield srv
-    srv.stop()
+MODELS = SHIPPED_MODELS
 
 
 def sample_inputs(signature_def, rows=3):
@@ -51,8 +33,10 @@ def call(path, signature, inputs, defaults):
 
 
 @pytest.mark.skipif(not MODELS, reason="no shipped models under saved_models/ yet")
-@pytest.mark.parametrize("model", [m.name for m in MODELS])
-def test_shipped_model_over_grpc_and_rest(model, shipped_server):
+@pytest.mark.parametrize("model", [pytest.param(m.name, marks=pytest.mark.slow) if m.name in SERVED_WHEN_SLOW
+                                   else m.name for m in MODELS])
+def test_shipped_model_over_grpc_and_rest(model, request):
+    shipped_server = request.getfixturevalue("slow_shipped_server" if model in SERVED_WHEN_SLOW else "shipped_server")
     servable = shipped_server.server.manager.servable(model)
     sample_sig = servable.signatures["sample"]
     inputs = sample_inputs(sample_sig.signature_def)

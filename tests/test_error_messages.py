@@ -37,3 +37,11 @@ def test_a_check_whose_message_holds_brackets_keeps_all_of_it():
             return tf.identity(eta)
 
     assert graph_error_message(_message(check, tf.constant(1.5))) == "eta: must be in [0, 1] (got 1.5)"
+
+
+def test_quotes_in_a_check_s_message_read_as_written():
+    def check(steps):
+        with tf.control_dependencies([tf.debugging.assert_less_equal(steps, 200, message="steps: the model's cap")]):
+            return tf.identity(steps)
+
+    assert graph_error_message(_message(check, tf.constant(500))) == "steps: the model's cap (got 500)"

@@ -6,6 +6,7 @@ imports TensorFlow only when a command runs, so `tfgen --help` answers at once.
 
 import argparse
 import importlib
+import logging
 import os
 import re
 import sys
@@ -54,6 +55,15 @@ def _filter_native_stderr():
 
     threading.Thread(target=forward, name="tf-stderr-filter", daemon=True).start()
 
+class _QuietSavedModelLoad(logging.Filter):
+    """Drops the absl warning `tf.saved_model.load` gives for functions whose custom
+    gradients were not saved (the probability-flow ODE, group norm): tfgen's commands
+    call exports, they never differentiate them."""
+
+    def filter(self, record):
+        return "with ops with unsaved custom gradients" not in record.getMessage()
+
+
 # Modules that register subcommands, in the order `--help` lists them.
 COMMAND_MODULES = [
     "tfgen.training.cli",  # train, export (from a training run)
@@ -93,6 +103,7 @@ def main(argv=None):
         return 2
     if argv is None:
         _filter_native_stderr()
+        logging.getLogger("absl").addFilter(_QuietSavedModelLoad())
     try:
         return args.func(args) or 0
     except UserError as e:

@@ -54,4 +54,5 @@ def graph_error_message(message, limit=None):
         lines = [_GRAPH_LOCATION.sub("", line).strip() for line in message.splitlines()]
         useful = [line for line in lines if line and not line.startswith(_LOCATION_LINES)]
         text = (useful or [line for line in lines if line] or ["error"])[0]
+    text = text.replace("\\'", "'")  # TensorFlow prints a check's message as a repr
     return text if limit is None else text[:limit]

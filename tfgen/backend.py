@@ -1,13 +1,13 @@
 """The one place tfgen imports Keras and TensorFlow Probability.
 
 tfgen uses Keras 2 (`tf_keras`): Keras 3 `fit` fails under MultiWorkerMirroredStrategy
-(keras-team/keras#20585) and TFP is Keras-2 only. Setting TF_USE_LEGACY_KERAS before
-TFP is imported makes TFP's own Keras references resolve to tf_keras as well.
+(keras-team/keras#20585) and TFP is Keras-2 only. TF_USE_LEGACY_KERAS, set when the
+`tfgen` package is imported (tfgen/__init__.py), makes TFP's own Keras references
+resolve to tf_keras as well.
 """
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402

@@ -1,12 +1,13 @@
 """Does an export keep the SavedModel contract (docs/architecture.md, "The SavedModel
 contract")?
 
-`check_export(path)` runs, each in a fresh process and all three at once:
+`check_export(path)` runs, in two fresh processes at once:
 
   (a) `tf.saved_model.load` in a process that never imports tfgen or TFP, calling every
       signature, and checking the graph holds only ops core TF registers;
-  (b) the TF1 Session loader with tags ['serve'] (TF Serving's C++ loader path),
-      running every SignatureDef by tensor names and replaying the warmup requests;
+  (b) then, in the same process, the TF1 Session loader with tags ['serve'] (TF
+      Serving's C++ loader path), running every SignatureDef by tensor names and
+      replaying the warmup requests;
   (c) `saved_model_cli run ... --signature_def sample --input_exprs 'seed=...'`;
 
 and, from saved_model.pb in this process, that the signatures are exactly the ones the
@@ -32,7 +33,7 @@ from tfgen.contract import DEFAULT_SIGNATURE, SERVING_DEFAULT, Capabilities, sig
 from tfgen.errors import MissingPath
 from tfgen.export import standalone
 
-#: Seconds one child process may take (TF start is ~6 s, loading and calls a few more).
+#: Seconds one child process may take (TF start is ~5 s, loading and calls a few more each).
 TIMEOUT = 300
 _CLI_ROWS = 4
 
@@ -87,12 +88,11 @@ def check_export(path):
         contract = expected_contract(metadata)
     except ValueError as e:
         return Report(path=path, checks=(Check("static", "tfgen.json", False, str(e)),))
-    processes = {kind: _start_child(kind, path, contract) for kind in standalone.KINDS}
-    processes["cli"] = _start_cli(path, contract)
+    processes = {"loaders": _start_child(standalone.KINDS, path, contract), "cli": _start_cli(path, contract)}
     try:
         checks = list(static_checks(path, contract, metadata))
-        for kind, process in processes.items():
-            checks += _finish(kind, process)
+        checks += _finish_loaders(processes["loaders"], standalone.KINDS)
+        checks += _finish_cli(processes["cli"])
     finally:
         for process in processes.values():  # on an interrupt, leave no orphan behind
             if process.poll() is None:
@@ -169,9 +169,9 @@ def _popen(command):
                             text=True, env=_environment())
 
 
-def _start_child(kind, path, contract):
+def _start_child(kinds, path, contract):
     # -P: don't put the script's directory (tfgen/export) on sys.path.
-    return _popen([sys.executable, "-P", standalone.__file__, kind, os.path.abspath(path),
+    return _popen([sys.executable, "-P", standalone.__file__, ",".join(kinds), os.path.abspath(path),
                    json.dumps(contract)])
 
 
@@ -196,21 +196,43 @@ def _start_cli(path, contract):
                    "--signature_def", DEFAULT_SIGNATURE, "--input_exprs", exprs])
 
 
-def _finish(kind, process):
-    """Waits for one child and turns its output into checks."""
+def _communicate(process):
+    """`(returncode, stdout, stderr)`, or None if the child ran out of time (it is killed)."""
     try:
         stdout, stderr = process.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         process.kill()
         process.communicate()
-        return [Check(kind, "finished", False, f"timed out after {TIMEOUT} s")]
-    if kind == "cli":
-        return [_cli_check(process.returncode, stdout, stderr)]
-    for line in reversed(stdout.splitlines()):
+        return None
+    return process.returncode, stdout, stderr
+
+
+def _finish_loaders(process, kinds):
+    """Waits for the loaders' child and turns its output into checks, per kind; a kind
+    that printed no result (the child died or timed out first) is one failed check."""
+    finished = _communicate(process)
+    if finished is None:
+        return [Check(kind, "finished", False, f"timed out after {TIMEOUT} s") for kind in kinds]
+    returncode, stdout, stderr = finished
+    results = {}
+    for line in stdout.splitlines():
         if line.startswith(standalone.RESULT_MARKER):
-            results = json.loads(line[len(standalone.RESULT_MARKER):])
-            return [Check(kind, r["name"], r["ok"], r["detail"]) for r in results]
-    return [Check(kind, "finished", False, f"exit {process.returncode}: {_last_line(stderr)}")]
+            result = json.loads(line[len(standalone.RESULT_MARKER):])
+            results[result["kind"]] = result["checks"]
+    checks = []
+    for kind in kinds:
+        if kind in results:
+            checks += [Check(kind, r["name"], r["ok"], r["detail"]) for r in results[kind]]
+        else:
+            checks.append(Check(kind, "finished", False, f"exit {returncode}: {_last_line(stderr)}"))
+    return checks
+
+
+def _finish_cli(process):
+    finished = _communicate(process)
+    if finished is None:
+        return [Check("cli", "finished", False, f"timed out after {TIMEOUT} s")]
+    return [_cli_check(*finished)]
 
 
 def _cli_check(returncode, stdout, stderr):

@@ -1,8 +1,10 @@
 """Loader checks that run in a child process importing only TensorFlow.
 
-`tfgen.export.conformance` runs this file as a script (`python -P standalone.py KIND
-PATH CONTRACT_JSON`) so the child never imports tfgen or TensorFlow Probability: an
-export must be usable by anyone holding TensorFlow alone. Nothing here may import tfgen:
+`tfgen.export.conformance` runs this file as a script (`python -P standalone.py
+KIND[,KIND...] PATH CONTRACT_JSON`) so the child never imports tfgen or TensorFlow
+Probability: an export must be usable by anyone holding TensorFlow alone. One child runs
+every kind it is given, one after the other: importing TensorFlow costs a child about
+5 CPU-seconds, most of what a small model's checks cost. Nothing here may import tfgen:
 what the export must answer comes in as CONTRACT_JSON, `{"signatures":
 tfgen.contract.signature_plan(...), "aliases": {"serving_default": "sample"}}`.
 
@@ -13,8 +15,8 @@ Kinds:
            ['serve']), the path TF Serving's C++ loader takes: every SignatureDef run
            by tensor names, then every warmup request replayed.
 
-The child prints one line `RESULT_MARKER + json` with a list of checks
-`{"name", "ok", "detail"}`.
+For each kind the child prints one line `RESULT_MARKER + json`, `{"kind": KIND,
+"checks": [{"name", "ok", "detail"}, ...]}`.
 """
 
 import json
@@ -267,12 +269,13 @@ KINDS = {"load": check_load, "session": check_session}
 
 
 def main(argv):
-    kind, path, contract = argv
-    try:
-        checks = KINDS[kind](path, json.loads(contract))
-    except Exception as e:  # noqa: BLE001  (a failed load is a result, not a crash)
-        checks = [_check(f"{kind} loader", False, _one_line(e))]
-    print(RESULT_MARKER + json.dumps(checks), flush=True)
+    kinds, path, contract = argv
+    for kind in kinds.split(","):
+        try:
+            checks = KINDS[kind](path, json.loads(contract))
+        except Exception as e:  # noqa: BLE001  (a failed load is a result, not a crash)
+            checks = [_check(f"{kind} loader", False, _one_line(e))]
+        print(RESULT_MARKER + json.dumps({"kind": kind, "checks": checks}), flush=True)
 
 
 if __name__ == "__main__":

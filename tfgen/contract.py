@@ -83,10 +83,9 @@ class Capabilities:
       variable_length: audio whose time axis has any length in the signatures; `sample`
         takes a `length` (autoregressive audio models).
       sample_inputs: the settings of an iterative sampler that `sample` takes beside the
-        seed, as `(name, the model's default)` pairs (e.g. `("steps", 100)`); each is a
-        defaulted input of the sample signature (`SIGNATURES`).
-      diffusion_sampler: `sample` takes `steps` and `eta` (and, conditional, a
-        `guidance_scale`): DDPM/DDIM sampling.
+        seed, as `(name, the model's default)` pairs: `steps` and `step_size` (score
+        models' Langevin dynamics), `steps`, `eta` and `guidance_scale` (DDPM/DDIM);
+        each is a defaulted input of the sample signature (`SIGNATURES`).
     """
 
     event_shape: Tuple[int, ...]
@@ -102,7 +101,6 @@ class Capabilities:
     format_version: int = FORMAT_VERSION
     variable_length: bool = False
     sample_inputs: Tuple[Tuple[str, float], ...] = ()
-    diffusion_sampler: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "event_shape", tuple(int(d) for d in self.event_shape))
@@ -133,7 +131,6 @@ class Capabilities:
             stochastic_encoder=model.stochastic_encoder,
             variable_length=getattr(model, "variable_length", False),
             sample_inputs=getattr(model, "sample_inputs", {}),
-            diffusion_sampler=getattr(model, "diffusion_sampler", False),
         )
 
     @classmethod
@@ -150,8 +147,7 @@ class Capabilities:
                 stochastic_encoder=doc.get("stochastic_encoder", False),
                 format_version=doc.get("format_version", OLDEST_FORMAT_VERSION),
                 variable_length=doc.get("variable_length", False),
-                sample_inputs=doc.get("sample_inputs", {}),
-                diffusion_sampler=doc.get("diffusion_sampler", False),
+                sample_inputs=doc.get("sample_inputs") or _diffusion_sample_inputs(doc),
             )
         except KeyError as e:
             raise ValueError(f"tfgen.json has no {e.args[0]!r}: not a tfgen export of format "
@@ -238,8 +234,17 @@ def _sample_input(name):
 
 def _sample_input_default(name):
     return lambda capabilities: dict(capabilities.sample_inputs)[name]
-def _diffusion_sampler(capabilities):
-    return capabilities.diffusion_sampler
+
+
+def _diffusion_sample_inputs(doc):
+    """The sampler inputs of an export whose tfgen.json says `"diffusion_sampler": true`
+    instead of listing its `sample_inputs` (the first DDPM exports)."""
+    if not doc.get("diffusion_sampler"):
+        return {}
+    inputs = {"steps": DEFAULT_DIFFUSION_STEPS, "eta": 0.0}
+    if doc["data_spec"].get("num_classes"):
+        inputs["guidance_scale"] = 1.0
+    return inputs
 
 
 #: The default `steps` of a diffusion model's sampler (DDIM at 50 steps).
@@ -354,8 +359,10 @@ SIGNATURES = {s.name: s for s in (
                    "its longest row's length; above the model's cap (max_length) an INVALID_ARGUMENT",
                    when=_variable_length, default=0, example=Example("fill", EXAMPLE_LENGTH)),
             Tensor("steps", "int32", Shape.ROW,
-                   "score models: annealed Langevin steps per noise level; default the model's (sample_inputs); "
-                   "<= 0 or above the model's cap is an INVALID_ARGUMENT naming the cap",
+                   "iterative samplers: diffusion models' denoising steps, 1 .. the model's timesteps T (steps = "
+                   "T with eta = 1 is ancestral DDPM sampling); score models' annealed Langevin steps per noise "
+                   "level; default the model's (sample_inputs); <= 0 or above the model's cap is an "
+                   "INVALID_ARGUMENT naming the cap",
                    when=_sample_input("steps"), default=_sample_input_default("steps"),
                    example=Example("fill", EXAMPLE_STEPS)),
             Tensor("step_size", "float32", Shape.ROW,
@@ -363,18 +370,14 @@ SIGNATURES = {s.name: s for s in (
                    "level i); default the model's; non-finite or <= 0 is an INVALID_ARGUMENT",
                    when=_sample_input("step_size"), default=_sample_input_default("step_size"),
                    example=Example("default")),
-            Tensor("steps", "int32", Shape.ROW,
-                   f"diffusion models: denoising steps, 1 .. the model's timesteps T (the cap; more or "
-                   f"fewer is an INVALID_ARGUMENT); default [{DEFAULT_DIFFUSION_STEPS}]; steps = T with "
-                   "eta = 1 is ancestral (DDPM) sampling", when=_diffusion_sampler,
-                   default=DEFAULT_DIFFUSION_STEPS, example=Example("fill", 2)),
             Tensor("eta", "float32", Shape.ROW,
-                   "diffusion models: DDIM's eta in [0, 1]: 0 deterministic (default), 1 the DDPM posterior "
-                   "variance", when=_diffusion_sampler, default=0.0, example=Example("fill", 0.5)),
+                   "diffusion models: DDIM's eta in [0, 1]: 0 deterministic (the default), 1 the DDPM posterior "
+                   "variance", when=_sample_input("eta"), default=_sample_input_default("eta"),
+                   example=Example("fill", 0.5)),
             Tensor("guidance_scale", "float32", Shape.ROW,
                    "conditional diffusion models: classifier-free guidance w, eps = eps(null) + w (eps(y) - "
                    "eps(null)); default [1.0] (no guidance), 0 unconditional; finite",
-                   when=lambda c: c.diffusion_sampler and c.conditional, default=1.0,
+                   when=_sample_input("guidance_scale"), default=_sample_input_default("guidance_scale"),
                    example=Example("fill", 2.0)),
         ),
         outputs=(

@@ -18,6 +18,20 @@ from tfgen.export.reader import call_signature
 from tfgen.export.saved_model import export_model
 
 
+SHIPPED_SCORE_MODEL = os.path.join(os.path.dirname(__file__), "..", "..", "saved_models", "checkerboard_score")
+
+
+def test_sample_passes_a_score_model_s_langevin_settings(tmp_path):
+    out = tmp_path / "samples.npy"
+    assert main(["sample", "--model", SHIPPED_SCORE_MODEL, "-n", "4", "--steps", "2", "--step-size", "1e-4",
+                 "--out", str(out)]) == 0
+    path = os.path.join(SHIPPED_SCORE_MODEL, "1")
+    expected = call_signature(path, "sample", {"seed": np.arange(4), "temperature": np.ones(4, np.float32),
+                                               "steps": np.full(4, 2, np.int32),
+                                               "step_size": np.full(4, 1e-4, np.float32)})
+    np.testing.assert_array_equal(np.load(out), expected["samples"])
+
+
 def test_sample_writes_an_image_grid(exports, tmp_path):
     base = os.path.dirname(exports.path("real_nvp_image_conditional"))
     out = tmp_path / "grid.png"
@@ -51,11 +65,15 @@ def test_sample_npy_holds_the_signature_output(exports, tmp_path):
     (["--model", "{image}", "-n", "0"], "(-n) must be >= 1"),
     (["--model", "{image}", "--condition", "3"], "condition must be in 0 .. 2"),
     (["--model", "{vector}", "--condition", "1"], "unconditional"),
+    (["--model", "{vector}", "--steps", "5"], "RealNVP, whose sample takes none"),
+    (["--model", "{score}", "--eta", "0.5"], "(a NCSN: it takes --step-size, --steps)"),
+    (["--model", "{score}", "--step-size", "0"], "--step-size must be a finite number > 0"),
 ])
 def test_sample_bad_input_is_one_line(exports, tmp_path, capsys, args, message):
     (tmp_path / "empty").mkdir()
     paths = {"missing": str(tmp_path / "missing"), "empty": str(tmp_path / "empty"),
-             "image": exports.path("real_nvp_image_conditional"), "vector": exports.path("real_nvp_vector")}
+             "image": exports.path("real_nvp_image_conditional"), "vector": exports.path("real_nvp_vector"),
+             "score": SHIPPED_SCORE_MODEL}
     args = [a.format(**paths) for a in args]
     assert main(["sample", *args, "--out", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err.strip()

@@ -243,10 +243,6 @@ def signature_inputs(model, loaded, batch=3):
         inputs["length"] = tf.zeros([batch], tf.int32)  # audio: the example length
     for key, default in getattr(model, "sample_inputs", {}).items():  # iterative samplers: the defaults
         inputs[key] = tf.fill([batch], tf.cast(default, specs[key].dtype))
-    if getattr(model, "diffusion_sampler", False):  # diffusion: the defaults
-        inputs.update(steps=tf.fill([batch], 50), eta=tf.zeros([batch]))
-        if condition is not None:
-            inputs["guidance_scale"] = tf.ones([batch])
     return inputs
 
 

@@ -28,7 +28,7 @@ import os
 
 import numpy as np
 
-from tfgen.contract import SIGNATURES
+from tfgen.contract import SIGNATURES, Capabilities
 from tfgen.errors import UserError, graph_error_message
 
 DEFAULT_SAMPLE_RATE = 16000
@@ -64,7 +64,10 @@ def register(subparsers):
                         help="audio models: samples per row (default: the model's training example length; "
                              "at most its max_length)")
     sample.add_argument("--steps", type=int, metavar="S",
-                        help="diffusion models: denoising steps, 1 .. the model's timesteps T (default 50)")
+                        help="diffusion models: denoising steps, 1 .. the model's timesteps T (default 50); "
+                             "score models: Langevin steps per noise level (default the model's)")
+    sample.add_argument("--step-size", type=float, metavar="EPS",
+                        help="score models: Langevin step size (default the model's)")
     sample.add_argument("--eta", type=float, metavar="ETA",
                         help="diffusion models: DDIM eta in [0, 1] (default 0, deterministic; --steps T "
                              "--eta 1 is ancestral DDPM sampling)")
@@ -94,10 +97,16 @@ def run_sample(args):
     metadata = reader.read_metadata(version_dir)
     spec = DataSpec.from_dict(metadata["data_spec"])
     inputs = _sample_inputs(args, spec)
-    asked = sorted({"steps", "eta", "guidance_scale"} & set(inputs))
-    if asked and not metadata.get("diffusion_sampler"):
-        raise UserError(f"--{asked[0].replace('_', '-')} is for diffusion models; {version_dir} is a "
-                        f"{metadata['class_name']}")
+    takes = dict(Capabilities.from_metadata(metadata).sample_inputs)
+    refused = [name for name in SAMPLER_FLAGS if name in inputs and name not in takes]
+    if refused:
+        flag = "--" + refused[0].replace("_", "-")
+        if not takes:
+            raise UserError(f"{flag} is a setting of iterative samplers (diffusion and score models); "
+                            f"{version_dir} is a {metadata['class_name']}, whose sample takes none")
+        offered = ", ".join("--" + name.replace("_", "-") for name in takes)
+        raise UserError(f"{flag} is not a setting of {version_dir}'s sampler (a {metadata['class_name']}: "
+                        f"it takes {offered})")
     samples = _sample_in_batches(version_dir, inputs, args.num_samples)
     path = _save(samples, spec, args.out, args.sample_rate)
     print(f"tfgen sample: wrote {args.num_samples} samples of {version_dir} to {path}")
@@ -116,20 +125,27 @@ def _sample_inputs(args, spec):
         if args.length < 1:
             raise UserError(f"--length must be >= 1, got {args.length}")
         inputs["length"] = np.full([args.num_samples], args.length, SIGNATURES["sample"].input("length").dtype)
-    _diffusion_inputs(args, inputs)
+    _sampler_inputs(args, inputs)
     return inputs
 
 
-def _diffusion_inputs(args, inputs):
-    """--steps, --eta, --guidance-scale as `sample` inputs, checked here for a one-line
-    error (the model checks them again, with its own cap on steps)."""
+#: The `sample` inputs of iterative samplers (`Capabilities.sample_inputs`) that have a flag.
+SAMPLER_FLAGS = ("steps", "step_size", "eta", "guidance_scale")
+
+
+def _sampler_inputs(args, inputs):
+    """--steps, --step-size, --eta, --guidance-scale as `sample` inputs, checked here for
+    a one-line error (the model checks them again, with its own cap on steps)."""
     if args.steps is not None and args.steps < 1:
         raise UserError(f"--steps must be >= 1, got {args.steps}")
+    if args.step_size is not None and not (np.isfinite(args.step_size) and args.step_size > 0):
+        raise UserError(f"--step-size must be a finite number > 0, got {args.step_size}")
     if args.eta is not None and not 0.0 <= args.eta <= 1.0:
         raise UserError(f"--eta must be in [0, 1], got {args.eta}")
     if args.guidance_scale is not None and not np.isfinite(args.guidance_scale):
         raise UserError(f"--guidance-scale must be finite, got {args.guidance_scale}")
-    for name, value in (("steps", args.steps), ("eta", args.eta), ("guidance_scale", args.guidance_scale)):
+    for name in SAMPLER_FLAGS:
+        value = getattr(args, name)
         if value is not None:
             inputs[name] = np.full([args.num_samples], value, SIGNATURES["sample"].input(name).dtype)
 

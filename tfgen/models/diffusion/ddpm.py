@@ -81,7 +81,6 @@ class DDPM(GenerativeModel):
 
     family = "diffusion"
     log_prob_kind = LogProbKind.VARIATIONAL_BOUND
-    diffusion_sampler = True
     CONFIG_KEYS = ("timesteps", "schedule", "network", "hidden_units", "filters", "channel_multipliers",
                    "blocks_per_level", "attention", "groups", "dropout", "embedding_dim", "label_dropout",
                    "ema_decay", "clip_denoised", "noise_seed")
@@ -165,6 +164,15 @@ class DDPM(GenerativeModel):
         if self.ema_denoiser is not None:
             self.ema_denoiser(x, t, condition)
             ema.start(self.ema_denoiser, self.denoiser)
+
+    @property
+    def sample_inputs(self):
+        """The exported sampler's settings and their defaults: DDIM at
+        DEFAULT_DIFFUSION_STEPS steps, deterministic, and no guidance."""
+        inputs = {"steps": DEFAULT_DIFFUSION_STEPS, "eta": 0.0}
+        if self.data_spec.num_classes:
+            inputs["guidance_scale"] = 1.0
+        return inputs
 
     @property
     def metrics(self):

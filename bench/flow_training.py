@@ -95,7 +95,7 @@ def config_for(class_name, dataset=None, quick=False):
 
 def measure_flow(class_name, dataset_name, kwargs, steps, rounds, warmup_steps, seed=0):
     """Interleaved graph/XLA `fit` timings of one flow; a JSON-able dict."""
-    from tfgen.backend import keras, tf
+    from tfgen.backend import keras
     from tfgen.data import load_dataset, to_tf_dataset
     from tfgen.models.base import get_model_class
 
@@ -246,7 +246,7 @@ def main():
             print(f"{spec['class_name']:<32}{spec['dataset_name']:<11}{spec['kwargs']}")
         return
 
-    print(f"# flow training throughput: fit, graph (jit_compile=False) vs XLA (jit_compile=True)")
+    print("# flow training throughput: fit, graph (jit_compile=False) vs XLA (jit_compile=True)")
     print(f"# {len(specs)} flows, {rounds} interleaved rounds per mode, warm-up {warmup_steps} steps"
           f"{', --quick' if args.quick else ''}")
     print(f"# start: {machine_line()}", flush=True)

@@ -4,8 +4,12 @@ Importing the package registers the built-in datasets (`builtin`), the user-data
 loaders (`loaders`) and the audio datasets (`audio`) with `datasets.load_dataset`.
 """
 
-from tfgen.data import audio, builtin, loaders  # noqa: F401  (register their datasets)
+import importlib
+
 from tfgen.data.datasets import Dataset, Split, dataset_names, load_dataset, to_tf_dataset
 from tfgen.data.spec import DataSpec
+
+for _module in ("audio", "builtin", "loaders"):  # they register their datasets
+    importlib.import_module(f"tfgen.data.{_module}")
 
 __all__ = ["Dataset", "Split", "DataSpec", "dataset_names", "load_dataset", "to_tf_dataset"]

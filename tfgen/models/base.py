@@ -72,7 +72,7 @@ def get_model_class(name):
     """
     if ":" in name:
         return _import_model_class(name)
-    import tfgen.models  # noqa: F401  (imports every family, filling the registry)
+    importlib.import_module("tfgen.models")  # imports every family, filling the registry
 
     try:
         return _REGISTRY[name]
@@ -94,7 +94,7 @@ def _import_model_class(path):
 
 
 def registered_models():
-    import tfgen.models  # noqa: F401
+    importlib.import_module("tfgen.models")
 
     return dict(_REGISTRY)
 

@@ -14,8 +14,10 @@ and a class condition when `data_spec.num_classes` is set: `log_prob(x, conditio
 with `condition` int32 `[B]`; `fit` takes `(x, condition)` pairs.
 """
 
-from tfgen.models.flows.masked_autoregressive import IAF, MAF, AutoregressiveFlow, AutoregressiveNeuralSplineFlow  # noqa: F401
-from tfgen.models.flows.base import FlowModel  # noqa: F401
-from tfgen.models.flows.coupling import CouplingFlow  # noqa: F401
-from tfgen.models.flows.glow import Glow, NeuralSplineFlow  # noqa: F401
-from tfgen.models.flows.real_nvp import NICE, RealNVP  # noqa: F401
+from tfgen.models.flows.masked_autoregressive import IAF, MAF, AutoregressiveFlow, AutoregressiveNeuralSplineFlow
+from tfgen.models.flows.base import FlowModel
+from tfgen.models.flows.coupling import CouplingFlow
+from tfgen.models.flows.glow import Glow, NeuralSplineFlow
+from tfgen.models.flows.real_nvp import NICE, RealNVP
+
+__all__ = ["IAF", "MAF", "AutoregressiveFlow", "AutoregressiveNeuralSplineFlow", "FlowModel", "CouplingFlow", "Glow", "NeuralSplineFlow", "NICE", "RealNVP"]

@@ -1,3 +1,5 @@
 """Variational autoencoders on TFP distributions: likelihoods, priors, posterior flows."""
 
-from tfgen.models.vae.model import VAE  # noqa: F401
+from tfgen.models.vae.model import VAE
+
+__all__ = ["VAE"]

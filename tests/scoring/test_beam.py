@@ -18,11 +18,11 @@ ROWS = 37
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory, toy_exports):
+def inputs(tmp_path_factory, scoring_exports):
     """The conditional image export (as `img`) and its inputs, with a NaN row and a class
     the model refuses."""
     root = tmp_path_factory.mktemp("beam")
-    os.symlink(toy_exports["img"], root / "img")
+    os.symlink(scoring_exports["img"], root / "img")
     x = np.random.default_rng(0).integers(0, 17, size=[ROWS, 4, 4, 1]).astype(np.float32)
     x[5, 0, 0, 0] = np.nan
     condition = np.arange(ROWS) % 3

@@ -12,12 +12,12 @@ from tfgen.export.reader import call_signature
 
 
 @pytest.fixture(scope="module")
-def served(toy_exports):
+def served(scoring_exports):
     """(grpc address, {name: base path}): 2-D vectors, and conditional 4x4x1 images."""
     from tfgen.serving.model_manager import ModelConfig
     from tfgen.serving.server import ServerOptions, start_in_thread
 
-    bases = toy_exports
+    bases = scoring_exports
     srv = start_in_thread(ServerOptions(
         models=[ModelConfig(n, p) for n, p in bases.items()], port=0, rest_api_port=None,
         file_system_poll_wait_seconds=0))

@@ -4,10 +4,10 @@ row for row (joined on index). Other runners cannot run here (no job servers, no
 their options and pipeline graphs are checked offline."""
 
 import glob
+import os
 
 import numpy as np
 import pytest
-import toy_savedmodels
 
 from tfgen.cli import main
 from tfgen.scoring.outputs import read_records
@@ -18,9 +18,11 @@ ROWS = 37
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
+def inputs(tmp_path_factory, scoring_exports):
+    """The conditional image export (as `img`) and its inputs, with a NaN row and a class
+    the model refuses."""
     root = tmp_path_factory.mktemp("beam")
-    toy_savedmodels.write_model(str(root / "img"), 1, conditional=True, event_shape=(4, 4, 1), warmup=False)
+    os.symlink(scoring_exports["img"], root / "img")
     x = np.random.default_rng(0).integers(0, 17, size=[ROWS, 4, 4, 1]).astype(np.float32)
     x[5, 0, 0, 0] = np.nan
     condition = np.arange(ROWS) % 3
@@ -64,29 +66,33 @@ def model(inputs):
 SUMMARY = f"{ROWS} rows: {ROWS - 2} scored, 2 not scored (see their error column), 0 scored with a non-finite"
 
 
-def test_direct_runner_writes_the_local_records_through_beams_sinks(inputs, local, tmp_path, capsys):
-    assert _score(inputs, tmp_path / "beam.parquet") == 0
-    assert SUMMARY in capsys.readouterr().out  # the counts come back from the workers' metrics
-    assert _by_index(read_records(str(tmp_path / "beam.parquet"))) == local
-    assert _score(inputs, tmp_path / "beam.jsonl", "--out-shards", "2") == 0
-    shards = sorted(glob.glob(str(tmp_path / "beam-*-of-00002.jsonl")))
-    assert len(shards) == 2
-    assert _by_index([r for s in shards for r in read_records(s)]) == local
-    assert not glob.glob(str(tmp_path / "beam-temp*"))  # the sink's temporary files are gone
+def test_two_worker_processes_score_split_reads_every_row_once(inputs, model, local, tmp_path):
+    """DirectRunner's multi_processing mode: 8 row ranges of the .npy read, scored and
+    written by 2 worker processes (each importing TensorFlow and loading the model), the
+    counts come back through the Fn API's metrics, and joined on index the output is the
+    local path's, row for row."""
+    import resource
 
-
-def test_split_reads_of_a_npy_input_give_every_row_once(inputs, model, local, tmp_path):
     from tfgen.scoring.beam import score_with_beam
 
-    counts = score_with_beam(model, str(inputs / "x.npy"), str(tmp_path / "split.parquet"), "DirectRunner",
+    def children_cpu():
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    before = children_cpu()
+    counts = score_with_beam(model, str(inputs / "x.npy"), str(tmp_path / "mp.parquet"), "DirectRunner",
+                             ["--direct_num_workers=2", "--direct_running_mode=multi_processing"],
                              batch_size=4, condition_file=str(inputs / "condition.npy"), split_rows=5)
+    assert children_cpu() - before > 1.0  # the work ran in child processes, not in this one
     assert counts == {"rows": ROWS, "scored": ROWS - 2, "errors": 2, "non_finite": 0}
-    assert _by_index(read_records(str(tmp_path / "split.parquet"))) == local
+    assert _by_index(read_records(str(tmp_path / "mp.parquet"))) == local
 
 
-def test_the_workers_load_the_model_through_gfile(inputs, local, tmp_path):
-    """The model at a URL only TensorFlow's gfile can read (its in-memory ram:// file
-    system, visible to DirectRunner's in-process workers): no local path is involved."""
+def test_direct_runner_loads_the_model_through_gfile_and_writes_the_local_records(inputs, local, tmp_path, capsys):
+    """`tfgen score --runner DirectRunner` with the model at a URL only TensorFlow's gfile
+    can read (its in-memory ram:// file system, visible to DirectRunner's in-process
+    workers): no local path is involved. The output goes to 2 files (`--out-shards`),
+    which hold every row once, and the summary's counts come from the workers' metrics."""
     import tensorflow as tf
 
     source, url = str(inputs / "img"), "ram://beam-test/img"
@@ -95,17 +101,23 @@ def test_the_workers_load_the_model_through_gfile(inputs, local, tmp_path):
         tf.io.gfile.makedirs(target)
         for name in files:
             tf.io.gfile.copy(f"{folder}/{name}", f"{target}/{name}", overwrite=True)
-    assert _score(inputs, tmp_path / "gfile.csv", model=url) == 0
-    assert _by_index(read_records(str(tmp_path / "gfile.csv"))) == local
+    capsys.readouterr()
+    assert _score(inputs, tmp_path / "gfile.jsonl", "--out-shards", "2", model=url) == 0
+    assert SUMMARY in capsys.readouterr().out
+    shards = sorted(glob.glob(str(tmp_path / "gfile-*-of-00002.jsonl")))
+    assert len(shards) == 2
+    assert _by_index([r for s in shards for r in read_records(s)]) == local
+    assert not glob.glob(str(tmp_path / "beam-temp*"))  # the sink's temporary files are gone
 
 
 def test_a_run_that_scored_no_row_exits_1_with_every_row_flagged(inputs, tmp_path, capsys):
+    """Through the CSV sink (its header line, empty cells for no score)."""
     np.save(tmp_path / "bad.npy", np.full([3, 4, 4, 1], np.nan, np.float32))
     assert main(["score", "--model", str(inputs / "img"), "--input", str(tmp_path / "bad.npy"),
-                 "--condition-file", str(inputs / "condition.npy"), "--out", str(tmp_path / "bad.jsonl"),
+                 "--condition-file", str(inputs / "condition.npy"), "--out", str(tmp_path / "bad.csv"),
                  "--runner", "DirectRunner"]) == 1
     assert "none of the 3 rows could be scored" in capsys.readouterr().err
-    records = sorted(read_records(str(tmp_path / "bad.jsonl")), key=lambda r: r["index"])
+    records = sorted(read_records(str(tmp_path / "bad.csv")), key=lambda r: r["index"])
     assert [(r["index"], r["log_prob"], r["error"]) for r in records] == [
         (i, None, "non-finite input (NaN or Inf)") for i in range(3)]
 
@@ -115,9 +127,10 @@ def test_bad_runner_options_are_one_line_errors(inputs, tmp_path, capsys):
     assert "unknown Beam pipeline option(s) ['direct_num_wrkers']" in capsys.readouterr().err
     out = tmp_path / "b.csv"
     assert main(["score", "--model", str(inputs / "img"), "--input", str(inputs / "x.npz"), "--out", str(out),
-                 "--runner", "DataflowRunner", "--pipeline-option=--project=p"]) == 2
+                 "--runner", "DataflowRunner", "--pipeline-option=--project=p",
+                 "--pipeline-option=--region=europe-west1"]) == 2  # (no region: Beam asks gcloud, 2 s)
     err = capsys.readouterr().err
-    assert "Missing required option: region" in err and len(err.strip().splitlines()) == 1
+    assert "Missing GCS path option: temp_location" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
     assert main(["score", "--model", str(inputs / "img"), "--input", "gs://bucket/x.npy",
                  "--out", str(out)]) == 2  # URLs are for --runner
@@ -144,11 +157,3 @@ def test_remote_runner_pipelines_build_with_their_documented_options(inputs, mod
     for step in ("Splits", "ReadRows", "Spread", "ScoreLogProb", "Count", "Write"):
         assert step in names
     assert pipeline.options.get_all_options()["runner"] == runner
-
-
-@pytest.mark.slow
-def test_direct_runner_multi_processing_with_two_workers(inputs, local, tmp_path, capsys):
-    assert _score(inputs, tmp_path / "mp.parquet", "--pipeline-option=--direct_num_workers=2",
-                  "--pipeline-option=--direct_running_mode=multi_processing") == 0
-    assert SUMMARY in capsys.readouterr().out
-    assert _by_index(read_records(str(tmp_path / "mp.parquet"))) == local

@@ -12,16 +12,12 @@ from tfgen.export.reader import call_signature
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(scoring_exports):
     """(grpc address, {name: base path}): 2-D vectors, and conditional 4x4x1 images."""
     from tfgen.serving.model_manager import ModelConfig
     from tfgen.serving.server import ServerOptions, start_in_thread
 
-    root = tmp_path_factory.mktemp("scoring")
-    bases = {"vec": str(root / "vec"), "img": str(root / "img")}
-    # Gaussian densities (tests/toy_savedmodels.py), the image one shifted by the class.
-    toy_savedmodels.write_model(bases["vec"], 1, scale=1.5, warmup=False)
-    toy_savedmodels.write_model(bases["img"], 1, conditional=True, event_shape=(4, 4, 1), scale=1.5, warmup=False)
+    bases = scoring_exports
     srv = start_in_thread(ServerOptions(
         models=[ModelConfig(n, p) for n, p in bases.items()], port=0, rest_api_port=None,
         file_system_poll_wait_seconds=0))
@@ -95,9 +91,10 @@ def test_npz_and_condition_file(served, tmp_path):
     np.save(tmp_path / "x.npy", x)
     (tmp_path / "c.txt").write_text("\n".join(str(i % 3) for i in range(7)) + "\n")
     a, b = score_both(served, "img", tmp_path, "--input", str(tmp_path / "x.npz"))
-    c, d = score_both(served, "img", tmp_path, "--input", str(tmp_path / "x.npy"),
-                      "--condition-file", str(tmp_path / "c.txt"))
-    assert a == b == c == d and len(a) == 7 and not any(r["error"] for r in a)
+    c = tmp_path / "condition_file.csv"  # the condition file is read before either scorer
+    assert main(["score", "--model", served[1]["img"], "--input", str(tmp_path / "x.npy"),
+                 "--condition-file", str(tmp_path / "c.txt"), "--out", str(c)]) == 0
+    assert a == b == read(c) and len(a) == 7 and not any(r["error"] for r in a)
 
 
 def test_a_row_the_model_refuses_costs_only_itself(served, tmp_path):

@@ -82,14 +82,27 @@ def write_every_format(folder, pixels):
     return files, keys
 
 
-def test_every_input_format_gives_the_same_scores_and_flags_bad_rows_in_place(models, pixels, tmp_path):
+@pytest.fixture(scope="module")
+def img_scorer(models):
+    """The image model loaded once, for the tests of formats (the CLI is tested on one)."""
+    from tfgen.scoring.score import LocalScorer
+
+    return LocalScorer(models["img"])
+
+
+def test_every_input_format_gives_the_same_scores_and_flags_bad_rows_in_place(models, img_scorer, pixels, tmp_path):
+    from tfgen.scoring.score import score_file
+
     files, keys = write_every_format(tmp_path, pixels)
     expected, _ = toy_savedmodels.log_prob_np(pixels.astype(np.float32) / 255.0)
     for name, (path, bad) in files.items():
         out = tmp_path / f"{name}.jsonl"
-        key_args = ["--key-column", "key"] if name in ("csv", "parquet", "tfrecord") else []
-        assert main(["score", "--model", models["img"], "--input", str(path), "--out", str(out),
-                     "--batch-size", "5", *key_args]) == 0, name
+        keyed = name in ("csv", "parquet", "tfrecord")
+        if name == "csv":  # through the command line, as a user runs it
+            assert main(["score", "--model", models["img"], "--input", str(path), "--out", str(out),
+                         "--batch-size", "5", "--key-column", "key"]) == 0, name
+        else:
+            score_file(img_scorer, str(path), str(out), 5, key_column="key" if keyed else None, progress=False)
         rows = read_records(str(out))
         assert [r["index"] for r in rows] == list(range(12)), name
         order = sorted(keys) if name == "png" else keys  # a folder is read in name order
@@ -102,19 +115,21 @@ def test_every_input_format_gives_the_same_scores_and_flags_bad_rows_in_place(mo
             np.testing.assert_allclose(r["log_prob"], expected[source], rtol=1e-5, err_msg=name)
             if name == "png":
                 assert r["key"] == order[i] + ".png"
-            elif key_args:
+            elif keyed:
                 assert r["key"] == keys[i]
 
 
-def test_output_formats_hold_the_same_rows_and_an_unknown_one_is_refused_first(models, pixels, tmp_path, capsys):
+def test_output_formats_hold_the_same_rows_and_an_unknown_one_is_refused_first(models, img_scorer, pixels, tmp_path,
+                                                                               capsys):
+    from tfgen.scoring.score import score_file
+
     x = pixels.astype(np.float32) / 255.0
     x[2, 0, 0, 0] = np.nan
     np.save(tmp_path / "x.npy", x)
     records = {}
     for ext in (".csv", ".jsonl", ".parquet"):
         out = tmp_path / f"scores{ext}"
-        assert main(["score", "--model", models["img"], "--input", str(tmp_path / "x.npy"),
-                     "--out", str(out), "--batch-size", "4"]) == 0
+        score_file(img_scorer, str(tmp_path / "x.npy"), str(out), 4, progress=False)
         records[ext] = read_records(str(out))
     assert records[".csv"] == records[".jsonl"] == records[".parquet"]
     assert "non-finite" in records[".csv"][2]["error"] and len(records[".csv"]) == 12

@@ -210,8 +210,13 @@ class GAN(GenerativeModel):
 
     def _discriminator_loss(self, real, condition, z, draw):
         generated = self._generate(z, condition, training=True)
-        loss = self.discriminator_loss_fn(self._discriminate(real, condition, training=True),
-                                          self._discriminate(generated, condition, training=True))
+        # One discriminator pass over real and generated rows together (as keras-io's
+        # DCGAN): half the layer calls of two passes; the critic has no batch norm, so
+        # each row's output is what a pass of its own would give.
+        both = self._discriminate(tf.concat([real, generated], 0),
+                                  None if condition is None else tf.concat([condition, condition], 0), training=True)
+        real_outputs, generated_outputs = tf.split(both, 2)
+        loss = self.discriminator_loss_fn(real_outputs, generated_outputs)
         critic = lambda u, c=None: self._discriminate(u, c, training=True)  # noqa: E731
         if self.gradient_penalty_weight:
             loss += self.gradient_penalty_weight * losses.wasserstein_gradient_penalty(

@@ -80,6 +80,21 @@ def _maybe_normalized(layer, spectral_normalization):
     return SpectralNormalization(layer, name=f"sn_{layer.name}") if spectral_normalization else layer
 
 
+def _batch_norm(name):
+    """Batch norm that, under a strategy with several replicas, normalizes with the global
+    batch's statistics (`synchronized`), as single-device training on that batch would.
+
+    Why not per-replica statistics: the moving mean and variance are sync-on-read
+    variables; with local statistics every replica's copy drifts apart, a checkpoint
+    stores only their mean, and a resumed run continues from that mean instead of the
+    copies, so it ends a rounding error away from the uninterrupted one. Synchronized,
+    every copy holds the same bits and the mean restores them exactly. One replica keeps
+    the fused kernel (the synchronized path has none).
+    """
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return keras.layers.BatchNormalization(synchronized=replicas > 1, name=name)
+
+
 class Generator(keras.layers.Layer):
     """`(z [B, latent_dim], class_features [B, K] or None) -> [B, *event_shape]` in unit space.
 
@@ -103,7 +118,7 @@ class Generator(keras.layers.Layer):
             for i, units in enumerate(hidden_units):
                 self.hidden.append(keras.layers.Dense(units, use_bias=not batch_norm, name=f"dense_{i}"))
                 if batch_norm:
-                    self.hidden.append(keras.layers.BatchNormalization(name=f"batch_norm_{i}"))
+                    self.hidden.append(_batch_norm(f"batch_norm_{i}"))
                 self.hidden.append(keras.layers.ReLU())
             self.out = keras.layers.Dense(math.prod(self.event_shape), name="out")
         else:
@@ -118,7 +133,7 @@ class Generator(keras.layers.Layer):
                     self.hidden.append(keras.layers.Conv2DTranspose(f, 4, strides=2, padding="same",
                                                                     use_bias=not batch_norm, name=f"up_{i}"))
                 if batch_norm:
-                    self.hidden.append(keras.layers.BatchNormalization(name=f"batch_norm_{i}"))
+                    self.hidden.append(_batch_norm(f"batch_norm_{i}"))
                 self.hidden.append(keras.layers.ReLU())
             self.out = keras.layers.Conv2DTranspose(channels, 4, strides=2, padding="same", name="out")
 

@@ -72,12 +72,13 @@ BATCHING = {
     "max64-2ms-2thr-padded": _PADDED,
     "max64-5ms-2thr-nopad": dict(_NOPAD, batch_timeout_micros=5000),
     "max64-2ms-1thr-nopad": dict(_NOPAD, num_batch_threads=1),
+    "max64-5ms-1thr-nopad": dict(_NOPAD, batch_timeout_micros=5000, num_batch_threads=1),
     "max32-2ms-2thr-nopad": dict(_NOPAD, max_batch_size=32),
     "max16-2ms-2thr-padded": dict(_PADDED, max_batch_size=16, allowed_batch_sizes=(1, 2, 4, 8, 16)),
     "max64-0ms-2thr-padded": dict(_PADDED, batch_timeout_micros=0),
 }
 #: The settings of the shipped serving/batching.config.
-DEFAULT_BATCHING = "max64-5ms-2thr-nopad"
+DEFAULT_BATCHING = "max64-5ms-1thr-nopad"
 
 
 # --- model and requests ------------------------------------------------------------------

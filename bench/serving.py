@@ -692,7 +692,8 @@ def main(argv=None):
                         help="--cold-start: the server's --max_concurrent_loads values to time")
     parser.add_argument("--server-flags", default="", metavar="'FLAGS'",
                         help="--echo, --cold-start: more `tfgen serve` flags, e.g. "
-                             "'--tensorflow_intra_op_parallelism 1'")
+                             "'--enable_batching --batching_parameters_file F' (--echo: "
+                             "then both of its tfgen servers batch with F)")
     parser.add_argument("--exclude", default="", metavar="NAME,NAME",
                         help="--cold-start: shipped models to leave out of serving/models.config")
     parser.add_argument("--decode-cost", action="store_true",

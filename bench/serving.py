@@ -27,7 +27,9 @@ digit for `log_prob`; seed 0, temperature 1.0 for `sample`.
     python bench/serving.py --duration 2 --clients 1,64 --signatures log_prob
     python bench/serving.py --quick                 # smoke run (bench/run_all.py --quick)
     python bench/serving.py --echo --clients 64     # issue 7: ratio to a gRPC echo server
-    python bench/serving.py --cold-start            # issue 7: shipped models ready, seconds
+    python bench/serving.py --cold-start --exclude digits_ddpm --concurrent-loads 1,2
+                                                    # issue 7: shipped models ready, seconds
+    python bench/serving.py --decode-cost           # issue 7: request tensor decode, TF vs tfgen
     python bench/serving.py --sample-cost saved_models/digits_dcgan /tmp/new/digits_dcgan
                                                     # issue 9: a batched sample call's cost
     python bench/serving.py --load-time OLD_BASE saved_models/speech_wavenet --rounds 3
@@ -43,6 +45,7 @@ import json
 import multiprocessing
 import os
 import queue
+import shlex
 import shutil
 import signal
 import socket
@@ -69,12 +72,13 @@ BATCHING = {
     "max64-2ms-2thr-padded": _PADDED,
     "max64-5ms-2thr-nopad": dict(_NOPAD, batch_timeout_micros=5000),
     "max64-2ms-1thr-nopad": dict(_NOPAD, num_batch_threads=1),
+    "max64-5ms-1thr-nopad": dict(_NOPAD, batch_timeout_micros=5000, num_batch_threads=1),
     "max32-2ms-2thr-nopad": dict(_NOPAD, max_batch_size=32),
     "max16-2ms-2thr-padded": dict(_PADDED, max_batch_size=16, allowed_batch_sizes=(1, 2, 4, 8, 16)),
     "max64-0ms-2thr-padded": dict(_PADDED, batch_timeout_micros=0),
 }
 #: The settings of the shipped serving/batching.config.
-DEFAULT_BATCHING = "max64-5ms-2thr-nopad"
+DEFAULT_BATCHING = "max64-5ms-1thr-nopad"
 
 
 # --- model and requests ------------------------------------------------------------------
@@ -140,7 +144,7 @@ def _load_process(address, request, clients, warmup, duration, ready, start_time
             ready.put(os.getpid())
             start = start_times.get()
             begin, end = start + warmup, start + warmup + duration
-            latencies, errors = [], []
+            latencies, errors, answered = [], [], [0]
 
             async def client():
                 while time.time() < start:
@@ -156,6 +160,7 @@ def _load_process(address, request, clients, warmup, duration, ready, start_time
                         ok = False
                         code = e.code().name
                     t1 = time.time()
+                    answered[0] += begin <= t1 <= end
                     if begin <= t0 and t1 <= end:
                         if ok:
                             latencies.append(t1 - t0)
@@ -163,14 +168,22 @@ def _load_process(address, request, clients, warmup, duration, ready, start_time
                             errors.append(code)
 
             await asyncio.gather(*(client() for _ in range(clients)))
-            return latencies, errors
+            return latencies, errors, answered[0]
 
-    latencies, errors = asyncio.run(main())
-    results.put((latencies, errors))
+    results.put(asyncio.run(main()))
 
 
-def drive(address, request, clients, load_processes, warmup, duration):
-    """Requests/s, p50, p99 (ms) and errors of `clients` concurrent clients."""
+def cpu_seconds(pid):
+    """User + system CPU seconds process `pid` has used (all its threads), from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drive(address, request, clients, load_processes, warmup, duration, server_pid=None):
+    """Requests/s, p50, p99 (ms) and errors of `clients` concurrent clients; with
+    `server_pid`, also the server's CPU milliseconds per request answered in the
+    measured seconds (a figure that depends less on what else the machine runs)."""
     ctx = multiprocessing.get_context("spawn")
     procs_n = max(1, min(load_processes, clients))
     shares = [clients // procs_n + (i < clients % procs_n) for i in range(procs_n)]
@@ -186,17 +199,27 @@ def drive(address, request, clients, load_processes, warmup, duration):
         start = time.time() + 0.2
         for _ in procs:
             start_times.put(start)
-        latencies, errors = [], []
+        cpu = None
+        if server_pid:
+            time.sleep(max(0.0, start + warmup - time.time()))
+            cpu = cpu_seconds(server_pid)
+            time.sleep(max(0.0, start + warmup + duration - time.time()))
+            cpu = cpu_seconds(server_pid) - cpu
+        latencies, errors, answered = [], [], 0
         for _ in procs:
-            lat, err = results.get(timeout=warmup + duration + 120)
+            lat, err, n = results.get(timeout=warmup + duration + 120)
             latencies += lat
             errors += err
+            answered += n
     finally:
         for p in procs:
             p.join(timeout=30)
             if p.is_alive():
                 p.kill()
-    return summarize(latencies, duration, errors)
+    cell = summarize(latencies, duration, errors)
+    if cpu is not None:
+        cell["cpu_ms_per_request"] = 1e3 * cpu / max(answered, 1)
+    return cell
 
 
 def median(cells):
@@ -240,13 +263,15 @@ def batching_file(params, path):
 class Server:
     """`python -m tfgen.cli serve` on free loopback ports; stopped with SIGTERM."""
 
-    def __init__(self, base_path, batching_path=None, log_path=os.devnull, model=MODEL_NAME):
+    def __init__(self, base_path, batching_path=None, log_path=os.devnull, model=MODEL_NAME,
+                 flags=()):
         self.port, rest = free_port(), free_port()
         self.command = [sys.executable, "-m", "tfgen.cli", "serve", "--port", str(self.port),
                         "--rest_api_port", str(rest), "--model_name", model,
                         "--model_base_path", base_path, "--file_system_poll_wait_seconds", "0"]
         if batching_path:
             self.command += ["--enable_batching", "--batching_parameters_file", batching_path]
+        self.command += list(flags)
         self._log = open(log_path, "w")
         self.proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=self._log,
                                      text=True, cwd=REPO)
@@ -324,7 +349,8 @@ def echo_ratio(args):
     clients = max(int(c) for c in args.clients.split(","))
     load_before = os.getloadavg()
     results = {}
-    with Server(base, None, os.devnull, model=ECHO_MODEL) as off:
+    flags = shlex.split(args.server_flags)
+    with Server(base, None, os.devnull, model=ECHO_MODEL, flags=flags) as off:
         with grpc.insecure_channel(off.address) as channel:
             response = channel.unary_unary(PREDICT_METHOD)(request, timeout=30)
         predict_pb2.PredictResponse.FromString(response)  # a real answer
@@ -335,12 +361,14 @@ def echo_ratio(args):
         ready.get(timeout=60)
         try:
             with Server(base, os.path.join(REPO, "serving", "batching.config"), os.devnull,
-                        model=ECHO_MODEL) as on:
-                for mode, address in (("echo", f"127.0.0.1:{port}"), ("on", on.address),
-                                      ("off", off.address)):
+                        model=ECHO_MODEL, flags=flags) as on:
+                for mode, address, pid in (("echo", f"127.0.0.1:{port}", echo.pid),
+                                           ("on", on.address, on.proc.pid),
+                                           ("off", off.address, off.proc.pid)):
                     results[mode] = drive(address, request, clients, args.load_processes,
-                                          args.warmup, args.duration)
-                    print(f"  {mode:4s} {clients} clients: {fmt(results[mode])}", flush=True)
+                                          args.warmup, args.duration, server_pid=pid)
+                    print(f"  {mode:4s} {clients} clients: {fmt(results[mode])}, server CPU "
+                          f"{results[mode]['cpu_ms_per_request']:.3f} ms/request", flush=True)
         finally:
             echo.kill()
     print()
@@ -348,13 +376,16 @@ def echo_ratio(args):
     print(f"machine: {os.cpu_count()} CPUs; load average (1/5/15 min) before "
           f"{'/'.join(f'{x:.1f}' for x in load_before)}, after "
           f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}")
-    print("| server | req/s p50 p99 | / echo |")
-    print("|---|---|---|")
+    print("| server | req/s p50 p99 (ms) | / echo | server CPU ms per request | / echo |")
+    print("|---|---|---|---|---|")
+    echo_cpu = results["echo"]["cpu_ms_per_request"]
     for mode, label in (("echo", "echo server (same protos, no model)"),
                         ("on", "tfgen serve, batching on (serving/batching.config)"),
                         ("off", "tfgen serve, batching off")):
+        cpu = results[mode]["cpu_ms_per_request"]
         print(f"| {label} | {fmt(results[mode])} | "
-              f"{results[mode]['rps'] / results['echo']['rps']:.2f}x |")
+              f"{results[mode]['rps'] / results['echo']['rps']:.2f}x | {cpu:.3f} | "
+              f"{cpu / echo_cpu:.2f}x |")
     ratio = results["on"]["rps"] / results["echo"]["rps"]
     print(f"target (batching on >= 0.7x echo): {ratio:.2f}x, {'met' if ratio >= 0.7 else 'NOT met'}")
 
@@ -381,6 +412,30 @@ def _load_log(path):
     return first, seconds
 
 
+def _models_config(workdir, exclude):
+    """serving/models.config, or a copy without the `exclude`d models (absolute paths)."""
+    if not exclude:
+        return "serving/models.config"
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    config = model_server_config_pb2.ModelServerConfig()
+    with open(os.path.join(REPO, "serving", "models.config")) as f:
+        text_format.Parse(f.read(), config)
+    unknown = set(exclude) - {c.name for c in config.model_config_list.config}
+    if unknown:
+        raise SystemExit(f"--exclude: no shipped model named {', '.join(sorted(unknown))}")
+    kept = [c for c in config.model_config_list.config if c.name not in exclude]
+    del config.model_config_list.config[:]
+    for model in kept:
+        model.base_path = os.path.join(REPO, model.base_path)
+        config.model_config_list.config.add().CopyFrom(model)
+    path = os.path.join(workdir, "models.config")
+    with open(path, "w") as f:
+        f.write(text_format.MessageToString(config))
+    return path
+
+
 def cold_start(args):
     """Seconds from `tfgen serve --model_config_file serving/models.config` (the shipped
     models, batching on as `make serve`) to its ready line, loading one model at a time
@@ -390,11 +445,13 @@ def cold_start(args):
     rows = []
     workdir = tempfile.mkdtemp(prefix="tfgen-bench-cold-")
     try:
+        models_config = _models_config(workdir, [n for n in args.exclude.split(",") if n])
         for loads in [int(n) for n in args.concurrent_loads.split(",")]:
             command = [sys.executable, "-m", "tfgen.cli", "serve", "--port", str(free_port()),
                        "--rest_api_port", str(free_port()), "--model_config_file",
-                       "serving/models.config", "--enable_batching", "--batching_parameters_file",
+                       models_config, "--enable_batching", "--batching_parameters_file",
                        "serving/batching.config", "--max_concurrent_loads", str(loads)]
+            command += shlex.split(args.server_flags)
             log_path = os.path.join(workdir, f"serve-{loads}.log")
             with open(log_path, "w") as log:
                 wall, start = time.time(), time.monotonic()
@@ -404,13 +461,14 @@ def cold_start(args):
                     if line.startswith("tfgen serve: ready"):
                         break
                 seconds = time.monotonic() - start
+                cpu = cpu_seconds(proc.pid)
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(60)
             first, per_model = _load_log(log_path)
             startup = first - wall if first else float("nan")
-            rows.append((loads, seconds, startup, per_model, os.getloadavg()[0]))
+            rows.append((loads, seconds, startup, per_model, os.getloadavg()[0], cpu))
             print(f"  --max_concurrent_loads {loads}: ready in {seconds:.1f} s (start-up "
-                  f"{startup:.1f} s, {len(per_model)} models)", flush=True)
+                  f"{startup:.1f} s, {len(per_model)} models, {cpu:.1f} CPU s)", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print()
@@ -418,11 +476,12 @@ def cold_start(args):
     print(f"machine: {os.cpu_count()} CPUs; load average before "
           f"{'/'.join(f'{x:.1f}' for x in load_before)}")
     print("| models loading at once | process start to ready line | start-up (imports) "
-          "| loads | sum of per-model loads | load average |")
-    print("|---|---|---|---|---|---|")
-    for loads, seconds, startup, per_model, load in rows:
+          "| loads | sum of per-model loads | server CPU s to ready | load average |")
+    print("|---|---|---|---|---|---|---|")
+    for loads, seconds, startup, per_model, load, cpu in rows:
         print(f"| {loads} | {seconds:.1f} s | {startup:.1f} s | {seconds - startup:.1f} s "
-              f"| {sum(per_model.values()):.1f} s ({len(per_model)} models) | {load:.1f} |")
+              f"| {sum(per_model.values()):.1f} s ({len(per_model)} models) | {cpu:.1f} s "
+              f"| {load:.1f} |")
     print()
     names = sorted({name for row in rows for name in row[3]})
     print("| model (load + warmup, s) | " + " | ".join(f"{r[0]} at once" for r in rows) + " |")
@@ -470,6 +529,43 @@ def load_times(args):
     for base, rows in times.items():
         load, warm = (float(np.median([r[i] for r in rows])) for i in (0, 1))
         print(f"| {base} | {load:.2f} s | {warm:.2f} s | {load + warm:.2f} s | {rows[0][2]} |")
+
+
+# --- cost of decoding a request's tensors ------------------------------------------------
+
+
+def decode_cost(args):
+    """Microseconds per TensorProto decode, `tf.make_ndarray` vs tfgen's
+    `proto_to_ndarray` (its checks included), for the --echo request (batch-1 x of
+    two_moons_nsf, typed float_val) and 64 digits rows (tensor_content), one run."""
+    import tensorflow as tf
+
+    from tfgen.serving.tensors import ndarray_to_proto, proto_to_ndarray
+
+    digits = signature_inputs("log_prob")["x"]
+    protos = {
+        "batch-1 [1,2] float_val (the --echo request)":
+            ndarray_to_proto(np.array([[0.5, 0.25]], np.float32)),
+        "64 digits [64,8,8,1] tensor_content": tf.make_tensor_proto(np.repeat(digits, 64, 0)),
+    }
+    rounds = 2000
+    print(f"command: python bench/serving.py {' '.join(sys.argv[1:])}")
+    print(f"machine: {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; median of 5 "
+          f"runs of {rounds} decodes")
+    print("| request tensor | tf.make_ndarray (us) | tfgen proto_to_ndarray (us) | ratio |")
+    print("|---|---|---|---|")
+    for label, proto in protos.items():
+        times = {}
+        for name, fn in (("tf", tf.make_ndarray), ("tfgen", proto_to_ndarray)):
+            runs = []
+            for _ in range(5):
+                start = time.process_time()
+                for _ in range(rounds):
+                    fn(proto)
+                runs.append((time.process_time() - start) / rounds * 1e6)
+            times[name] = float(np.median(runs))
+        print(f"| {label} | {times['tf']:.1f} | {times['tfgen']:.1f} | "
+              f"{times['tf'] / times['tfgen']:.1f}x |")
 
 
 # --- cost of one batched sample call ------------------------------------------------------
@@ -594,6 +690,14 @@ def main(argv=None):
                         help="only the time until the shipped models are ready")
     parser.add_argument("--concurrent-loads", default="1,2,4", metavar="N,N",
                         help="--cold-start: the server's --max_concurrent_loads values to time")
+    parser.add_argument("--server-flags", default="", metavar="'FLAGS'",
+                        help="--echo, --cold-start: more `tfgen serve` flags, e.g. "
+                             "'--enable_batching --batching_parameters_file F' (--echo: "
+                             "then both of its tfgen servers batch with F)")
+    parser.add_argument("--exclude", default="", metavar="NAME,NAME",
+                        help="--cold-start: shipped models to leave out of serving/models.config")
+    parser.add_argument("--decode-cost", action="store_true",
+                        help="only the CPU cost of decoding request tensors, TF's vs tfgen's")
     parser.add_argument("--sample-cost", nargs="+", metavar="BASE",
                         help="only the in-process cost of sample at 1 and 64 rows, per export")
     parser.add_argument("--load-time", nargs="+", metavar="BASE",
@@ -601,6 +705,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.load_time:
         return load_times(args)
+    if args.decode_cost:
+        return decode_cost(args)
     if args.sample_cost:
         return sample_call_cost(args)
     if args.echo:

@@ -77,8 +77,13 @@ def test_proto_round_trip_matches_tensorflow():
     ]:
         proto = tensors.ndarray_to_proto(array)
         np.testing.assert_array_equal(tf.make_ndarray(proto), array)
-        np.testing.assert_array_equal(tensors.proto_to_ndarray(proto), array)
-        np.testing.assert_array_equal(tensors.proto_to_ndarray(tf.make_tensor_proto(array)), array)
+        # Typed fields and tensor_content (make_tensor_proto's layout) decode alike,
+        # with the array's own dtype and shape, writable as tf.make_ndarray's.
+        for sent in (proto, tf.make_tensor_proto(array)):
+            decoded = tensors.proto_to_ndarray(sent)
+            np.testing.assert_array_equal(decoded, array)
+            assert (decoded.dtype, decoded.shape) == (array.dtype, array.shape)
+            assert decoded.flags.writeable
 
 
 def test_splat_form_fills_the_declared_shape():

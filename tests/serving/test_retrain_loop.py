@@ -33,6 +33,17 @@ def mean_log_prob(path):
         return float(np.mean([float(row["log_prob"]) for row in csv.DictReader(f)]))
 
 
+def version_states(client, name):
+    """The model's version states; none while the server has seen no version yet (it
+    answers NOT_FOUND then, as TF Serving does)."""
+    try:
+        return [s["state"] for s in client.status(name)]
+    except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        return []
+
+
 def wait_for(condition, timeout=120):
     deadline = time.time() + timeout
     while not condition():
@@ -90,7 +101,7 @@ def test_serve_score_retrain_publish_and_roll_back_under_load(tmp_path, capsys):
     load = None
     try:
         with Client(server.grpc) as client:
-            wait_for(lambda: [s["state"] for s in client.status("moons")] == ["AVAILABLE"])
+            wait_for(lambda: version_states(client, "moons") == ["AVAILABLE"])
         score = ["score", "--server", server.grpc, "--model", "moons", "--input", str(tmp_path / "new.npy")]
         assert cli.main(score + ["--out", str(tmp_path / "v1.csv")]) == 0
         load = Load(server.grpc, "moons")

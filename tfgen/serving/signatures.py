@@ -69,6 +69,7 @@ class Signature:
         self.inputs = dict(signature_def.inputs)
         self.outputs = dict(signature_def.outputs)
         self.input_order = sorted(self.inputs)
+        self.input_dims = {alias: _spec_dims(info) for alias, info in self.inputs.items()}
         self.defaults = {
             alias: tensors.proto_to_ndarray(proto, alias)
             for alias, proto in signature_def.defaults.items()
@@ -116,7 +117,8 @@ class Signature:
                 raise invalid_argument(f"tensor parsing error: {alias}: {e}") from None
             self.check_declared_shape(alias, declared, limits)
             arrays[alias] = tensors.proto_to_ndarray(proto, alias, limits.max_tensor_elements)
-        return self.check_arrays(arrays, limits)
+        # Names, dtypes and shapes are checked above, on the protos.
+        return self._check_values_and_fill(arrays, limits)
 
     def _check_names(self, names):
         for alias in self.input_order:
@@ -152,10 +154,14 @@ class Signature:
         for alias, array in arrays.items():
             self._check_dtype(alias, tensors.dtype_of(array))
             self.check_declared_shape(alias, list(array.shape), limits)
+        return self._check_values_and_fill(arrays, limits)
+
+    def _check_values_and_fill(self, arrays, limits):
+        """Finite values, ranges and equal batch sizes of checked arrays; then defaults."""
         batch = None
         for alias, array in arrays.items():
             self._check_values(alias, array, limits)
-            dims = _spec_dims(self.inputs[alias])
+            dims = self.input_dims[alias]
             if dims and dims[0] == -1:
                 if batch is not None and array.shape[0] != batch[1]:
                     raise invalid_argument(
@@ -168,7 +174,7 @@ class Signature:
         for alias, default in self.defaults.items():
             if alias in out:
                 continue
-            dims = _spec_dims(self.inputs[alias])
+            dims = self.input_dims[alias]
             if batch and dims and dims[0] == -1 and default.ndim >= 1 and default.shape[0] == 1:
                 # A one-row default stands for every row, so defaults batch like inputs.
                 default = np.broadcast_to(default, (batch[1],) + default.shape[1:])
@@ -188,7 +194,7 @@ class Signature:
                 f"input '{alias}' has {count} elements, more than the server's "
                 f"limit of {limits.max_tensor_elements} per tensor (--max_tensor_elements)"
             )
-        dims = _spec_dims(self.inputs[alias])
+        dims = self.input_dims[alias]
         if dims is not None:
             ok = len(dims) == len(shape) and all(d < 0 or d == s for d, s in zip(dims, shape))
             if not ok:

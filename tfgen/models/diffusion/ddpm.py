@@ -367,6 +367,7 @@ class DDPM(GenerativeModel):
             specs = [event, event, tf.TensorSpec([], tf.int32)]
             if self.data_spec.conditional:
                 specs.append(tf.TensorSpec([None], tf.int32))
+
             def variational_bound(x0, x, stride, *condition):
                 return self._bound(x0, x, condition[0] if condition else None, stride)
 

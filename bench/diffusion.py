@@ -20,6 +20,7 @@ reference, and the sampling loop in graph mode vs XLA.
     python bench/diffusion.py                    # all three (~15 min on a loaded 2-core VM)
     python bench/diffusion.py --parts quality    # one part
     python bench/diffusion.py --quick            # smoke run
+    python bench/diffusion.py --parts quality --model DIR   # another export of the config
 """
 
 import argparse
@@ -50,8 +51,8 @@ CONFIG = os.path.join(REPO, "tf_configs", "digits_ddpm.yaml")
 
 
 # === Sample quality of the shipped model ===
-def quality(quick):
-    caller = LocalCaller(SHIPPED)
+def quality(quick, model=SHIPPED):
+    caller = LocalCaller(model)
     spec = caller.data_spec()
     timesteps = caller.metadata["config"]["timesteps"]
     dataset = load_dataset(caller.metadata["training_data"]["data"])
@@ -276,10 +277,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", choices=sorted(PARTS), default=list(PARTS))
     parser.add_argument("--quick", action="store_true", help="few steps and samples (smoke run)")
+    parser.add_argument("--model", default=SHIPPED, help="the DDPM export `quality` measures (base path or version "
+                                                         "directory; default: the shipped one)")
     args = parser.parse_args()
     print(machine_line())
     for part in args.parts:
-        PARTS[part](args.quick)
+        PARTS[part](args.quick, **({"model": args.model} if part == "quality" else {}))
     print(machine_line())
 
 

@@ -82,8 +82,8 @@ def test_shipped_models_answer_as_recorded_before_the_re_export(name):
         np.testing.assert_allclose(got[key], value, rtol=1e-6, atol=1e-6, err_msg=f"{name} {key}")
 
 
-# Conformance of the shipped digits DDPM takes ~45 s (its bound runs T = 200 U-Net passes
-# per row in each loader); its family conforms by default through the zoo's ddpm_vector.
+# Conformance of the shipped digits DDPM takes minutes (its bound runs T = 1000 U-Net
+# passes per row in each loader); its family conforms by default through the zoo's ddpm_vector.
 CONFORMANCE_BY_REPRESENTATIVE = ("digits_ddpm",)
 
 

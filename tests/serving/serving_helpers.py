@@ -24,8 +24,8 @@ def _shipped_models():
 SHIPPED_MODELS = _shipped_models()
 
 #: Shipped models served only under -m slow, by a server of their own: the digits DDPM's
-#: warmup alone takes ~15 s (its classify runs the T = 200-step bound for each of 10
-#: classes). The diffusion family's export is checked by default through the session
+#: warmup alone takes over a minute under load (its log_prob requests run the T = 1000-step
+#: bound; classify a 50-term estimate for each of 10 classes). The diffusion family's export is checked by default through the session
 #: loader of tests/models/test_contract.py's ddpm_vector.
 SERVED_WHEN_SLOW = ("digits_ddpm",)
 

@@ -55,7 +55,7 @@ def test_served_samples_equal_the_python_api_for_per_row_sampler_inputs(server, 
 
 
 @pytest.mark.parametrize("name,value,message", [
-    ("steps", 0, "steps: must be >= 1"), ("steps", 201, "steps: at most 200"),
+    ("steps", 0, "steps: must be >= 1"), ("steps", 1001, "steps: at most 1000"),
     # A NaN is refused by the server itself before the graph, naming the input.
     ("eta", 1.5, "eta: must be in [0, 1] (got 1.5"), ("guidance_scale", np.nan, "input 'guidance_scale' of signature 'sample'"),
 ])

@@ -138,6 +138,7 @@ def metadata_document(model, signature_defs, metadata=None):
         "stochastic_encoder": capabilities.stochastic_encoder,
         "variable_length": capabilities.variable_length,
         "sample_inputs": dict(capabilities.sample_inputs),
+        "classify_estimate": model.classify_estimate if capabilities.num_classes else None,
         "signatures": {name: {"inputs": sorted(s.inputs), "outputs": sorted(s.outputs)}
                        for name, s in signature_defs.items() if not name.startswith("__")},
         "training_data": metadata.get("training_data"),

@@ -190,9 +190,10 @@ def _reconstruct(tracer, x, condition=None, seed=None):
 
 def _classify(tracer, inputs):
     """TF Serving's Classify: parse the Examples, log p(x | y) for every class in one call
-    of the log_prob function on the rows repeated per class, then Bayes' rule with the
-    baked-in prior: scores = p(y | x). (One function: each calling function lists every
-    captured variable, and the shipped graphs stay under 1 MB.)"""
+    of the log_prob function on the rows repeated per class (or of the model's
+    `classify_log_prob`, where its `classify_estimate` says it has a cheaper estimate),
+    then Bayes' rule with the baked-in prior: scores = p(y | x). (One function: each
+    calling function lists every captured variable, and the shipped graphs stay under 1 MB.)"""
     event_shape = tracer.entry("log_prob")["inputs"][0]["shape"][1:]
     features = tf.io.parse_example(inputs, {EXAMPLE_FEATURE: tf.io.FixedLenFeature(
         [int(np.prod(event_shape))], tf.float32)})
@@ -201,8 +202,11 @@ def _classify(tracer, inputs):
     rows = tf.shape(x)[0]
     repeated = tf.repeat(x, num_classes, axis=0)  # row-major: row 0 with every class first
     classes = tf.tile(tf.range(num_classes, dtype=tf.int32), [rows])
-    conditional = tf.reshape(tracer.call("log_prob", x=repeated, condition=classes)["log_prob"],
-                             [rows, num_classes])
+    if tracer.model.classify_estimate is None:
+        conditional = tracer.call("log_prob", x=repeated, condition=classes)["log_prob"]
+    else:
+        conditional = tracer.model.classify_log_prob(repeated, classes)
+    conditional = tf.reshape(conditional, [rows, num_classes])
     joint = conditional + tf.math.log(tf.constant([tracer.class_prior], tf.float32))
     labels = tf.constant([[str(c) for c in range(num_classes)]])
     return {"classes": tf.tile(labels, [rows, 1]), "scores": tf.nn.softmax(joint, axis=1)}

@@ -128,6 +128,10 @@ class GenerativeModel(keras.Model):
     log_prob_samples_key = None
     #: K itself (recorded in the export's metadata); None when `log_prob` is exact.
     log_prob_samples = None
+    #: a description (recorded in tfgen.json) of the cheaper estimate of log p(x | y) that
+    #: `classify_log_prob` gives the export's classify, where a family has one (the DDPM:
+    #: a subset of its bound's terms); None: classify calls the log_prob signature.
+    classify_estimate = None
     #: the optimizers the model trains with, by name; `training.optimizers.<name>` in a
     #: config overrides the training-level optimizer settings for one of them.
     optimizer_names = ("optimizer",)
@@ -151,6 +155,10 @@ class GenerativeModel(keras.Model):
         """{"log_prob", "elbo"} `[B]` nats from the same posterior draws: models whose
         `log_prob_kind` is IMPORTANCE_WEIGHTED_BOUND (the log_prob signature returns both)."""
         raise NotImplementedError(f"{type(self).__name__} has no importance-weighted bound")
+
+    def classify_log_prob(self, x, condition):
+        """`[B]` nats: the estimate of log p(x | y) that `classify_estimate` describes."""
+        raise NotImplementedError(f"{type(self).__name__} has no classify estimate")
 
     def encode(self, x, condition=None, seed=None):
         raise NotImplementedError(f"{type(self).__name__} has no latent space")

@@ -5,7 +5,7 @@ import pytest
 
 import zoo
 from tfgen import distributions
-from tfgen.backend import tf
+from tfgen.backend import keras, tf
 from tfgen.errors import UserError
 from tfgen.models.diffusion import schedules
 
@@ -76,18 +76,8 @@ def test_bad_sampler_inputs_are_invalid_argument_naming_the_input(conditional, i
         conditional.sample(tf.constant([1, 2], tf.int64), 1.0, tf.constant([0, 1]), **inputs)
 
 
-def test_bound_is_deterministic_row_independent_and_a_bound_on_the_levels(conditional):
-    x, condition = zoo.example_batch("ddpm_image_conditional", batch_size=3)
-    bound = conditional.log_prob(x, condition).numpy()
-    np.testing.assert_allclose(conditional.log_prob(x[1:2], condition[1:2]).numpy()[0], bound[1], rtol=1e-5)
-    np.testing.assert_array_equal(conditional.log_prob(x, condition).numpy(), bound)
-    # A lower bound on a probability of levels: below 0 nats, and finite.
-    assert np.all(np.isfinite(bound)) and np.all(bound < 0)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="x must be <= levels-1"):
-        conditional.log_prob(x + 17.0, condition)
-
-
 def test_training_lowers_the_simple_loss_and_the_bound():
+    keras.utils.set_random_seed(0)  # initial weights too: the test is the same in any order
     model = zoo.build("ddpm_vector")
     rng = np.random.default_rng(0)
     x = (rng.normal(size=[256, 2]) * 0.1 + [1.0, -1.0]).astype(np.float32)
@@ -96,3 +86,75 @@ def test_training_lowers_the_simple_loss_and_the_bound():
     history = model.fit(tf.data.Dataset.from_tensor_slices(x).batch(32), epochs=15, verbose=0).history["loss"]
     assert history[-1] < 0.7 * history[0]
     assert model.log_prob(x[:64]).numpy().mean() > bound_before + 1.0
+
+
+@pytest.fixture(scope="module")
+def seven_terms(conditional):
+    """The conditional zoo DDPM (T = 50) with classify_terms = 7: stride 7, t = 5, 12, ..."""
+    return _with_classify_terms(conditional, 7)
+
+
+def _with_classify_terms(model, terms):
+    """`model` (same config and weights) with `classify_terms` = `terms`."""
+    copy = type(model).from_config({**model.get_config(), "classify_terms": terms})
+    for new, old in zip(copy.variables, model.variables):
+        new.assign(old)
+    return copy
+
+
+def test_bound_and_classify_estimate_are_deterministic_row_independent_and_the_estimate_a_subset_of_terms(
+        conditional, seven_terms):
+    x, condition = zoo.example_batch("ddpm_image_conditional", batch_size=3)
+    bound = conditional.log_prob(x, condition).numpy()
+    np.testing.assert_array_equal(conditional.log_prob(x, condition).numpy(), bound)
+    # A lower bound on a probability of levels: below 0 nats, and finite.
+    assert np.all(np.isfinite(bound)) and np.all(bound < 0)
+    # K >= T - 1 (the default 50 at the zoo's T = 50): classify runs the bound itself.
+    assert conditional.classify_estimate is None
+    np.testing.assert_array_equal(conditional.classify_log_prob(x, condition).numpy(), bound)
+    assert seven_terms.get_config()["classify_terms"] == 7
+    assert (seven_terms.classify_estimate["terms"], seven_terms.classify_estimate["network_passes"]) == (7, 8)
+    assert "t = 5, 12, ... of 1 .. 50" in seven_terms.classify_estimate["method"]
+    np.testing.assert_array_equal(seven_terms.log_prob(x, condition).numpy(), bound)  # log_prob: the full bound
+    estimate = seven_terms.classify_log_prob(x, condition).numpy()
+    assert np.all(np.isfinite(estimate)) and not np.allclose(estimate, bound)
+    # The bound's function at another stride: row-independent; the same noise for every
+    # row, so one row twice gives one value.
+    np.testing.assert_allclose(seven_terms.classify_log_prob(x[1:2], condition[1:2]).numpy()[0], estimate[1],
+                               rtol=1e-5)
+    same_row = seven_terms.classify_log_prob(tf.repeat(x[:1], 2, 0), tf.constant([1, 1])).numpy()
+    assert same_row[0] == same_row[1]
+    for log_prob in (conditional.log_prob, seven_terms.classify_log_prob):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="x must be <= levels-1"):
+            log_prob(x + 17.0, condition)
+    with pytest.raises(UserError, match="classify_terms must be an integer >= 1, got 0"):
+        _with_classify_terms(conditional, 0)
+
+
+def test_exported_classify_is_bayes_rule_over_the_estimate_calling_the_one_bound_function(conditional, seven_terms):
+    from tfgen.export.saved_model import metadata_document
+    from tfgen.export.signatures import SignatureModule
+    from tfgen.scoring.classify import bayes
+
+    module = SignatureModule(seven_terms)
+    x, _ = zoo.example_batch("ddpm_image_conditional", batch_size=2)
+    classes = seven_terms.data_spec.num_classes
+    examples = []
+    for row in x:
+        example = tf.train.Example()
+        example.features.feature["x"].float_list.value.extend(row.reshape(-1))
+        examples.append(example.SerializeToString())
+    scores = module.call("classify", {"inputs": np.array(examples, object)})["scores"]
+    estimate = seven_terms.classify_log_prob(np.repeat(x, classes, 0), np.tile(np.arange(classes, dtype=np.int32), 2))
+    np.testing.assert_allclose(scores, np.exp(bayes(estimate.numpy().reshape(2, classes), [1 / classes] * classes)[0]),
+                               rtol=1e-5, atol=1e-6)
+
+    # classify and log_prob call one bound function (its loop and the network once in the
+    # export), at different strides.
+    def bound_functions(name):
+        library = module._signatures[name].get_concrete_function().graph.as_graph_def().library
+        return {f.signature.name for f in library.function if "variational_bound" in f.signature.name}
+
+    assert len(bound_functions("classify")) == 1 and bound_functions("classify") == bound_functions("log_prob")
+    assert metadata_document(seven_terms, {})["classify_estimate"] == seven_terms.classify_estimate
+    assert metadata_document(conditional, {})["classify_estimate"] is None

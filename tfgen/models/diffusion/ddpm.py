@@ -35,6 +35,17 @@ a density on continuous data). Each term uses one draw of x_t from a constant se
 (the same noise for every row), so the bound is deterministic and row-independent; the
 sum over t runs in a `tf.while_loop`, one network pass per t, so memory does not grow
 with T. Sampling and the bound use the EMA of the network's weights.
+
+`classify` (the export's Bayes classifier) needs log p(x | y) for every class, T passes
+each with the full bound. It takes instead a stratified estimate of the same bound
+(`classify_log_prob`, in the style of diffusion classifiers: Li et al. 2023,
+arXiv:2303.16203; Clark & Jaini 2023, arXiv:2303.15233): the prior and decoder terms
+exact, the T - 1 denoising KLs replaced by K = `classify_terms` of them, the midpoint of
+each of K strata of stride s = T // K, each weighted (T - 1) / K. The noise of a term is
+keyed by t alone, so every class sees the same x_t (common random numbers) and the class
+differences, which decide the classification, keep little variance. The full bound and
+the estimate are one loop whose stride is an argument (s = 1: every term), so the
+exported graph holds the loop and the network once.
 """
 
 import numpy as np
@@ -76,6 +87,8 @@ class DDPM(GenerativeModel):
       clip_denoised: clip the sampler's x0 prediction to the data's range ([-1, 1] for
         discrete data in unit space; [low, high] for continuous data with a range).
       noise_seed: seeds the training noise.
+      classify_terms: K, the denoising terms of the bound that `classify_log_prob` (the
+        export's classify) evaluates, of T - 1 (module docstring); K >= T - 1: all of them.
       **kwargs: `keras.Model` arguments (`name`).
     """
 
@@ -83,12 +96,12 @@ class DDPM(GenerativeModel):
     log_prob_kind = LogProbKind.VARIATIONAL_BOUND
     CONFIG_KEYS = ("timesteps", "schedule", "network", "hidden_units", "filters", "channel_multipliers",
                    "blocks_per_level", "attention", "groups", "dropout", "embedding_dim", "label_dropout",
-                   "ema_decay", "clip_denoised", "noise_seed")
+                   "ema_decay", "clip_denoised", "noise_seed", "classify_terms")
 
     def __init__(self, data_spec, timesteps=1000, schedule="linear", network=None, hidden_units=(256, 256, 256),
                  filters=32, channel_multipliers=(1, 2), blocks_per_level=1, attention=True, groups=8, dropout=0.0,
                  embedding_dim=128, label_dropout=0.1, ema_decay=0.999, clip_denoised=True, noise_seed=0,
-                 **kwargs):
+                 classify_terms=50, **kwargs):
         super().__init__(data_spec, **kwargs)
         spec = self.data_spec
         # === Hyperparameters ===
@@ -115,6 +128,10 @@ class DDPM(GenerativeModel):
         self.ema_decay = ema.checked_decay(ema_decay)
         self.clip_denoised = bool(clip_denoised)
         self.noise_seed = int(noise_seed)
+        if isinstance(classify_terms, bool) or not isinstance(classify_terms, int) or classify_terms < 1:
+            raise UserError(f"classify_terms must be an integer >= 1, got {classify_terms!r}")
+        self.classify_terms = classify_terms
+        self._classify_stride = self.timesteps // classify_terms if classify_terms < self.timesteps - 1 else 1
         # The sampler's x0 prediction is clipped to the data's range: [-1, 1] for discrete
         # data, [low, high] for continuous data that has one.
         if not self.clip_denoised:
@@ -322,13 +339,52 @@ class DDPM(GenerativeModel):
         return states[0].stack() if trajectory else x
 
     def log_prob(self, x, condition=None):
+        return self._checked_bound(x, condition, stride=1)
+
+    def classify_log_prob(self, x, condition):
+        """log p(x | y) for the export's classify: the bound's stratified estimate with
+        `classify_terms` denoising terms (module docstring); the bound at K >= T - 1."""
+        return self._checked_bound(x, condition, stride=self._classify_stride)
+
+    @property
+    def classify_estimate(self):
+        """What `classify_log_prob` computes (recorded in tfgen.json); None when it is the
+        bound itself."""
+        stride = self._classify_stride
+        if stride == 1:
+            return None
+        first, terms, weight = _strided_terms(self.timesteps, stride)
+        return {"of": "log_prob (the variational bound)",
+                "method": f"stratified: the prior and decoder terms exact, {terms} of the {self.timesteps - 1} "
+                          f"denoising KL terms (t = {first + 1}, {first + 1 + stride}, ... of 1 .. "
+                          f"{self.timesteps}), each weighted {weight:.4g}, the same noise for every class",
+                "terms": terms, "network_passes": terms + 1}
+
+    def _checked_bound(self, x, condition, stride):
         x = self._check_x(x)
         if condition is not None:
             condition = self._check_condition(condition)
-        return self._graph("_bound")(to_symmetric(x, self.data_spec), x, condition)
+        return self._bound_function()(to_symmetric(x, self.data_spec), x, tf.constant(stride, tf.int32),
+                                      *([] if condition is None else [condition]))
 
-    def _bound(self, x0, x, condition):
-        """The variational bound in nats per row (module docstring)."""
+    def _bound_function(self):
+        """`_bound` as one `tf.function` of fixed signature, the stride an argument, so
+        log_prob and classify (two signatures of an export) call one function."""
+        if "_bound" not in self._traced:
+            event = tf.TensorSpec([None, *self.data_spec.event_shape], tf.float32)
+            specs = [event, event, tf.TensorSpec([], tf.int32)]
+            if self.data_spec.conditional:
+                specs.append(tf.TensorSpec([None], tf.int32))
+
+            def variational_bound(x0, x, stride, *condition):
+                return self._bound(x0, x, condition[0] if condition else None, stride)
+
+            self._traced["_bound"] = tf.function(variational_bound, input_signature=specs, autograph=False)
+        return self._traced["_bound"]
+
+    def _bound(self, x0, x, condition, stride):
+        """The variational bound in nats per row (module docstring): every denoising term
+        at stride 1, else the stratified estimate of `_strided_terms`."""
         network = self._sampling_denoiser
         event_shape = self.data_spec.event_shape
         event_axes = list(range(1, len(event_shape) + 1))
@@ -365,15 +421,18 @@ class DDPM(GenerativeModel):
             return tf.reduce_sum(-0.5 * ((x0 - decoder_mean) / decoder_scale) ** 2 - tf.math.log(decoder_scale)
                                  - 0.5 * np.log(2.0 * np.pi), event_axes)
 
-        # One loop over t = 1 .. T (0-based 0 .. T-1), one network pass each, so the
-        # network is in the graph once: t = 1 is the decoder term, later t the denoising
-        # KLs, where both Gaussians have variance beta~_t.
+        # One loop over t = 1 .. T (0-based 0 .. T-1) at `stride`, one network pass each, so
+        # the network is in the graph once: t = 1 is the decoder term, later t the
+        # denoising KLs, where both Gaussians have variance beta~_t.
+        first, _, kl_weight = _strided_terms(total, stride)
+
         def term(t, total_terms):
             model_mean, x_t = mean_and_noised(t)
             true_mean = self._posterior_x0[t] * x0 + self._posterior_xt[t] * x_t
             kl = tf.reduce_sum((true_mean - model_mean) ** 2, event_axes) / (
                 2.0 * tf.maximum(self._posterior_variance[t], 1e-20))
-            return t + 1, total_terms + tf.where(t > 0, -kl, decoder_log_prob(model_mean))
+            return (tf.where(t > 0, t + stride, first),
+                    total_terms + tf.where(t > 0, -kl_weight * kl, decoder_log_prob(model_mean)))
 
         _, terms = tf.while_loop(lambda t, _: t < total, term, (tf.constant(0), tf.zeros([rows])),
                                  shape_invariants=(tf.TensorShape([]), tf.TensorShape([None])))
@@ -427,3 +486,14 @@ class DDPM(GenerativeModel):
         config = super().get_config()
         config.update(attribute_config(self, self.CONFIG_KEYS))
         return config
+
+
+def _strided_terms(timesteps, stride):
+    """The denoising KLs (0-based t 1 .. T-1) of the bound at `stride` (a Python or
+    tensor int): `(first t, how many, weight of each)`, the midpoints of strata of `stride`
+    terms, weighted to stand for all T - 1; stride 1 is every term, weighted 1."""
+    first = (stride + 1) // 2
+    terms = (timesteps - 1 - first) // stride + 1
+    if isinstance(terms, int):
+        return first, terms, (timesteps - 1) / terms
+    return first, terms, tf.cast(timesteps - 1, tf.float32) / tf.cast(terms, tf.float32)

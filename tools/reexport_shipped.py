@@ -38,6 +38,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
 from record_shipped_reference import answers, reference_inputs  # noqa: E402
 
 from tfgen.backend import tf  # noqa: E402
+from tfgen.contract import Capabilities  # noqa: E402
 from tfgen.export.reader import read_metadata, resolve_version  # noqa: E402
 from tfgen.export.saved_model import export_model  # noqa: E402
 from tfgen.export.signatures import build_model, exported_variables  # noqa: E402
@@ -78,12 +79,16 @@ def _answers(version_dir, inputs):
     if "length" in loaded.signatures["sample"].structured_input_signature[1]:
         # Audio: a short draw (every step runs the network), scored as the data rows.
         extra["length"] = tf.fill([len(inputs["seed"])], AUDIO_LENGTH)
+    # Iterative samplers (diffusion and score models): the settings at their defaults.
+    specs = loaded.signatures["sample"].structured_input_signature[1]
+    for key, default in Capabilities.from_metadata(read_metadata(version_dir)).sample_inputs:
+        extra[key] = tf.fill([len(inputs["seed"])], tf.cast(default, specs[key].dtype))
     out = {}
     sample = loaded.signatures["sample"](seed=tf.constant(inputs["seed"]),
                                          temperature=tf.constant(inputs["temperature"]),
                                          **condition, **extra)
     out.update({f"sample/{k}": v.numpy() for k, v in sample.items()})
-    if extra:
+    if "length" in extra:
         inputs = dict(inputs, x=out["sample/samples"])
     if "log_prob" in loaded.signatures:
         log_prob = loaded.signatures["log_prob"](x=tf.constant(inputs["x"]), **condition)

@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 import yaml
+import zoo
 
 from tfgen.backend import tf
 from tfgen.data.datasets import load_dataset
@@ -82,23 +83,13 @@ def test_shipped_models_answer_as_recorded_before_the_re_export(name):
         np.testing.assert_allclose(got[key], value, rtol=1e-6, atol=1e-6, err_msg=f"{name} {key}")
 
 
-# Conformance of the shipped digits DDPM takes minutes (its bound runs T = 1000 U-Net
-# passes per row in each loader); its family conforms by default through the zoo's ddpm_vector.
-CONFORMANCE_BY_REPRESENTATIVE = ("digits_ddpm",)
-
-
-def _conformance_in_the_default_run():
-    """One shipped export per family (the first by name): the conformance checks take
-    tens of seconds per export, and each family's classes are also checked by default
-    in tests/models/test_contract.py. The others run under -m slow."""
-    first = {}
-    for name in SHIPPED:
-        if name not in CONFORMANCE_BY_REPRESENTATIVE:
-            first.setdefault(read_metadata(newest(name))["family"], name)
-    return set(first.values())
-
-
-DEFAULT_CONFORMANCE = _conformance_in_the_default_run()
+# Every model class's export conformance is checked once by default (10-25 s each): by
+# a zoo representative in tests/models/test_contract.py or, for the classes whose
+# representative runs under -m slow there, by their shipped exports here. The other
+# shipped exports (the digits DDPM's alone takes minutes: its bound runs T = 1000 U-Net
+# passes per row in each loader) are checked under -m slow.
+DEFAULT_CONFORMANCE = {name for name in SHIPPED
+                       if read_metadata(newest(name))["class_name"] not in zoo.DEFAULT_CONFORMING_CLASSES}
 
 
 @pytest.mark.parametrize("name", [n if n in DEFAULT_CONFORMANCE else pytest.param(n, marks=pytest.mark.slow)

@@ -170,21 +170,9 @@ def exported(exported_path):
     return get
 
 
-# Conformance takes 10-25 s per export. By default it runs on one export per base class:
-# a flow that differs from its sibling only in its transformer (NICE beside RealNVP, IAF
-# and the autoregressive spline beside MAF) and the diagonal test flow join under -m slow,
-# as do the image DDPM and the score-model representatives (the shipped checkerboard_score
-# conforms by default; the shipped digits_ddpm, whose bound runs T = 1000 U-Net passes in
-# each loader, under -m slow), Glow and RealNVP (coupling flows like the spline flow; the
-# shipped Glow conforms by default) and the contract's latent and adversarial toys (the
-# pPCA, VAE and GAN take their paths).
-CONFORMANCE_SLOW = ("nice_image_conditional", "iaf_vector_conditional",
-                    "autoregressive_neural_spline_flow_vector_conditional", "toy_diagonal_flow_image_conditional",
-                    "glow_image_conditional", "real_nvp_image_conditional", "toy_latent_gaussian", "toy_adversarial",
-                    "ddpm_image_conditional", "ncsn_image_conditional")
 
 
-@pytest.mark.parametrize("name", slow_unless(lambda n: n not in CONFORMANCE_SLOW, zoo.REPRESENTATIVE))
+@pytest.mark.parametrize("name", slow_unless(lambda n: n not in zoo.CONFORMANCE_SLOW, zoo.REPRESENTATIVE))
 def test_export_conforms_and_answers_like_the_model(exported, name):
     model = cached(name)
     path, report = exported(name)

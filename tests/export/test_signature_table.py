@@ -72,6 +72,17 @@ def test_an_export_of_an_older_format_is_not_expected_to_have_what_came_later():
     assert "reconstruct" not in _io(signature_plan(read))
 
 
+def test_a_first_ddpm_export_reads_as_its_sampler_s_inputs_with_their_defaults():
+    """Those exports recorded `"diffusion_sampler": true` instead of `sample_inputs`."""
+    doc = {"data_spec": {"event_shape": [8, 8, 1], "kind": "image", "levels": 17, "num_classes": 10},
+           "log_prob_kind": "variational_bound", "has_latent": False, "format_version": 4,
+           "diffusion_sampler": True, "sample_inputs": {}}
+    entry = {e["name"]: e for e in signature_plan(Capabilities.from_metadata(doc))}["sample"]
+    defaults = {i["name"]: i["default"] for i in entry["inputs"]}
+    assert defaults == {"seed": None, "condition": None, "temperature": 1.0, "steps": 50, "eta": 0.0,
+                        "guidance_scale": 1.0}
+
+
 def test_an_audio_model_describes_its_sample_rate():
     plan = signature_plan(Capabilities((64, 1), "audio", sample_rate=8000))
     values = {o["name"]: o.get("value") for o in plan[-1]["outputs"]}

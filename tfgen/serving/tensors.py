@@ -126,6 +126,9 @@ def proto_to_ndarray(proto, name="tensor", max_elements=DEFAULT_MAX_ELEMENTS):
                 f"tensor_content holds {len(proto.tensor_content)} bytes but shape "
                 f"{dims} of {dtype_name(proto.dtype)} needs {expected}"
             )
+        if _LITTLE_ENDIAN:
+            # A copy, as tf.make_ndarray's: callers (clients too) get a writable array.
+            return np.frombuffer(proto.tensor_content, dtype=np_dtype).reshape(dims).copy()
     else:
         # tf.make_ndarray would pad any shortfall with the last value; only the splat
         # form (one value for every element) is meant that way.
@@ -135,9 +138,6 @@ def proto_to_ndarray(proto, name="tensor", max_elements=DEFAULT_MAX_ELEMENTS):
             raise fail(f"shape {dims} declares {count} elements but the proto holds {n} values")
         if n == count and proto.dtype in _PLAIN_FIELDS:
             return np.array(values, dtype=np_dtype).reshape(dims)
-    if proto.tensor_content and _LITTLE_ENDIAN:
-        # A copy, as tf.make_ndarray's: callers (clients too) get a writable array.
-        return np.frombuffer(proto.tensor_content, dtype=np_dtype).reshape(dims).copy()
     return tf.make_ndarray(proto)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import machine_line  # noqa: E402
+from common import logistic_regression_accuracy, machine_line  # noqa: E402
 
 from tfgen.backend import tf  # noqa: E402
 from tfgen.data.datasets import load_dataset  # noqa: E402
@@ -99,10 +99,7 @@ def main():
                         else "-", agree, distance, seconds])
         print(f"# K = {terms}: {seconds:.2f} s per row", flush=True)
 
-    from sklearn.linear_model import LogisticRegression
-
-    flat = lambda a: a.reshape(len(a), -1) / (data.spec.levels - 1)  # noqa: E731
-    reference = float(np.mean(LogisticRegression(max_iter=5000).fit(flat(train.x), train.y).predict(flat(x)) == test.y))
+    reference = logistic_regression_accuracy(train, test, data.spec.levels)
     print(f"\n{version}: T = {timesteps}; {len(x)} test digits; logistic regression (same train split) "
           f"{reference:.4f}\n")
     print("| log p(x given y) | network passes per class | accuracy, all test digits | accuracy, first rows | "

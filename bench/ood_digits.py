@@ -24,7 +24,9 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 
+from common import logistic_regression_accuracy  # noqa: E402
 from tfgen.backend import tf  # noqa: E402
 from tfgen.data.datasets import load_dataset  # noqa: E402
 from tfgen.scoring.classify import Classifier  # noqa: E402
@@ -114,11 +116,7 @@ def main(argv=None):
             print(f"| {name} | {label} | " + " | ".join(f"{a:.3f}" for a in aurocs) + f" | {np.mean(fprs):.3f} | "
                   + " | ".join(f"{r:.2f}" for r in rejected) + f" | {np.mean(in_scores > threshold):.3f} |")
 
-    from sklearn.linear_model import LogisticRegression
-
-    flat = lambda x: x.reshape(len(x), -1) / (LEVELS - 1)  # noqa: E731
-    logistic = LogisticRegression(max_iter=5000).fit(flat(train.x), train.y)
-    reference = float(np.mean(logistic.predict(flat(test.x)) == test.y))
+    reference = logistic_regression_accuracy(train, test, LEVELS)
     print("\n| classifier | test accuracy | points vs logistic regression |\n|---|---|---|")
     print(f"| logistic regression (same train split) | {reference:.4f} | 0 |")
     for name in models:

@@ -45,3 +45,13 @@ def test_quotes_in_a_check_s_message_read_as_written():
             return tf.identity(steps)
 
     assert graph_error_message(_message(check, tf.constant(500))) == "steps: the model's cap (got 500)"
+
+
+def test_a_setting_broadcast_to_every_row_is_named_once():
+    def check(rows):
+        with tf.control_dependencies([tf.debugging.assert_less_equal(rows, 200, message="steps: the model's cap")]):
+            return tf.identity(rows)
+
+    assert graph_error_message(_message(check, tf.fill([5], 500))) == "steps: the model's cap (got 500)"
+    # Rows that differ keep every value TensorFlow printed.
+    assert graph_error_message(_message(check, tf.constant([1, 500]))) == "steps: the model's cap (got 1 500)"

@@ -49,6 +49,10 @@ def graph_error_message(message, limit=None):
     if match:
         text, value = match.group("message", "value")
         if value:  # "...; asked for" reads on into the value; other messages get it after
+            # A setting broadcast to every row prints once per row ("500 500 500..."): once is enough.
+            values = value.removesuffix("...").split()
+            if values and len(set(values)) == 1:
+                value = values[0]
             text = f"{text} {value}" if text.endswith(("for", "got", ":", "=")) else f"{text} (got {value})"
     else:
         lines = [_GRAPH_LOCATION.sub("", line).strip() for line in message.splitlines()]

@@ -470,8 +470,8 @@ def echo_ratio(args):
     top = max(client_counts)
     first_on = servers[1][0]
     ratio = median(cells[(first_on, top)])["rps"] / median(cells[("echo", top)])["rps"]
-    print(f"target (batching on with {batching_files[0]}, {top} clients, >= 0.7x echo): "
-          f"{ratio:.2f}x, {'met' if ratio >= 0.7 else 'NOT met'}")
+    print(f"target (batching on, {first_on[3:]}, {top} clients, >= 0.7x echo): "
+          f"{ratio:.3f}x, {'met' if ratio >= 0.7 else 'NOT met'}")
 
 
 # --- cold start ---------------------------------------------------------------------------

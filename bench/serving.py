@@ -27,6 +27,8 @@ digit for `log_prob`; seed 0, temperature 1.0 for `sample`.
     python bench/serving.py --duration 2 --clients 1,64 --signatures log_prob
     python bench/serving.py --quick                 # smoke run (bench/run_all.py --quick)
     python bench/serving.py --echo --clients 64     # issue 7: ratio to a gRPC echo server
+    python bench/serving.py --echo --clients 1,64 --rounds 3 \
+        --echo-batching serving/batching.config,max64-20ms-1thr-nopad   # + a 20 ms timeout
     python bench/serving.py --cold-start --exclude digits_ddpm --concurrent-loads 1,2
                                                     # issue 7: shipped models ready, seconds
     python bench/serving.py --decode-cost           # issue 7: request tensor decode, TF vs tfgen
@@ -41,6 +43,7 @@ requests/s of a minimal gRPC echo server (`--echo`); the shipped models ready in
 """
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -49,6 +52,7 @@ import shlex
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -73,6 +77,8 @@ BATCHING = {
     "max64-5ms-2thr-nopad": dict(_NOPAD, batch_timeout_micros=5000),
     "max64-2ms-1thr-nopad": dict(_NOPAD, num_batch_threads=1),
     "max64-5ms-1thr-nopad": dict(_NOPAD, batch_timeout_micros=5000, num_batch_threads=1),
+    "max64-10ms-1thr-nopad": dict(_NOPAD, batch_timeout_micros=10000, num_batch_threads=1),
+    "max64-20ms-1thr-nopad": dict(_NOPAD, batch_timeout_micros=20000, num_batch_threads=1),
     "max32-2ms-2thr-nopad": dict(_NOPAD, max_batch_size=32),
     "max16-2ms-2thr-padded": dict(_PADDED, max_batch_size=16, allowed_batch_sizes=(1, 2, 4, 8, 16)),
     "max64-0ms-2thr-padded": dict(_PADDED, batch_timeout_micros=0),
@@ -180,10 +186,38 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_seconds(pid):
+    """{thread id: (thread name, user + system CPU seconds)} of process `pid`, from /proc."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:  # the thread ended
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        out[tid] = (name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    return out
+
+
+def cpu_split(pid, before, after):
+    """CPU seconds between two `thread_cpu_seconds` snapshots: the main thread (the
+    event loop of tfgen serve and of the echo server), TensorFlow's thread pools (named
+    tf_*), and every other thread (batch thread, gRPC's poller and event engine)."""
+    split = {"loop": 0.0, "tensorflow": 0.0, "other": 0.0}
+    for tid, (name, seconds) in after.items():
+        used = seconds - before.get(tid, (name, 0.0))[1]
+        part = "loop" if tid == str(pid) else "tensorflow" if name.startswith("tf_") else "other"
+        split[part] += used
+    return split
+
+
 def drive(address, request, clients, load_processes, warmup, duration, server_pid=None):
     """Requests/s, p50, p99 (ms) and errors of `clients` concurrent clients; with
     `server_pid`, also the server's CPU milliseconds per request answered in the
-    measured seconds (a figure that depends less on what else the machine runs)."""
+    measured seconds (a figure that depends less on what else the machine runs), in
+    all and split by `cpu_split`."""
     ctx = multiprocessing.get_context("spawn")
     procs_n = max(1, min(load_processes, clients))
     shares = [clients // procs_n + (i < clients % procs_n) for i in range(procs_n)]
@@ -202,9 +236,10 @@ def drive(address, request, clients, load_processes, warmup, duration, server_pi
         cpu = None
         if server_pid:
             time.sleep(max(0.0, start + warmup - time.time()))
-            cpu = cpu_seconds(server_pid)
+            cpu, threads = cpu_seconds(server_pid), thread_cpu_seconds(server_pid)
             time.sleep(max(0.0, start + warmup + duration - time.time()))
             cpu = cpu_seconds(server_pid) - cpu
+            split = cpu_split(server_pid, threads, thread_cpu_seconds(server_pid))
         latencies, errors, answered = [], [], 0
         for _ in procs:
             lat, err, n = results.get(timeout=warmup + duration + 120)
@@ -219,6 +254,7 @@ def drive(address, request, clients, load_processes, warmup, duration, server_pi
     cell = summarize(latencies, duration, errors)
     if cpu is not None:
         cell["cpu_ms_per_request"] = 1e3 * cpu / max(answered, 1)
+        cell["cpu_split_ms"] = {k: 1e3 * v / max(answered, 1) for k, v in split.items()}
     return cell
 
 
@@ -266,6 +302,7 @@ class Server:
     def __init__(self, base_path, batching_path=None, log_path=os.devnull, model=MODEL_NAME,
                  flags=()):
         self.port, rest = free_port(), free_port()
+        self.rest_url = f"http://127.0.0.1:{rest}"
         self.command = [sys.executable, "-m", "tfgen.cli", "serve", "--port", str(self.port),
                         "--rest_api_port", str(rest), "--model_name", model,
                         "--model_base_path", base_path, "--file_system_poll_wait_seconds", "0"]
@@ -309,6 +346,7 @@ class Server:
 
 
 ECHO_MODEL = "two_moons_nsf"
+PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 
 
 def _echo_process(port, response, ready):
@@ -337,20 +375,39 @@ def _echo_process(port, response, ready):
     asyncio.run(main())
 
 
+def batch_rows(rest_url):
+    """(rows run, batches run) so far, from a server's processed_batch_size metric."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{rest_url}{PROMETHEUS_PATH}", timeout=30) as page:
+        text = page.read().decode()
+    totals = {"sum": 0.0, "count": 0.0}
+    for line in text.splitlines():
+        for kind in totals:
+            if line.startswith(f":tensorflow:serving:batching_session:processed_batch_size_{kind}"):
+                totals[kind] += float(line.split()[-1])
+    return totals["sum"], totals["count"]
+
+
 def echo_ratio(args):
-    """Batch-1 log_prob on the shipped two_moons_nsf at `--clients` (max) clients:
-    tfgen serve with batching on (serving/batching.config) and off, against the echo
-    server answering the same response bytes."""
+    """Batch-1 log_prob on the shipped two_moons_nsf at each `--clients` count: tfgen
+    serve with batching on (each `--echo-batching` file) and off, against the echo server
+    answering the same response bytes; `--rounds` interleaved rounds, median kept."""
     import grpc
     from tensorflow_serving.apis import predict_pb2
 
     base = os.path.join(REPO, "saved_models", ECHO_MODEL)
     request = serialized_request("log_prob", {"x": np.array([[0.5, 0.25]], np.float32)}, ECHO_MODEL)
-    clients = max(int(c) for c in args.clients.split(","))
+    client_counts = [int(c) for c in args.clients.split(",")]
+    batching_files = args.echo_batching.split(",")
     load_before = os.getloadavg()
-    results = {}
     flags = shlex.split(args.server_flags)
-    with Server(base, None, os.devnull, model=ECHO_MODEL, flags=flags) as off:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        monitoring = os.path.join(tmp, "monitoring.config")
+        with open(monitoring, "w") as f:
+            f.write(f'prometheus_config {{ enable: true path: "{PROMETHEUS_PATH}" }}\n')
+        flags += ["--monitoring_config_file", monitoring]
+        off = stack.enter_context(Server(base, None, os.devnull, model=ECHO_MODEL, flags=flags))
         with grpc.insecure_channel(off.address) as channel:
             response = channel.unary_unary(PREDICT_METHOD)(request, timeout=30)
         predict_pb2.PredictResponse.FromString(response)  # a real answer
@@ -358,36 +415,63 @@ def echo_ratio(args):
         ready, port = ctx.Queue(), free_port()
         echo = ctx.Process(target=_echo_process, args=(port, response, ready), daemon=True)
         echo.start()
+        stack.callback(echo.kill)
         ready.get(timeout=60)
-        try:
-            with Server(base, os.path.join(REPO, "serving", "batching.config"), os.devnull,
-                        model=ECHO_MODEL, flags=flags) as on:
-                for mode, address, pid in (("echo", f"127.0.0.1:{port}", echo.pid),
-                                           ("on", on.address, on.proc.pid),
-                                           ("off", off.address, off.proc.pid)):
-                    results[mode] = drive(address, request, clients, args.load_processes,
-                                          args.warmup, args.duration, server_pid=pid)
-                    print(f"  {mode:4s} {clients} clients: {fmt(results[mode])}, server CPU "
-                          f"{results[mode]['cpu_ms_per_request']:.3f} ms/request", flush=True)
-        finally:
-            echo.kill()
+        servers = [("echo", "echo server (same protos, no model)", f"127.0.0.1:{port}", echo.pid,
+                    None)]
+        for entry in batching_files:
+            if entry in BATCHING:
+                path, label = batching_file(BATCHING[entry], os.path.join(tmp, entry)), entry
+            else:
+                path, label = os.path.abspath(entry), os.path.relpath(entry, REPO)
+            on = stack.enter_context(Server(base, path, os.devnull, model=ECHO_MODEL, flags=flags))
+            servers.append((f"on {label}", f"tfgen serve, batching on ({label})", on.address,
+                            on.proc.pid, on.rest_url))
+        servers.append(("off", "tfgen serve, batching off", off.address, off.proc.pid, None))
+        cells = {}  # (mode, clients) -> [cell per round]
+        for clients in client_counts:
+            for r in range(args.rounds):
+                for mode, _, address, pid, rest_url in servers:
+                    before = batch_rows(rest_url) if rest_url else None
+                    cell = drive(address, request, clients, args.load_processes, args.warmup,
+                                 args.duration, server_pid=pid)
+                    if before:
+                        rows, batches = (a - b for a, b in zip(batch_rows(rest_url), before))
+                        cell["batch_rows"] = rows / max(batches, 1)
+                    cells.setdefault((mode, clients), []).append(cell)
+                    rows_text = (f", {cell['batch_rows']:.1f} rows a batch"
+                                 if "batch_rows" in cell else "")
+                    split = ", ".join(f"{k} {v:.3f}" for k, v in cell["cpu_split_ms"].items())
+                    print(f"  round {r} {mode:30s} {clients:3d} clients: {fmt(cell)}, server CPU "
+                          f"{cell['cpu_ms_per_request']:.3f} ms/request ({split}){rows_text}",
+                          flush=True)
     print()
     print(f"command: python bench/serving.py {' '.join(sys.argv[1:])}")
     print(f"machine: {os.cpu_count()} CPUs; load average (1/5/15 min) before "
           f"{'/'.join(f'{x:.1f}' for x in load_before)}, after "
           f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}")
-    print("| server | req/s p50 p99 (ms) | / echo | server CPU ms per request | / echo |")
-    print("|---|---|---|---|---|")
-    echo_cpu = results["echo"]["cpu_ms_per_request"]
-    for mode, label in (("echo", "echo server (same protos, no model)"),
-                        ("on", "tfgen serve, batching on (serving/batching.config)"),
-                        ("off", "tfgen serve, batching off")):
-        cpu = results[mode]["cpu_ms_per_request"]
-        print(f"| {label} | {fmt(results[mode])} | "
-              f"{results[mode]['rps'] / results['echo']['rps']:.2f}x | {cpu:.3f} | "
-              f"{cpu / echo_cpu:.2f}x |")
-    ratio = results["on"]["rps"] / results["echo"]["rps"]
-    print(f"target (batching on >= 0.7x echo): {ratio:.2f}x, {'met' if ratio >= 0.7 else 'NOT met'}")
+    print(f"median of {args.rounds} interleaved round(s)")
+    print("| server | clients | req/s p50 p99 (ms) | / echo | server CPU ms per request | / echo "
+          "| of which loop, TF pools, other | rows a batch |")
+    print("|---|---|---|---|---|---|---|---|")
+    for clients in client_counts:
+        echo_cell = median(cells[("echo", clients)])
+        for mode, label, *_ in servers:
+            cell = median(cells[(mode, clients)])
+            cpu = statistics.median(c["cpu_ms_per_request"] for c in cells[(mode, clients)])
+            echo_cpu = statistics.median(c["cpu_ms_per_request"] for c in cells[("echo", clients)])
+            rows = (f"{statistics.median(c['batch_rows'] for c in cells[(mode, clients)]):.1f}"
+                    if "batch_rows" in cell else "")
+            split = ", ".join(
+                f"{statistics.median(c['cpu_split_ms'][k] for c in cells[(mode, clients)]):.3f}"
+                for k in cell["cpu_split_ms"])
+            print(f"| {label} | {clients} | {fmt(cell)} | {cell['rps'] / echo_cell['rps']:.2f}x | "
+                  f"{cpu:.3f} | {cpu / echo_cpu:.2f}x | {split} | {rows} |")
+    top = max(client_counts)
+    first_on = servers[1][0]
+    ratio = median(cells[(first_on, top)])["rps"] / median(cells[("echo", top)])["rps"]
+    print(f"target (batching on, {first_on[3:]}, {top} clients, >= 0.7x echo): "
+          f"{ratio:.3f}x, {'met' if ratio >= 0.7 else 'NOT met'}")
 
 
 # --- cold start ---------------------------------------------------------------------------
@@ -686,6 +770,11 @@ def main(argv=None):
                         help=f"serve this export as {MODEL_NAME} instead (default: the shipped one)")
     parser.add_argument("--echo", action="store_true",
                         help=f"only the ceiling: {ECHO_MODEL} log_prob against a gRPC echo server")
+    parser.add_argument("--echo-batching", default=os.path.join(REPO, "serving", "batching.config"),
+                        metavar="FILE|NAME[,...]",
+                        help="--echo: batching files or BATCHING names, one batching-on server "
+                             "each, measured in turn with the echo server (default "
+                             "serving/batching.config); the first is the target's")
     parser.add_argument("--cold-start", action="store_true",
                         help="only the time until the shipped models are ready")
     parser.add_argument("--concurrent-loads", default="1,2,4", metavar="N,N",

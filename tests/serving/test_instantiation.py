@@ -34,9 +34,9 @@ def test_quick_warmup_answers_then_switches_to_exactly_today_s_optimized_answers
     assert {r.model_spec.signature_name for r in requests} == {"sample", "log_prob"}
     expected = [reference.predict(r) for r in requests]
 
-    # The server (quick warmup by default) serves once the quick warmup is done and
-    # switches in the background.
-    server = make_server([ModelConfig("cond", str(base))], file_system_poll_wait_seconds=0)
+    # The server serves once the quick warmup is done and switches in the background.
+    server = make_server([ModelConfig("cond", str(base))], file_system_poll_wait_seconds=0,
+                         quick_warmup=True)
     try:
         served = server.server.manager.servable("cond")
         deadline = time.monotonic() + 60

@@ -101,6 +101,20 @@ def _fingerprint(path):
         return None
 
 
+def _graph_bytes(config):
+    """Size of the newest version's graph (0 if none): what orders concurrent loads."""
+    on_disk = version_dirs(config.base_path)
+    if not on_disk:
+        return 0
+    path = on_disk[max(on_disk)]
+    for name in ("saved_model.pb", "saved_model.pbtxt"):
+        try:
+            return os.path.getsize(os.path.join(path, name))
+        except OSError:
+            pass
+    return 0
+
+
 def read_meta_graph(path):
     """The `serve`-tagged MetaGraphDef from saved_model.pb/.pbtxt."""
     saved_model = saved_model_pb2.SavedModel()
@@ -374,6 +388,9 @@ class ModelManager:
                 self._poll_model(config)
             return
         workers = min(len(configs), self.max_concurrent_loads)
+        # Longest first, so the last load to finish starts early: a load's cost grows
+        # with its graph (the shipped models' largest saved_model.pb are its slowest).
+        configs = sorted(configs, key=_graph_bytes, reverse=True)
         with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="load") as pool:
             for done in [pool.submit(self._poll_model, c) for c in configs]:
                 done.result()

@@ -3,12 +3,13 @@
 A signature function's first call instantiates it: TensorFlow optimizes its graph with
 Grappler and creates its kernels, and that is most of what a version's warmup costs
 (docs/benchmarks.md, "Cold start"). With Grappler's meta-optimizer off, the first call
-costs ~2.7x less CPU, but big graphs then serve slower (conditional Glow, 64-row
-`log_prob`: 201 vs 95 ms). So a version warms up on the QUICK instantiation and becomes
-AVAILABLE, and later (`ModelManager`, once no load is running) replays its warmup on the
-OPTIMIZED one, TensorFlow's default, and switches its calls to it: from then on it
-serves exactly what a server without this step serves. The two instantiations agree to
-float32 rounding, not bit for bit (Grappler reorders and fuses arithmetic).
+costs 2.4-3x less CPU, but some graphs then serve slower (the conditional VAE's 64-row
+`log_prob` by 27%, docs/benchmarks.md). So a version warms up on the QUICK instantiation
+and becomes AVAILABLE; once the poll pass's loads are done, `ModelManager` replays its
+warmup on the OPTIMIZED one, TensorFlow's default, in a background thread and switches
+its calls to it: from then on it serves exactly what a server without this step serves.
+The two instantiations agree to float32 rounding, not bit for bit (Grappler reorders and
+fuses arithmetic).
 
 TensorFlow keys a function's instantiation by the attributes of its call, among them the
 `config_proto` of the calling thread's `context.function_call_options`

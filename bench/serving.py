@@ -577,7 +577,7 @@ reference = Servable("reference", 1, path, InputLimits())  # as before --quick_w
 out["optimized warmup"] = cpu(reference.warmup)
 quick, optimized = quick_and_optimized()
 out["ms"] = {}
-for request in servable._warmup_requests():
+for request in servable.warmup_requests():
     name = request.model_spec.signature_name
     signature = servable.signature(name)
     inputs = signature.decode_request_inputs(request.inputs, servable.limits)

@@ -30,7 +30,7 @@ def test_quick_warmup_answers_then_switches_to_exactly_today_s_optimized_answers
     reference = Servable("cond", 1, path, InputLimits())
     reference.warmup()
     assert reference.optimized
-    requests = reference._warmup_requests()
+    requests = reference.warmup_requests()
     assert {r.model_spec.signature_name for r in requests} == {"sample", "log_prob"}
     expected = [reference.predict(r) for r in requests]
 

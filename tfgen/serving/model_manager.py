@@ -183,7 +183,7 @@ class Servable:
         inputs = signature.decode_request_inputs(request.inputs, self.limits)
         return signature.run(inputs, outputs)
 
-    def _warmup_requests(self):
+    def warmup_requests(self):
         """The PredictRequests of assets.extra/tf_serving_warmup_requests, checked as TF
         Serving checks them."""
         path = os.path.join(self.path, WARMUP_FILE)
@@ -206,7 +206,7 @@ class Servable:
     def warmup(self, quick=False):
         """Replay the warmup requests; any failure fails the load. With `quick`, on the
         quick instantiation of the signatures they name, until `optimize()`."""
-        requests = self._warmup_requests()
+        requests = self.warmup_requests()
         if quick and requests:
             self._to_optimize = requests
             self._use(quick_and_optimized()[0])

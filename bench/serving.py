@@ -35,6 +35,8 @@ digit for `log_prob`; seed 0, temperature 1.0 for `sample`.
     python bench/serving.py --sample-cost saved_models/digits_dcgan /tmp/new/digits_dcgan
                                                     # issue 9: a batched sample call's cost
     python bench/serving.py --load-time OLD_BASE saved_models/speech_wavenet --rounds 3
+    python bench/serving.py --instantiations saved_models/digits_conditional_glow --rounds 5
+                                                    # issue 7: quick vs optimized instantiation
 
 Target (issue 3): at 64 clients, batching on serves >= 3x the requests/s of batching off.
 Targets (issue 7): batch-1 log_prob on two_moons_nsf with batching on >= 0.7x the
@@ -496,6 +498,23 @@ def _load_log(path):
     return first, seconds
 
 
+def _wait_optimized(log_path, pid, start, quick, timeout=300):
+    """(seconds since `start`, server CPU s) when every version warmed up `quick` has
+    logged its switch to the optimized instantiation; (nan, nan) if none did or
+    `timeout` passed."""
+    deadline = time.monotonic() + timeout
+    while quick and time.monotonic() < deadline:
+        with open(log_path) as f:
+            text = f.read()
+        warmed = text.count("Finished reading warmup data")
+        if not warmed:
+            break
+        if text.count("Optimized servable version") >= warmed:
+            return time.monotonic() - start, cpu_seconds(pid)
+        time.sleep(0.1)
+    return float("nan"), float("nan")
+
+
 def _models_config(workdir, exclude):
     """serving/models.config, or a copy without the `exclude`d models (absolute paths)."""
     if not exclude:
@@ -546,13 +565,16 @@ def cold_start(args):
                         break
                 seconds = time.monotonic() - start
                 cpu = cpu_seconds(proc.pid)
+                optimized = _wait_optimized(log_path, proc.pid, start,
+                                            "--quick_warmup=false" not in args.server_flags)
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(60)
             first, per_model = _load_log(log_path)
             startup = first - wall if first else float("nan")
-            rows.append((loads, seconds, startup, per_model, os.getloadavg()[0], cpu))
+            rows.append((loads, seconds, startup, per_model, os.getloadavg()[0], cpu, optimized))
             print(f"  --max_concurrent_loads {loads}: ready in {seconds:.1f} s (start-up "
-                  f"{startup:.1f} s, {len(per_model)} models, {cpu:.1f} CPU s)", flush=True)
+                  f"{startup:.1f} s, {len(per_model)} models, {cpu:.1f} CPU s); all optimized "
+                  f"{optimized[0]:.1f} s ({optimized[1]:.1f} CPU s)", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print()
@@ -560,12 +582,13 @@ def cold_start(args):
     print(f"machine: {os.cpu_count()} CPUs; load average before "
           f"{'/'.join(f'{x:.1f}' for x in load_before)}")
     print("| models loading at once | process start to ready line | start-up (imports) "
-          "| loads | sum of per-model loads | server CPU s to ready | load average |")
-    print("|---|---|---|---|---|---|---|")
-    for loads, seconds, startup, per_model, load, cpu in rows:
+          "| loads | sum of per-model loads | server CPU s to ready | all optimized (CPU s) "
+          "| load average |")
+    print("|---|---|---|---|---|---|---|---|")
+    for loads, seconds, startup, per_model, load, cpu, optimized in rows:
         print(f"| {loads} | {seconds:.1f} s | {startup:.1f} s | {seconds - startup:.1f} s "
               f"| {sum(per_model.values()):.1f} s ({len(per_model)} models) | {cpu:.1f} s "
-              f"| {load:.1f} |")
+              f"| {optimized[0]:.1f} s ({optimized[1]:.1f}) | {load:.1f} |")
     print()
     names = sorted({name for row in rows for name in row[3]})
     print("| model (load + warmup, s) | " + " | ".join(f"{r[0]} at once" for r in rows) + " |")
@@ -613,6 +636,79 @@ def load_times(args):
     for base, rows in times.items():
         load, warm = (float(np.median([r[i] for r in rows])) for i in (0, 1))
         print(f"| {base} | {load:.2f} s | {warm:.2f} s | {load + warm:.2f} s | {rows[0][2]} |")
+
+
+# --- the quick and the optimized instantiation of one export ------------------------------
+
+_INSTANTIATIONS = """
+import json, sys, time
+import numpy as np
+import tensorflow as tf
+from tfgen.export.reader import resolve_version
+from tfgen.serving.instantiation import quick_and_optimized
+from tfgen.serving.model_manager import Servable
+from tfgen.serving.signatures import InputLimits
+first = Servable("first", 1, resolve_version(sys.argv[2]), InputLimits())  # TensorFlow's one-time set-up
+first.warmup()
+path, rows, rounds = resolve_version(sys.argv[1]), int(sys.argv[3]), int(sys.argv[4])
+def cpu(run):
+    start = time.process_time()
+    run()
+    return time.process_time() - start
+servable = Servable("timed", 1, path, InputLimits())
+out = {"quick warmup": cpu(lambda: servable.warmup(quick=True)), "optimize": cpu(servable.optimize)}
+reference = Servable("reference", 1, path, InputLimits())  # as before --quick_warmup
+out["optimized warmup"] = cpu(reference.warmup)
+quick, optimized = quick_and_optimized()
+out["ms"] = {}
+for request in servable.warmup_requests():
+    name = request.model_spec.signature_name
+    signature = servable.signature(name)
+    inputs = signature.decode_request_inputs(request.inputs, servable.limits)
+    feeds = {k: tf.constant(np.repeat(v, rows, axis=0) if v.ndim else v) for k, v in inputs.items()}
+    calls = [lambda: signature.function.call_with(quick, feeds),
+             lambda: signature.function.call_with(optimized, feeds),
+             lambda: reference.signature(name).function(**feeds)]
+    times = [[] for _ in calls]
+    for call in calls:
+        call()
+    for _ in range(rounds):
+        for call, cell in zip(calls, times):
+            start = time.monotonic()
+            call()
+            cell.append(1000 * (time.monotonic() - start))
+    out["ms"][name] = [float(np.median(cell)) for cell in times]
+print(json.dumps(out))
+"""
+
+
+def instantiation_cost(args):
+    """Per export of `--instantiations`: CPU s of its warmup on the quick instantiation,
+    of the background `optimize()`, and of the warmup a server without the quick step
+    runs; then ms per `--rows`-row call of each warmed signature on the quick
+    instantiation, on the optimized one, and on a separately loaded copy warmed the old
+    way (steady state before and after the switch, and before this change). Each export
+    in a fresh process after a small model paid TensorFlow's one-time set-up; calls
+    interleaved over `--rounds` rounds, median."""
+    first = os.path.join(REPO, "saved_models", "eight_gaussians_wgan_gp")
+    load_before = os.getloadavg()
+    print(f"command: python bench/serving.py {' '.join(sys.argv[1:])}")
+    print("| export | quick warmup CPU s | optimize CPU s (after ready) | optimized warmup "
+          "CPU s (before) | signature: ms per call quick / optimized / before |")
+    print("|---|---|---|---|---|")
+    for base in args.instantiations:
+        out = subprocess.run([sys.executable, "-c", _INSTANTIATIONS, base, first, str(args.rows),
+                              str(args.rounds)], cwd=REPO, capture_output=True, text=True,
+                             check=True).stdout
+        row = json.loads(out.strip().splitlines()[-1])
+        calls = ", ".join(f"{name} {q:.1f} / {o:.1f} / {r:.1f}"
+                          for name, (q, o, r) in sorted(row["ms"].items()))
+        print(f"| {os.path.basename(base.rstrip('/'))} | {row['quick warmup']:.2f} "
+              f"| {row['optimize']:.2f} | {row['optimized warmup']:.2f} | {calls} |", flush=True)
+    print(f"machine: {os.cpu_count()} CPUs; load average before "
+          f"{'/'.join(f'{x:.1f}' for x in load_before)}, after "
+          f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}; {args.rows}-row calls, median "
+          f"of {args.rounds} rounds")
 
 
 # --- cost of decoding a request's tensors ------------------------------------------------
@@ -789,11 +885,17 @@ def main(argv=None):
                         help="only the CPU cost of decoding request tensors, TF's vs tfgen's")
     parser.add_argument("--sample-cost", nargs="+", metavar="BASE",
                         help="only the in-process cost of sample at 1 and 64 rows, per export")
+    parser.add_argument("--instantiations", nargs="+", metavar="BASE",
+                        help="quick vs optimized instantiation: warmup CPU and ms per call "
+                             "of each export (issue 7)")
+    parser.add_argument("--rows", type=int, default=64, help="--instantiations: rows per call")
     parser.add_argument("--load-time", nargs="+", metavar="BASE",
                         help="only the load + warmup seconds of each export, as the server loads it")
     args = parser.parse_args(argv)
     if args.load_time:
         return load_times(args)
+    if args.instantiations:
+        return instantiation_cost(args)
     if args.decode_cost:
         return decode_cost(args)
     if args.sample_cost:

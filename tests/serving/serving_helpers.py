@@ -33,7 +33,10 @@ SERVED_WHEN_SLOW = ("digits_ddpm",)
 def make_server(models, **overrides):
     from tfgen.serving.server import ServerOptions, start_in_thread
 
-    options = dict(models=models, port=0, rest_api_port=0, file_system_poll_wait_seconds=0.2)
+    # A test's server lives seconds: re-warming its models optimized in the background
+    # would only compete with the test (test_instantiation.py tests the quick warmup).
+    options = dict(models=models, port=0, rest_api_port=0, file_system_poll_wait_seconds=0.2,
+                   quick_warmup=False)
     options.update(overrides)
     return start_in_thread(ServerOptions(**options))
 

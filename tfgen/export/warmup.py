@@ -3,7 +3,7 @@
 TF Serving replays `assets.extra/tf_serving_warmup_requests` (a TFRecord file of
 `tensorflow.serving.PredictionLog`) when it loads a version, so the first client request
 does not pay for graph optimization and memory allocation. tfgen writes one
-`predict_log` request per signature and batch size, with the example rows the contract
+`predict_log` request per signature (one row), with the example rows the contract
 table gives (`tfgen.contract.SIGNATURES`, made by `standalone.example_requests`): seeds,
 classes, and what the export itself answered, so `log_prob` and `encode` get the
 model's own samples and `decode` their codes.
@@ -13,8 +13,11 @@ from tfgen.backend import tf
 from tfgen.contract import signature_plan
 from tfgen.export.standalone import example_requests
 
-#: The default batch sizes of the warmup requests.
-WARMUP_ROWS = (1, 4)
+#: The default batch sizes of the warmup requests: one. A signature's batch dimension is
+#: dynamic, so its function is instantiated (optimized, kernels made) once for every batch
+#: size; a second size warms nothing new and cost the digits DDPM's load a second run of
+#: its 1000-pass bound (docs/benchmarks.md, "Cold start").
+WARMUP_ROWS = (1,)
 
 
 def warmup_requests(module, rows=WARMUP_ROWS):

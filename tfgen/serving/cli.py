@@ -108,6 +108,10 @@ def register(subparsers):
     own.add_argument("--max_concurrent_loads", type=int, default=None, metavar="N",
                      help="models loading and warming up at once (default: one per two CPUs, "
                           "at most 4)")
+    _add_bool(own, "--quick_warmup", True,
+              "warm up each version with Grappler off, so it serves sooner, then re-warm it "
+              "Grappler-optimized in the background and switch to that (answers agree to "
+              "float32 rounding); false: warm up optimized before serving")
     p.set_defaults(func=run)
     return p
 
@@ -217,6 +221,7 @@ def build_options(args):
         rest_max_connections=args.rest_max_connections,
         **({"max_concurrent_loads": args.max_concurrent_loads}
            if args.max_concurrent_loads else {}),
+        quick_warmup=args.quick_warmup,
         rest_allowed_hosts=tuple(h.strip() for h in args.rest_allowed_hosts.split(",") if h.strip()),
     )
 

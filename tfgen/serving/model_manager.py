@@ -8,7 +8,10 @@ rules live in `tfgen.versions`, which the export reader shares. Every
 
 - loads each aspired version it has not loaded yet (version policy: latest N, all, or
   specific), replaying `assets.extra/tf_serving_warmup_requests` before the version is
-  marked AVAILABLE, so its first real request is not slow;
+  marked AVAILABLE, so its first real request is not slow; by default the replay runs
+  the signatures' quick instantiation (Grappler off), and once the pass's loads are
+  done a background thread replays it again on the optimized one and switches the
+  version to it (`tfgen.serving.instantiation`);
 - only then unloads the versions no longer aspired (availability preserving: an old
   version stays while no newer aspired version is AVAILABLE);
 - reports a version that fails to load as END with its error, and keeps serving the
@@ -20,6 +23,7 @@ import concurrent.futures
 import dataclasses
 import logging
 import os
+import queue
 import re
 import threading
 import time
@@ -30,6 +34,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
 from tfgen.errors import MissingPath, UserError
 from tfgen.serving.errors import Code, ServingError, invalid_argument, not_found
+from tfgen.serving.instantiation import SignatureFunction, quick_and_optimized
 from tfgen.serving.ranges import input_ranges
 from tfgen.serving.signatures import InputLimits, Signature, find_signature
 from tfgen.versions import is_complete, parse_version, version_dirs
@@ -96,6 +101,20 @@ def _fingerprint(path):
         return None
 
 
+def _graph_bytes(config):
+    """Size of the newest version's graph (0 if none): what orders concurrent loads."""
+    on_disk = version_dirs(config.base_path)
+    if not on_disk:
+        return 0
+    path = on_disk[max(on_disk)]
+    for name in ("saved_model.pb", "saved_model.pbtxt"):
+        try:
+            return os.path.getsize(os.path.join(path, name))
+        except OSError:
+            pass
+    return 0
+
+
 def read_meta_graph(path):
     """The `serve`-tagged MetaGraphDef from saved_model.pb/.pbtxt."""
     saved_model = saved_model_pb2.SavedModel()
@@ -132,10 +151,12 @@ class Servable:
         self.loaded = tf.saved_model.load(path, tags=list(SERVE_TAGS))
         self.signatures = {}
         ranges = input_ranges(path)
+        _, optimized = quick_and_optimized()
         for key, signature_def in self.meta_graph.signature_def.items():
             if key in self.loaded.signatures:
-                self.signatures[key] = Signature(key, signature_def, self.loaded.signatures[key],
-                                                 ranges)
+                function = SignatureFunction(self.loaded.signatures[key], optimized)
+                self.signatures[key] = Signature(key, signature_def, function, ranges)
+        self._to_optimize = None  # warmup requests replayed on the quick instantiation
         self.limits = limits
         self._extras = {}  # per-servable state owned by the server (e.g. batch schedulers)
         self._extras_lock = threading.Lock()
@@ -162,15 +183,15 @@ class Servable:
         inputs = signature.decode_request_inputs(request.inputs, self.limits)
         return signature.run(inputs, outputs)
 
-    def warmup(self):
-        """Replay assets.extra/tf_serving_warmup_requests; any failure fails the load."""
+    def warmup_requests(self):
+        """The PredictRequests of assets.extra/tf_serving_warmup_requests, checked as TF
+        Serving checks them."""
         path = os.path.join(self.path, WARMUP_FILE)
         if not os.path.isfile(path):
-            return 0
-        count = 0
+            return []
+        requests = []
         for record in tf.data.TFRecordDataset(path):
-            count += 1
-            if count > MAX_WARMUP_RECORDS:
+            if len(requests) == MAX_WARMUP_RECORDS:
                 raise ValueError(
                     f"Number of warmup records exceeds the maximum ({MAX_WARMUP_RECORDS}) at "
                     f"{path}"
@@ -179,11 +200,48 @@ class Servable:
             kind = entry.WhichOneof("log_type")
             if kind != "predict_log":
                 raise ValueError(f"Unsupported log_type for warmup: {kind} in {path}")
+            requests.append(entry.predict_log.request)
+        return requests
+
+    def warmup(self, quick=False):
+        """Replay the warmup requests; any failure fails the load. With `quick`, on the
+        quick instantiation of the signatures they name, until `optimize()`."""
+        requests = self.warmup_requests()
+        if quick and requests:
+            self._to_optimize = requests
+            self._use(quick_and_optimized()[0])
+        for count, request in enumerate(requests, 1):
             try:
-                self.predict(entry.predict_log.request)
+                self.predict(request)
             except ServingError as e:
                 raise ValueError(f"warmup request {count} failed: {e.message}") from None
-        return count
+        return len(requests)
+
+    def _use(self, options):
+        """Serve the warmed signatures from the instantiation of `options`."""
+        for name in {r.model_spec.signature_name for r in self._to_optimize}:
+            self.signature(name).function.options = options
+
+    @property
+    def optimized(self):
+        """False while a quick warmup's signatures still serve quick instantiations."""
+        return self._to_optimize is None
+
+    def optimize(self):
+        """Replay the warmup requests on the optimized instantiation (TensorFlow's
+        default), then serve from it. False if the version was unloaded meanwhile."""
+        if self._to_optimize is None:
+            return True
+        optimized = quick_and_optimized()[1]
+        for request in self._to_optimize:
+            if self._closed:
+                return False
+            signature = self.signature(request.model_spec.signature_name)
+            inputs = signature.decode_request_inputs(request.inputs, self.limits)
+            signature.function.call_with(optimized, {a: tf.constant(v) for a, v in inputs.items()})
+        self._use(optimized)
+        self._to_optimize = None
+        return True
 
     def extra(self, key, make):
         """The server's per-version state under `key`, made by `make()` on first use.
@@ -221,7 +279,8 @@ class ModelManager:
     """Keeps the configured models' aspired versions loaded; answers lookups."""
 
     def __init__(self, configs, limits=InputLimits(), poll_wait_seconds=1.0,
-                 warmup=True, on_load_attempt=None, max_concurrent_loads=MAX_CONCURRENT_LOADS):
+                 warmup=True, on_load_attempt=None, max_concurrent_loads=MAX_CONCURRENT_LOADS,
+                 quick_warmup=True):
         self._lock = threading.RLock()
         self._poll_lock = threading.Lock()
         self._configs = {}
@@ -230,7 +289,11 @@ class ModelManager:
         self.poll_wait_seconds = poll_wait_seconds
         self.on_load_attempt = on_load_attempt
         self.do_warmup = warmup
+        self.quick_warmup = quick_warmup
         self.max_concurrent_loads = max_concurrent_loads
+        self._loaded_quick = []  # servables to optimize once the poll pass's loads are done
+        self._optimize_queue = queue.Queue()
+        self._optimizer = None
         self._stop = threading.Event()
         self._thread = None
         self._warned_empty = set()
@@ -299,6 +362,7 @@ class ModelManager:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=30)
+        self._optimize_queue.put(None)
         for name in list(self._versions):
             self._unload_model(name)
 
@@ -313,15 +377,50 @@ class ModelManager:
         """One pass over every model; models load (and warm up) concurrently, each
         model's versions in order."""
         with self._poll_lock:
-            configs = self.configs
-            if len(configs) <= 1 or self.max_concurrent_loads <= 1:
-                for config in configs:
-                    self._poll_model(config)
-                return
-            workers = min(len(configs), self.max_concurrent_loads)
-            with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="load") as pool:
-                for done in [pool.submit(self._poll_model, c) for c in configs]:
-                    done.result()
+            try:
+                self._poll_models(self.configs)
+            finally:
+                self._optimize_loaded()
+
+    def _poll_models(self, configs):
+        if len(configs) <= 1 or self.max_concurrent_loads <= 1:
+            for config in configs:
+                self._poll_model(config)
+            return
+        workers = min(len(configs), self.max_concurrent_loads)
+        # Longest first, so the last load to finish starts early: a load's cost grows
+        # with its graph (the shipped models' largest saved_model.pb are its slowest).
+        configs = sorted(configs, key=_graph_bytes, reverse=True)
+        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="load") as pool:
+            for done in [pool.submit(self._poll_model, c) for c in configs]:
+                done.result()
+
+    def _optimize_loaded(self):
+        """Hand this pass's quick-warmed versions to the optimizer thread, which runs
+        after the loads so it never delays one (one version at a time, in load order)."""
+        with self._lock:
+            servables, self._loaded_quick = self._loaded_quick, []
+        if not servables:
+            return
+        if self._optimizer is None:
+            self._optimizer = threading.Thread(target=self._optimize_loop, name="optimize",
+                                               daemon=True)
+            self._optimizer.start()
+        for servable in servables:
+            self._optimize_queue.put(servable)
+
+    def _optimize_loop(self):
+        while (servable := self._optimize_queue.get()) is not None:
+            start = time.monotonic()
+            try:
+                if servable.optimize():
+                    log.info("Optimized servable version {name: %s version: %d} in %.1fs: it "
+                             "serves its Grappler-optimized signatures", servable.name,
+                             servable.version, time.monotonic() - start)
+            except Exception:  # keep serving the quick instantiation
+                log.exception("Optimizing servable version {name: %s version: %d} failed; it "
+                              "keeps serving unoptimized signatures", servable.name,
+                              servable.version)
 
     def _poll_model(self, config):
         on_disk = version_dirs(config.base_path)
@@ -415,7 +514,7 @@ class ModelManager:
         try:
             servable = Servable(name, version, path, self.limits)
             if self.do_warmup:
-                n = servable.warmup()
+                n = servable.warmup(quick=self.quick_warmup)
                 if n:
                     log.info("Finished reading warmup data for model %s version %d: %d "
                              "warmup records", name, version, n)
@@ -434,6 +533,8 @@ class ModelManager:
         with self._lock:
             status.servable = servable
             status.state = State.AVAILABLE
+            if not servable.optimized:
+                self._loaded_quick.append(servable)
         log.info("Successfully loaded servable version {name: %s version: %d} in %.1fs",
                  name, version, time.monotonic() - start)
         return True

@@ -61,6 +61,7 @@ class ServerOptions:
     # "*" accepts any. Bound elsewhere, any Host is accepted.
     rest_allowed_hosts: tuple = ()
     max_concurrent_loads: int = MAX_CONCURRENT_LOADS  # models loading and warming up at once
+    quick_warmup: bool = True  # warm up unoptimized, optimize after the loads (model_manager)
 
 
 class ModelServer:
@@ -74,6 +75,7 @@ class ModelServer:
             warmup=options.warmup,
             on_load_attempt=self.metrics.load_attempt,
             max_concurrent_loads=options.max_concurrent_loads,
+            quick_warmup=options.quick_warmup,
         )
         self.core = ServingCore(
             self.manager, options.batching, self.metrics, options.runtime_threads

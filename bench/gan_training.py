@@ -10,6 +10,9 @@ step alone. "tfgen train" is the step as `tfgen train` runs it: the model's step
 the non-finite step guard installed (`tfgen.training.faults.install_step_guard`);
 "tfgen model" is `GAN.fit` alone (stateless step-keyed noise, the generator's EMA after
 each step, per-replica gradient scaling); the "no EMA" row drops the EMA as well.
+Each `fit` call is timed step by step (`common.timed_fit`): steps/s is 1 / the median
+step time, CPU ms/step the process's CPU time per step; the call's start-up and teardown
+(tf.data's, not the step's) are left out.
 
     python bench/gan_training.py            # ~5 min on a loaded 2-core VM
     python bench/gan_training.py --quick    # smoke run
@@ -18,12 +21,11 @@ each step, per-replica gradient scaling); the "no EMA" row drops the EMA as well
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import format_table, interleave, machine_line, median, short_reason  # noqa: E402
+from common import format_table, interleave, machine_line, median, short_reason, timed_fit  # noqa: E402
 
 from tfgen.backend import keras, tf  # noqa: E402
 from tfgen.data.datasets import load_dataset  # noqa: E402
@@ -152,11 +154,7 @@ def measure(name, variant, jit, steps, warmup):
     model.fit(ds, epochs=1, steps_per_epoch=warmup, verbose=0)  # traces
 
     def run():
-        """(steps/s, CPU ms/step): the CPU time of every thread of this process, which other
-        processes' load on the shared cores hardly moves."""
-        start, cpu_start = time.perf_counter(), time.process_time()
-        model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
-        return steps / (time.perf_counter() - start), (time.process_time() - cpu_start) / steps * 1e3
+        return timed_fit(model, ds, steps)
 
     return run
 

@@ -22,10 +22,9 @@ Usage:
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import format_table, machine_line, median  # noqa: E402
+from common import format_table, machine_line, median, timed_fit  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = ["tf_configs/two_moons_nsf.yaml", "tf_configs/digits_vae.yaml", "tf_configs/eight_gaussians_wgan_gp.yaml"]
@@ -48,7 +47,6 @@ def build(config, dataset, guarded, total_steps):
 
 
 def measure(config_path, steps, rounds):
-    from tfgen.backend import keras
     from tfgen.data.datasets import load_dataset, to_tf_dataset
     from tfgen.training.config import load_config
 
@@ -60,30 +58,12 @@ def measure(config_path, steps, rounds):
     models = {"guarded": build(config, dataset, True, steps * (rounds + 1)),
               "unguarded": build(config, dataset, False, steps * (rounds + 1))}
 
-    class StepClock(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.times, self.cpu = [], []
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.times.append(time.perf_counter())
-            self.cpu.append(time.process_time())
-
-    def timed_fit(model):
-        clock = StepClock()
-        model.fit(train_ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[clock])
-        # The median step, not the mean: other processes' bursts on the shared cores hit
-        # a few steps hard and would decide a mean. CPU seconds (all of this process's
-        # threads) per step are what the guard adds, whatever the machine's load.
-        wall = 1.0 / median([b - a for a, b in zip(clock.times, clock.times[1:])])
-        cpu = (clock.cpu[-1] - clock.cpu[0]) / (len(clock.cpu) - 1)
-        return wall, cpu
-
     for model in models.values():
         model.fit(train_ds, epochs=1, steps_per_epoch=3, verbose=0)  # tracing
     runs = {name: [] for name in models}
     for _ in range(rounds):
         for name, model in models.items():
-            runs[name].append(timed_fit(model))
+            runs[name].append(timed_fit(model, train_ds, steps))
     rates = {name: [wall for wall, _ in values] for name, values in runs.items()}
     cpu = {name: [seconds for _, seconds in values] for name, values in runs.items()}
     ratios = [g / u for g, u in zip(rates["guarded"], rates["unguarded"])]
@@ -91,7 +71,7 @@ def measure(config_path, steps, rounds):
     return {"config": config_path, "class": config.model.class_name, "jit": t.jit_compile,
             "guarded": median(rates["guarded"]), "unguarded": median(rates["unguarded"]),
             "ratio": median(ratios), "ratio_range": (min(ratios), max(ratios)),
-            "cpu_guarded": median(cpu["guarded"]) * 1e3, "cpu_unguarded": median(cpu["unguarded"]) * 1e3,
+            "cpu_guarded": median(cpu["guarded"]), "cpu_unguarded": median(cpu["unguarded"]),
             "cpu_ratio": median(cpu_ratios), "cpu_ratio_range": (min(cpu_ratios), max(cpu_ratios))}
 
 

@@ -342,6 +342,26 @@ def test_nonfinite_batches_follow_the_policy_and_no_checkpoint_is_bad(tmp_path, 
     assert checkpoint_problem(store.candidates(stop.checkpoint_dir)[0]) is None
 
 
+@pytest.mark.slow  # the default run covers the default strategy's guard; this, the backups under a strategy
+def test_nonfinite_batch_on_two_mirrored_replicas(tmp_path):
+    """Under a strategy the update cannot sit in a tf.cond (its merge_call): the backups
+    and put-back path, with a GAN's spectral norm and EMA."""
+    from test_any_family import run_subprocess
+
+    config = make_config(tmp_path, model=FAMILIES["gan"], tensorboard={"enabled": False},
+                         strategy={"name": "mirrored", "devices": ["/cpu:0", "/cpu:1"]},
+                         faults={"nonfinite": "skip", "inject_nonfinite_at_step": 15, "inject_value": "nan"})
+    path = tmp_path / "mirrored.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = run_subprocess(["train", str(path)], logical_cpus=2)
+    assert "skipped a non-finite step at epoch 2, batch 6" in out, out[-3000:]
+    metrics = json.load(open(os.path.join(config["run_dir"], "metrics.json")))
+    assert metrics["num_replicas"] == 2 and metrics["skipped_steps"] == 1
+    assert all(np.isfinite(v).all() for vs in metrics["history"].values() for v in vs)
+    prefixes = sorted(glob.glob(os.path.join(config["run_dir"], "checkpoints", "ckpt-*.index")))
+    assert len(prefixes) == 2 and all(checkpoint_problem(p[: -len(".index")]) is None for p in prefixes)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("policy, value", [("skip", "nan"), ("stop", "overflow")])
 def test_nonfinite_batch_under_two_workers(tmp_path, policy, value):

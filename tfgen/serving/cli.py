@@ -106,8 +106,8 @@ def register(subparsers):
                      help="Host header names REST accepts besides localhost/127.0.0.1/::1 "
                           "when bound to loopback (DNS rebinding guard); '*' accepts any")
     own.add_argument("--max_concurrent_loads", type=int, default=None, metavar="N",
-                     help="models loading and warming up at once (default: one per two CPUs, "
-                          "at most 4)")
+                     help="models loading and warming up at once (default: one per CPU, "
+                          "at most 4; the largest graphs start first)")
     _add_bool(own, "--quick_warmup", True,
               "warm up each version with Grappler off, so it serves sooner, then re-warm it "
               "Grappler-optimized in the background and switch to that (answers agree to "

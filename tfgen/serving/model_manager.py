@@ -46,10 +46,11 @@ SERVE_TAGS = ("serve",)  # the MetaGraphDef TF Serving loads
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
 UNLOAD_GRACE_SECONDS = 0.5
-# Models loading at once: one per two cores, at most 4. On 2 busy cores loading the
-# three shipped models concurrently was slower than one at a time (12.8 vs 11.5 s,
-# docs/benchmarks.md): the loads contend for the same CPU and GIL.
-MAX_CONCURRENT_LOADS = max(1, min(4, (os.cpu_count() or 1) // 2))
+# Models loading at once: one per core, at most 4. A load is CPU-bound (graph building
+# under the GIL, then the warmup's TensorFlow calls, which release it), so a second core
+# helps once the largest graphs start first: idle on 2 cores, the 14 shipped models were
+# ready in 10.3-10.4 s two at a time against 13.1-13.2 s one at a time (docs/benchmarks.md).
+MAX_CONCURRENT_LOADS = max(1, min(4, os.cpu_count() or 1))
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 
 

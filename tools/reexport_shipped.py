@@ -12,7 +12,9 @@ For each shipped model (default: every directory under saved_models/), it
    and what was measured of them, are unchanged);
 3. calls every signature of the old and the new export on the reference inputs of
    tests/reference/record_shipped_reference.py and refuses to go on unless they agree
-   to float32 rounding (relative 1e-6, absolute 1e-5 near 0);
+   to float32 rounding (relative 1e-6, absolute 1e-5 near 0; `--rtol` widens the
+   relative part for a graph that computes the same sum in another order, e.g. the
+   DDPM's bound over chunks of timesteps, 1000 terms: relative 2e-6);
 4. replaces the version directory (renames: the old one aside, the new one in, the
    old one deleted). Between the two renames the version is missing, so stop a server
    polling saved_models/ (or let it reload) rather than run this under it.
@@ -96,7 +98,7 @@ def _answers(version_dir, inputs):
     return out
 
 
-def compare(name, old_dir, new_dir):
+def compare(name, old_dir, new_dir, rtol=RTOL):
     """Largest relative difference over every output; exits if any is beyond tolerance."""
     inputs = reference_inputs(name)
     if read_metadata(old_dir)["data_spec"].get("num_classes") and "condition" not in inputs:
@@ -105,7 +107,7 @@ def compare(name, old_dir, new_dir):
     worst = 0.0
     for key, expected in old.items():
         got = new[key]
-        if got.shape != expected.shape or not np.allclose(got, expected, rtol=RTOL, atol=ATOL):
+        if got.shape != expected.shape or not np.allclose(got, expected, rtol=rtol, atol=ATOL):
             raise SystemExit(f"{name}: {key} differs between {old_dir} and {new_dir}: "
                              f"max abs diff {np.max(np.abs(got - expected))}")
         scale = np.maximum(np.abs(expected), ATOL / RTOL)
@@ -113,7 +115,7 @@ def compare(name, old_dir, new_dir):
     return worst
 
 
-def reexport(name, dry_run=False, out=None):
+def reexport(name, dry_run=False, out=None, rtol=RTOL):
     """Re-export saved_models/NAME in place, or into the new base path `out`/NAME."""
     base = os.path.join(ROOT, "saved_models", name)
     old_dir = resolve_version(base)
@@ -136,7 +138,7 @@ def reexport(name, dry_run=False, out=None):
         doc["created"] = meta["created"]
         with open(os.path.join(new_dir, METADATA), "w") as f:
             json.dump(doc, f, indent=2, sort_keys=True)
-        worst = compare(name, old_dir, new_dir)
+        worst = compare(name, old_dir, new_dir, rtol)
         sizes = [os.path.getsize(os.path.join(d, "saved_model.pb")) for d in (old_dir, new_dir)]
         print(f"{name}: saved_model.pb {sizes[0]} -> {sizes[1]} bytes; outputs agree "
               f"(largest relative difference {worst:.2e})", flush=True)
@@ -165,11 +167,14 @@ def main(argv=None):
     parser.add_argument("--out", metavar="DIR",
                         help="write the re-export to DIR/NAME (a new base path) and leave "
                              "saved_models/ alone, e.g. to benchmark today's export code")
+    parser.add_argument("--rtol", type=float, default=RTOL,
+                        help=f"relative tolerance of the old and new answers (default {RTOL}: float32 "
+                             "rounding); wider only for a graph that sums the same terms in another order")
     args = parser.parse_args(argv)
     names = args.names or sorted(n for n in os.listdir(os.path.join(ROOT, "saved_models"))
                                  if not n.startswith("."))
     for name in names:
-        reexport(name, args.dry_run, args.out)
+        reexport(name, args.dry_run, args.out, args.rtol)
 
 
 if __name__ == "__main__":

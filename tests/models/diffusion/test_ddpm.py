@@ -93,12 +93,30 @@ def seven_terms(conditional):
     return _with_classify_terms(conditional, 7)
 
 
-def _with_classify_terms(model, terms):
+def _with_classify_terms(model, terms, **config):
     """`model` (same config and weights) with `classify_terms` = `terms`."""
-    copy = type(model).from_config({**model.get_config(), "classify_terms": terms})
+    copy = type(model).from_config({**model.get_config(), "classify_terms": terms, **config})
     for new, old in zip(copy.variables, model.variables):
         new.assign(old)
     return copy
+
+
+def test_the_bound_is_the_same_sum_however_many_timesteps_share_a_pass(seven_terms):
+    """Chunks of 64 rows x timesteps per pass (3 rows: 21 timesteps, the last chunk
+    short), of 5 and of one timestep (a pass per t) give the bound and the estimate to
+    float32 rounding, for 3 rows, one row and none."""
+    x, condition = zoo.example_batch("ddpm_image_conditional", batch_size=3)
+    chunked = {n: _with_classify_terms(seven_terms, 7, bound_rows_per_pass=n) for n in (1, 15)}
+    assert chunked[1].get_config()["bound_rows_per_pass"] == 1
+    for rows in (3, 1, 0):
+        inputs = (x[:rows], condition[:rows])
+        expected = seven_terms.log_prob(*inputs).numpy(), seven_terms.classify_log_prob(*inputs).numpy()
+        assert expected[0].shape == (rows,)
+        for model in chunked.values():
+            np.testing.assert_allclose(model.log_prob(*inputs).numpy(), expected[0], rtol=2e-6)
+            np.testing.assert_allclose(model.classify_log_prob(*inputs).numpy(), expected[1], rtol=2e-6)
+    with pytest.raises(UserError, match="bound_rows_per_pass must be an integer >= 1, got 0"):
+        _with_classify_terms(seven_terms, 7, bound_rows_per_pass=0)
 
 
 def test_bound_and_classify_estimate_are_deterministic_row_independent_and_the_estimate_a_subset_of_terms(
@@ -118,11 +136,12 @@ def test_bound_and_classify_estimate_are_deterministic_row_independent_and_the_e
     estimate = seven_terms.classify_log_prob(x, condition).numpy()
     assert np.all(np.isfinite(estimate)) and not np.allclose(estimate, bound)
     # The bound's function at another stride: row-independent; the same noise for every
-    # row, so one row twice gives one value.
+    # row, so one row twice gives one value (to float32 rounding: a CPU's kernels may
+    # round rows at different batch positions differently).
     np.testing.assert_allclose(seven_terms.classify_log_prob(x[1:2], condition[1:2]).numpy()[0], estimate[1],
                                rtol=1e-5)
     same_row = seven_terms.classify_log_prob(tf.repeat(x[:1], 2, 0), tf.constant([1, 1])).numpy()
-    assert same_row[0] == same_row[1]
+    np.testing.assert_allclose(same_row[0], same_row[1], rtol=1e-6)
     for log_prob in (conditional.log_prob, seven_terms.classify_log_prob):
         with pytest.raises(tf.errors.InvalidArgumentError, match="x must be <= levels-1"):
             log_prob(x + 17.0, condition)

@@ -33,8 +33,10 @@ with p(x_{t-1} | x_t) = N(mu(x_t, eps), beta~_t) and a decoder p(x_0 | x_1) =
 N(mu(x_1, eps), beta_1) quantized to the levels (`distributions.discretized_normal`;
 a density on continuous data). Each term uses one draw of x_t from a constant seed
 (the same noise for every row), so the bound is deterministic and row-independent; the
-sum over t runs in a `tf.while_loop`, one network pass per t, so memory does not grow
-with T. Sampling and the bound use the EMA of the network's weights.
+sum over t runs in a `tf.while_loop` over chunks of timesteps, one network pass per
+chunk over its rows x timesteps (about `bound_rows_per_pass`), so memory does not grow
+with T and a few rows do not pay for T - 1 small passes. Sampling and the bound use the
+EMA of the network's weights.
 
 `classify` (the export's Bayes classifier) needs log p(x | y) for every class, T passes
 each with the full bound. It takes instead a stratified estimate of the same bound
@@ -65,6 +67,8 @@ from tfgen.serialization import attribute_config
 NETWORKS = ("unet", "mlp")
 #: The constant seed of the bound's noise draws.
 BOUND_SEED = 20200619
+#: Default rows x timesteps of one network pass of the bound.
+BOUND_ROWS_PER_PASS = 64
 
 
 @register
@@ -89,6 +93,9 @@ class DDPM(GenerativeModel):
       noise_seed: seeds the training noise.
       classify_terms: K, the denoising terms of the bound that `classify_log_prob` (the
         export's classify) evaluates, of T - 1 (module docstring); K >= T - 1: all of them.
+      bound_rows_per_pass: the bound evaluates this many rows x timesteps per network
+        pass (at least one timestep): batch-1 passes are slow per row; larger ones cost
+        memory. It changes how fast the bound is, not its value (up to float rounding).
       **kwargs: `keras.Model` arguments (`name`).
     """
 
@@ -96,12 +103,12 @@ class DDPM(GenerativeModel):
     log_prob_kind = LogProbKind.VARIATIONAL_BOUND
     CONFIG_KEYS = ("timesteps", "schedule", "network", "hidden_units", "filters", "channel_multipliers",
                    "blocks_per_level", "attention", "groups", "dropout", "embedding_dim", "label_dropout",
-                   "ema_decay", "clip_denoised", "noise_seed", "classify_terms")
+                   "ema_decay", "clip_denoised", "noise_seed", "classify_terms", "bound_rows_per_pass")
 
     def __init__(self, data_spec, timesteps=1000, schedule="linear", network=None, hidden_units=(256, 256, 256),
                  filters=32, channel_multipliers=(1, 2), blocks_per_level=1, attention=True, groups=8, dropout=0.0,
                  embedding_dim=128, label_dropout=0.1, ema_decay=0.999, clip_denoised=True, noise_seed=0,
-                 classify_terms=50, **kwargs):
+                 classify_terms=50, bound_rows_per_pass=BOUND_ROWS_PER_PASS, **kwargs):
         super().__init__(data_spec, **kwargs)
         spec = self.data_spec
         # === Hyperparameters ===
@@ -132,6 +139,10 @@ class DDPM(GenerativeModel):
             raise UserError(f"classify_terms must be an integer >= 1, got {classify_terms!r}")
         self.classify_terms = classify_terms
         self._classify_stride = self.timesteps // classify_terms if classify_terms < self.timesteps - 1 else 1
+        if isinstance(bound_rows_per_pass, bool) or not isinstance(bound_rows_per_pass, int) \
+                or bound_rows_per_pass < 1:
+            raise UserError(f"bound_rows_per_pass must be an integer >= 1, got {bound_rows_per_pass!r}")
+        self.bound_rows_per_pass = bound_rows_per_pass
         # The sampler's x0 prediction is clipped to the data's range: [-1, 1] for discrete
         # data, [low, high] for continuous data that has one.
         if not self.clip_denoised:
@@ -385,58 +396,70 @@ class DDPM(GenerativeModel):
     def _bound(self, x0, x, condition, stride):
         """The variational bound in nats per row (module docstring): every denoising term
         at stride 1, else the stratified estimate of `_strided_terms`."""
-        network = self._sampling_denoiser
+        network = self._denoiser_function(self._sampling_denoiser)
         event_shape = self.data_spec.event_shape
         event_axes = list(range(1, len(event_shape) + 1))
         rows = tf.shape(x0)[0]
         total = self.timesteps
 
         def noise(t):
-            draw = tf.random.stateless_normal(event_shape, seed=tf.stack([tf.constant(BOUND_SEED, tf.int64),
+            return tf.random.stateless_normal(event_shape, seed=tf.stack([tf.constant(BOUND_SEED, tf.int64),
                                                                            tf.cast(t, tf.int64)]))
-            return tf.broadcast_to(draw, tf.shape(x0))
 
-        def mean_and_noised(t):
-            t_rows = tf.fill([rows], t)
-            x_t = self._noised(x0, t_rows, noise(t))
-            eps = self._denoiser_function(network)(x_t, tf.cast(t_rows, tf.float32),
-                                                   *([] if condition is None else [condition]))
-            x0_hat = (x_t - tf.sqrt(1.0 - self._alpha_bar[t]) * eps) / tf.sqrt(self._alpha_bar[t])
-            return self._posterior_x0[t] * x0_hat + self._posterior_xt[t] * x_t, x_t
+        def posterior_means(ts, noises):
+            """The model's and the true mean of q(x_{t-1} | x_t, x_0) for every row at each
+            t of `ts`, from one network pass over len(ts) x rows rows (t-major), and those
+            rows' t. Every row at one t sees the same noise, `noises[i]` at `ts[i]`."""
+            repeats = tf.size(ts)
+            t_rows = tf.reshape(tf.broadcast_to(ts[:, None], [repeats, rows]), [-1])
+            x0_rows = tf.tile(x0, tf.concat([[repeats], tf.ones([len(event_shape)], tf.int32)], 0))
+            noise_rows = tf.reshape(tf.broadcast_to(noises[:, None], tf.concat([[repeats, rows], event_shape], 0)),
+                                    tf.shape(x0_rows))
+            x_t = self._noised(x0_rows, t_rows, noise_rows)
+            eps = network(x_t, tf.cast(t_rows, tf.float32), *([] if condition is None else
+                                                              [tf.tile(condition, [repeats])]))
+            alpha_bar = self._gather(self._alpha_bar, t_rows)
+            x0_hat = (x_t - tf.sqrt(1.0 - alpha_bar) * eps) / tf.sqrt(alpha_bar)
+            to_x0, to_xt = self._gather(self._posterior_x0, t_rows), self._gather(self._posterior_xt, t_rows)
+            return to_x0 * x0_hat + to_xt * x_t, to_x0 * x0_rows + to_xt * x_t, t_rows
 
         # Prior term: KL(N(sqrt(abar_T) x0, 1 - abar_T) || N(0, 1)) per dimension.
         variance_T = 1.0 - self._alpha_bar[-1]
         prior = 0.5 * tf.reduce_sum(variance_T + self._alpha_bar[-1] * x0 ** 2 - 1.0 - tf.math.log(variance_T),
                                     event_axes)
 
-        spec = self.data_spec
+        # Decoder term (t = 1, 0-based 0): log p(x_0 | x_1) = N(mu, beta_1), on the levels
+        # for discrete data.
+        decoder_mean, _, _ = posterior_means(tf.zeros([1], tf.int32), noise(0)[None])
         decoder_scale = tf.sqrt(self._betas[0])
+        spec = self.data_spec
+        if spec.is_discrete:
+            half = (spec.levels - 1) / 2.0
+            decoder = distributions.discretized_normal((decoder_mean + 1.0) * half, decoder_scale * half,
+                                                       spec.levels, len(event_shape)).log_prob(x)
+        else:
+            decoder = tf.reduce_sum(-0.5 * ((x0 - decoder_mean) / decoder_scale) ** 2 - tf.math.log(decoder_scale)
+                                    - 0.5 * np.log(2.0 * np.pi), event_axes)
 
-        def decoder_log_prob(decoder_mean):
-            """log p(x_0 | x_1) = N(mu, beta_1), on the levels for discrete data."""
-            if spec.is_discrete:
-                half = (spec.levels - 1) / 2.0
-                return distributions.discretized_normal((decoder_mean + 1.0) * half, decoder_scale * half,
-                                                        spec.levels, len(event_shape)).log_prob(x)
-            return tf.reduce_sum(-0.5 * ((x0 - decoder_mean) / decoder_scale) ** 2 - tf.math.log(decoder_scale)
-                                 - 0.5 * np.log(2.0 * np.pi), event_axes)
-
-        # One loop over t = 1 .. T (0-based 0 .. T-1) at `stride`, one network pass each, so
-        # the network is in the graph once: t = 1 is the decoder term, later t the
-        # denoising KLs, where both Gaussians have variance beta~_t.
+        # The denoising KLs (t >= 2), where both Gaussians have variance beta~_t: a loop
+        # over chunks of timesteps, each chunk one network pass of about
+        # `bound_rows_per_pass` rows, so a few rows cost far fewer than T - 1 small passes,
+        # memory does not grow with T, and the network is in the graph once.
         first, _, kl_weight = _strided_terms(total, stride)
+        kl_timesteps = tf.range(first, total, stride)
+        count = tf.size(kl_timesteps)
+        chunk = tf.clip_by_value(self.bound_rows_per_pass // tf.maximum(rows, 1), 1, tf.maximum(count, 1))
 
-        def term(t, total_terms):
-            model_mean, x_t = mean_and_noised(t)
-            true_mean = self._posterior_x0[t] * x0 + self._posterior_xt[t] * x_t
+        def kl_chunk(start, kl_sum):
+            ts = tf.slice(kl_timesteps, [start], [tf.minimum(chunk, count - start)])
+            model_mean, true_mean, t_rows = posterior_means(ts, tf.map_fn(noise, ts, fn_output_signature=tf.float32))
             kl = tf.reduce_sum((true_mean - model_mean) ** 2, event_axes) / (
-                2.0 * tf.maximum(self._posterior_variance[t], 1e-20))
-            return (tf.where(t > 0, t + stride, first),
-                    total_terms + tf.where(t > 0, -kl_weight * kl, decoder_log_prob(model_mean)))
+                2.0 * tf.maximum(tf.gather(self._posterior_variance, t_rows), 1e-20))
+            return start + chunk, kl_sum + tf.reduce_sum(tf.reshape(kl, [tf.size(ts), rows]), 0)
 
-        _, terms = tf.while_loop(lambda t, _: t < total, term, (tf.constant(0), tf.zeros([rows])),
-                                 shape_invariants=(tf.TensorShape([]), tf.TensorShape([None])))
-        return terms - prior
+        _, kl_sum = tf.while_loop(lambda start, _: start < count, kl_chunk, (tf.constant(0), tf.zeros([rows])),
+                                  shape_invariants=(tf.TensorShape([]), tf.TensorShape([None])))
+        return decoder - kl_weight * kl_sum - prior
 
     # === Training ===
     def simple_loss(self, x, condition, seed, training=True):

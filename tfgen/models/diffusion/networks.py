@@ -209,7 +209,8 @@ class SpatialAttention(keras.layers.Layer):
     def call(self, x):
         shape = tf.shape(x)
         channels = x.shape[-1]
-        q, k, v = tf.split(self.qkv(tf.reshape(self.norm(x), [shape[0], -1, channels])), 3, -1)
+        # Positions spelled out, not -1, which cannot be inferred for an empty batch.
+        q, k, v = tf.split(self.qkv(tf.reshape(self.norm(x), [shape[0], shape[1] * shape[2], channels])), 3, -1)
         weights = tf.nn.softmax(tf.matmul(q, k, transpose_b=True) / math.sqrt(channels), -1)
         return x + tf.reshape(self.proj(tf.matmul(weights, v)), shape)
 

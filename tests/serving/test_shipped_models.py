@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from reference.record_shipped_reference import TOLERANCE
 from serving_helpers import SERVED_WHEN_SLOW, SHIPPED_MODELS, Rest
 from tfgen.serving import Client
 
@@ -107,9 +108,9 @@ def test_shipped_model_answers_as_recorded_before_the_re_export(model, shipped_s
                 if key.startswith(f"{model}/{signature}/"):
                     output = key.split("/")[-1]
                     want = reference[key]
-                    np.testing.assert_allclose(got[output], want, rtol=1e-6, atol=1e-6, err_msg=f"gRPC {key}")
+                    np.testing.assert_allclose(got[output], want, **TOLERANCE, err_msg=f"gRPC {key}")
                     np.testing.assert_allclose(np.asarray(rest_outputs.get(output, rest_outputs.get(None)), np.float32), want,
-                                               rtol=1e-6, atol=1e-6, err_msg=f"REST {key}")
+                                               **TOLERANCE, err_msg=f"REST {key}")
 
 
 NAMES = [m.name for m in MODELS]

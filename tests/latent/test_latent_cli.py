@@ -72,6 +72,7 @@ def test_interpolate_between_rows_and_an_attribute_strip(capsys, tmp_path, test_
     assert 1.3 < picture.width / picture.height < 1.7
 
 
+@pytest.mark.slow  # 17 s; tests/serving covers the server's encode and decode by default
 def test_against_a_server_the_same_numbers(capsys, tmp_path, server):
     args = ["--dataset", "digits", "--rows", "2,11"]
     for where, model in (("local", ["--model", SHIPPED_FLOW]),

@@ -152,9 +152,11 @@ def run_subprocess(args, logical_cpus):
     return proc.stdout
 
 
-# The adversarial toy (two optimizers, the harder case) by default; the latent one under -m slow.
-@pytest.mark.parametrize("toy", [t if t == "adversarial" else pytest.param(t, marks=pytest.mark.slow)
-                                 for t in sorted(TOYS)])
+# Under -m slow (39 s by default otherwise): the default run trains mirrored in
+# tests/training/test_trainer.py (a flow) and this file's default-strategy test trains
+# every toy.
+@pytest.mark.slow
+@pytest.mark.parametrize("toy", sorted(TOYS))
 def test_mirrored_strategy_on_two_devices_trains_resumes_and_exports(tmp_path, toy):
     config = write_config(tmp_path, toy, {"name": "mirrored", "devices": ["/cpu:0", "/cpu:1"]})
     run_subprocess(["train", str(config), "--epochs", "1", "--no-export"], logical_cpus=2)

@@ -2,8 +2,9 @@
 
 Multi-worker tests run one `tfgen train` process per worker on loopback ports, each with
 its own TF_CONFIG, as on a cluster; the fault is a real signal (SIGKILL, SIGTERM,
-SIGINT) or a real bad batch. The default run keeps one test per kind of fault; the
-trials over many kill steps, chief vs worker, and 20 kill-during-save points are slow.
+SIGINT) or a real bad batch. The default run keeps preemption and non-finite batches;
+a killed worker, the trials over many kill steps, chief vs worker, and 20
+kill-during-save points are slow.
 """
 
 import glob
@@ -125,6 +126,10 @@ def kill_and_resume(tmp_path, victim, extra_delay, tag, after_epoch=1):
 
 
 # === A worker killed ===
+# Under -m slow (46 s: four worker processes), with the five trials below; the default
+# run keeps two-worker start-up (test_workers_with_different_configs_are_refused) and the
+# in-process preemption test.
+@pytest.mark.slow
 def test_killed_worker_stops_the_survivor_and_the_restarted_run_matches(tmp_path):
     seconds, line, resumed = kill_and_resume(tmp_path, victim=1, extra_delay=random.uniform(0, 0.3), tag="kill")
     print(f"survivor exited {seconds:.1f} s after the SIGKILL: {line}")

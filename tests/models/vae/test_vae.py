@@ -40,7 +40,7 @@ def trained_tiny_vae(**kwargs):
     return model, digits[1500:1700]
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"prior": "vamp", "posterior": "iaf"}])
+@pytest.mark.parametrize("kwargs", [{}, pytest.param({"prior": "vamp", "posterior": "iaf"}, marks=pytest.mark.slow)])
 def test_elbo_is_below_the_iwae_estimate_which_grows_with_k(kwargs):
     model, held_out = trained_tiny_vae(**kwargs)
     means = []

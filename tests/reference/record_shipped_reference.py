@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 MODELS = ("digits_realnvp", "digits_conditional_glow", "two_moons_nsf")
 ROWS = 6
 #: How close an export's answers must be to the recorded ones: float32 rounding across
-#: CPUs, whose kernels (AVX2 here, AVX-512 where it was recorded) sum in other orders
+#: CPUs, whose kernels (AVX2 here; the machine that recorded them had other ones) sum in other orders
 #: (seen: 1e-5 absolute on log_prob, 6e-6 on a latent).
 TOLERANCE = dict(rtol=1e-4, atol=1e-4)
 

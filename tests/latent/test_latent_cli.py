@@ -49,6 +49,7 @@ def test_interpolate_between_seeds_starts_and_ends_at_the_flow_s_samples(capsys,
     assert not np.array_equal(strips[0, 2:4], strips[1, 2:4])  # the two methods differ in between
 
 
+@pytest.mark.slow  # 10 s; the default run keeps test_interpolate_between_seeds_...
 def test_interpolate_between_rows_and_an_attribute_strip(capsys, tmp_path, test_split):
     code, _, _ = run(capsys, "interpolate", "--model", SHIPPED_FLOW, "--dataset", "digits", "--rows", "3,17",
                      "--out", str(tmp_path / "rows.npy"))

@@ -79,6 +79,7 @@ def check_resume_is_exact(tmp_path, train, strategy=None):
     return metrics
 
 
+@pytest.mark.slow  # 13 s; by default tests/training/test_any_family.py resumes the adversarial toy
 def test_default_strategy_resume_is_exact(tmp_path):
     def train(runs):
         for config, args in runs:

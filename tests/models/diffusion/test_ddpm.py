@@ -102,19 +102,18 @@ def _with_classify_terms(model, terms, **config):
 
 
 def test_the_bound_is_the_same_sum_however_many_timesteps_share_a_pass(seven_terms):
-    """Chunks of 64 rows x timesteps per pass (3 rows: 21 timesteps, the last chunk
-    short), of 5 and of one timestep (a pass per t) give the bound and the estimate to
-    float32 rounding, for 3 rows, one row and none."""
+    """Chunks of 64 rows x timesteps per pass (3 rows: 21, 21 and 7 of the 49 KL terms)
+    and of one timestep (a pass per t) give the bound and the estimate to float32
+    rounding, for 3 rows and none."""
     x, condition = zoo.example_batch("ddpm_image_conditional", batch_size=3)
-    chunked = {n: _with_classify_terms(seven_terms, 7, bound_rows_per_pass=n) for n in (1, 15)}
-    assert chunked[1].get_config()["bound_rows_per_pass"] == 1
-    for rows in (3, 1, 0):
+    one_per_pass = _with_classify_terms(seven_terms, 7, bound_rows_per_pass=1)
+    assert one_per_pass.get_config()["bound_rows_per_pass"] == 1
+    for rows in (3, 0):
         inputs = (x[:rows], condition[:rows])
         expected = seven_terms.log_prob(*inputs).numpy(), seven_terms.classify_log_prob(*inputs).numpy()
         assert expected[0].shape == (rows,)
-        for model in chunked.values():
-            np.testing.assert_allclose(model.log_prob(*inputs).numpy(), expected[0], rtol=2e-6)
-            np.testing.assert_allclose(model.classify_log_prob(*inputs).numpy(), expected[1], rtol=2e-6)
+        np.testing.assert_allclose(one_per_pass.log_prob(*inputs).numpy(), expected[0], rtol=2e-6)
+        np.testing.assert_allclose(one_per_pass.classify_log_prob(*inputs).numpy(), expected[1], rtol=2e-6)
     with pytest.raises(UserError, match="bound_rows_per_pass must be an integer >= 1, got 0"):
         _with_classify_terms(seven_terms, 7, bound_rows_per_pass=0)
 

@@ -128,7 +128,9 @@ def test_one_fit_step_updates_weights_and_reports_finite_losses(name):
     assert any(not np.array_equal(b, a) for b, a in zip(before, model.get_weights()))
 
 
-@pytest.mark.parametrize("name", DEFAULT_ENTRIES)
+# The image DDPM's (11 s) is under -m slow: ddpm_vector keeps the family here.
+@pytest.mark.parametrize("name", slow_unless(lambda n: n in zoo.CONTRACT_DEFAULT and n != "ddpm_image_conditional",
+                                             NAMES))
 def test_config_json_and_checkpoint_round_trip_give_the_same_outputs(name, tmp_path):
     """A model rebuilt from its config after a JSON round trip (the same config), its
     weights restored from a checkpoint, answers exactly as the original."""

@@ -172,6 +172,7 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(models, pixels, tmp_path,
     assert "12/12" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # 9 s: a killed scoring process and its resume
 def test_a_killed_run_resumes_without_duplicates_or_gaps(models, tmp_path, capsys):
     """SIGKILL mid-run, then --resume: the output equals an uninterrupted run's, row for row."""
     x = np.random.default_rng(2).normal(size=[400, 2]).astype(np.float32)

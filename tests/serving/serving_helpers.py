@@ -24,8 +24,9 @@ def _shipped_models():
 SHIPPED_MODELS = _shipped_models()
 
 #: Shipped models served only under -m slow, by a server of their own: the digits DDPM's
-#: warmup alone takes over a minute under load (its log_prob requests run the T = 1000-step
-#: bound; classify a 50-term estimate for each of 10 classes). The diffusion family's export is checked by default through the session
+#: load and warmup is the longest of the shipped models' (9.7-10.5 s at two loads at once
+#: here: its log_prob requests run the T = 1000-step bound; classify a 50-term estimate
+#: for each of 10 classes). The diffusion family's export is checked by default through the session
 #: loader of tests/models/test_contract.py's ddpm_vector.
 SERVED_WHEN_SLOW = ("digits_ddpm",)
 

@@ -89,6 +89,7 @@ def test_conditional_vae_trains_mirrored_and_resumes(tmp_path):
     assert metrics["num_replicas"] == 2 and metrics["initial_epoch"] == 1
 
 
+@pytest.mark.slow  # 14 s; tests/training/test_any_family.py trains the latent toy through the CLI by default
 def test_conditional_vae_exports_the_k_it_is_given(tmp_path, capsys):
     config = conditional_vae_config(tmp_path)
     assert cli.main(["train", str(config), "--no-export"]) == 0

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import format_table, machine_line, median  # noqa: E402
+from common import format_table, interleave, machine_line, median  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
 
@@ -34,6 +34,9 @@ def main(argv=None):
     parser.add_argument("--rows", type=int, nargs="+", default=[1, 4, 16], help="batch sizes (default 1 4 16)")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per export and batch size")
     args = parser.parse_args(argv)
+    for path in (args.before, args.after):
+        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+            parser.error(f"{path} is not a SavedModel version directory (no saved_model.pb)")
     print(machine_line())
     signatures = {name: tf.saved_model.load(path).signatures["log_prob"]
                   for name, path in (("before", args.before), ("after", args.after))}
@@ -43,18 +46,17 @@ def main(argv=None):
         inputs = {"x": tf.constant(x)}
         if "condition" in signatures["before"].structured_input_signature[1]:
             inputs["condition"] = tf.zeros([rows], tf.int32)
-        times = {name: [] for name in signatures}
         for signature in signatures.values():
             signature(**inputs)  # first call: instantiation
-        for _ in range(args.repeats):
-            for name, signature in signatures.items():
-                times[name].append(timed(signature, inputs))
+        times = interleave({name: (lambda s=signature: timed(s, inputs)) for name, signature in signatures.items()},
+                           args.repeats)
         wall = {name: median([t[0] for t in ts]) for name, ts in times.items()}
         cpu = {name: median([t[1] for t in ts]) for name, ts in times.items()}
         rows_out.append([rows, f"{wall['before']:.2f}", f"{wall['after']:.2f}", f"{wall['before'] / wall['after']:.2f}x",
                          f"{cpu['before']:.2f}", f"{cpu['after']:.2f}", f"{cpu['before'] / cpu['after']:.2f}x"])
     print(format_table(["rows", "before wall s", "after wall s", "speed-up", "before CPU s", "after CPU s",
                         "CPU ratio"], rows_out))
+    print(machine_line())
 
 
 if __name__ == "__main__":

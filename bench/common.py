@@ -50,29 +50,34 @@ def interleave(variants, rounds):
 
 def timed_fit(model, dataset, steps):
     """(steps/s, CPU ms/step) of one `model.fit(dataset, steps_per_epoch=steps)` call, from
-    a clock taken after every step: steps/s is 1 / the median step time (other processes'
-    bursts on the shared cores hit a few steps hard and would decide a mean), CPU ms/step
-    is `time.process_time` (every thread of this process) from the first step's end to
-    the last's. The call's start-up and teardown are left out: filling a shuffle buffer
-    and, at teardown, waiting for tf.data's autotuning thread, which wakes 10, 20, 40, ...
-    ms apart, so a whole call ends only at 310, 630, 1270 ms, ... whatever its steps took."""
+    a clock taken after every call of the train function (every step, or every N with
+    `compile(steps_per_execution=N)`): steps/s is 1 / the median time a step took
+    (other processes' bursts on the shared cores hit a few calls hard and would decide a
+    mean), CPU ms/step is `time.process_time` (every thread of this process) from the
+    first call's end to the last's over the steps between. The call's start-up and
+    teardown are left out: filling a shuffle buffer and, at teardown, waiting for
+    tf.data's autotuning thread, which wakes 10, 20, 40, ... ms apart, so a whole call
+    ends only at 310, 630, 1270 ms, ... whatever its steps took."""
     from tfgen.backend import keras
 
     class StepClock(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.times, self.cpu = [], []
+            self.steps, self.times, self.cpu = [], [], []
 
-        def on_train_batch_end(self, batch, logs=None):
+        def on_train_batch_end(self, batch, logs=None):  # `batch`: the call's last step
+            self.steps.append(batch)
             self.times.append(time.perf_counter())
             self.cpu.append(time.process_time())
 
-    if steps < 3:
-        raise ValueError(f"timed_fit needs at least 3 steps (two step times), got {steps}")
     clock = StepClock()
     model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[clock])
-    rate = 1.0 / median([b - a for a, b in zip(clock.times, clock.times[1:])])
-    cpu = (clock.cpu[-1] - clock.cpu[0]) / (len(clock.cpu) - 1)
-    return rate, cpu * 1e3
+    if len(clock.steps) < 3:
+        raise ValueError(f"timed_fit needs at least 3 train-function calls (two timed ones); {steps} steps "
+                         f"made {len(clock.steps)}: give more steps")
+    step_times = [(t1 - t0) / (s1 - s0) for s0, s1, t0, t1 in
+                  zip(clock.steps, clock.steps[1:], clock.times, clock.times[1:])]
+    cpu = (clock.cpu[-1] - clock.cpu[0]) / (clock.steps[-1] - clock.steps[0])
+    return 1.0 / median(step_times), cpu * 1e3
 
 
 def median(values):

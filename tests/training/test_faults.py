@@ -218,12 +218,27 @@ def test_preemption_mid_epoch_or_in_the_final_step_resumes_exactly_as_if_never_s
         train(middle)
     middle.faults.inject_sigterm_at_step = None
     assert train(middle, resume=True).metrics["steps_per_epoch"] == 10
-    resumed = tf.train.load_checkpoint(os.path.join(middle.checkpoint_dir, "ckpt-2"))
     reference = tf.train.load_checkpoint(uninterrupted)
     names = [n for n in reference.get_variable_to_dtype_map() if "save_counter" not in n and "tracker" not in n]
     assert any("optimizer" in n for n in names) and len(names) > 3
-    for name in names:
-        np.testing.assert_array_equal(resumed.get_tensor(name), reference.get_tensor(name), err_msg=name)
+
+    def assert_ends_where_uninterrupted(run, err_msg=""):
+        resumed = tf.train.load_checkpoint(os.path.join(run.checkpoint_dir, "ckpt-2"))
+        for name in names:
+            np.testing.assert_array_equal(resumed.get_tensor(name), reference.get_tensor(name), err_msg=err_msg + name)
+
+    assert_ends_where_uninterrupted(middle)
+
+    # Four steps a call (executions 0-3, 4-7, 8-9 of each epoch): SIGTERM during step 13
+    # (the execution 10-13) saves after the execution after it, at step 8 of epoch 2; the
+    # same steps run, so the resumed run still ends where the uninterrupted one did.
+    chunked = parse_config(make_config(tmp_path, faults={"inject_sigterm_at_step": 13}, run_dir=str(tmp_path / "spe"),
+                                       training={**BASE_CONFIG["training"], "steps_per_execution": 4}, **sections))
+    with pytest.raises(faults.Preempted, match=r"^preempted: saved a checkpoint at epoch 2 step 8/10 in "):
+        train(chunked)
+    chunked.faults.inject_sigterm_at_step = None
+    assert train(chunked, resume=True).metrics["steps_per_epoch"] == 10
+    assert_ends_where_uninterrupted(chunked, "steps_per_execution 4: ")
 
 
 @pytest.mark.slow

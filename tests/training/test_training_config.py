@@ -58,6 +58,7 @@ def test_unknown_nested_key(tmp_path):
     ("training", "optimizer", "adamm", "training.optimizer' must be one of"),
     ("strategy", "name", "parameter_server", "strategy.name' must be one of"),
     ("checkpoint", "keep", 1, "checkpoint.keep' must be >= 2"),
+    ("training", "steps_per_execution", 0, "training.steps_per_execution' must be >= 1"),
 ])
 def test_wrong_type_or_value_names_key_and_expectation(tmp_path, section, key, value, expected):
     data = make_config(tmp_path)

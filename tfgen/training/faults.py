@@ -371,14 +371,19 @@ class PreemptionCheckpoint(keras.callbacks.Callback):
         save the final checkpoint before this many seconds since SIGTERM have passed.
       chief: whether this process owns `directory` (deletes it when superseded).
       sigterm_at_step: fault drills and tests: this process sends itself SIGTERM as
-        global step `sigterm_at_step` (from 0) begins. None: off.
+        global step `sigterm_at_step` (from 0) begins (as the execution holding it
+        begins, with `steps_per_execution` > 1). None: off.
+      steps_per_execution: the model's `compile(steps_per_execution=...)`: `fit` calls
+        the callbacks once per that many steps, so a checkpoint falls on the end of
+        an execution.
       log: a print function.
     """
 
     def __init__(self, model, directory, steps_per_epoch, grace_seconds=0.0, chief=True, sigterm_at_step=None,
-                 log=print):
+                 steps_per_execution=1, log=print):
         super().__init__()
         self.sigterm_at_step = sigterm_at_step
+        self.steps_per_execution = steps_per_execution
         strategy = model.distribute_strategy
         resolver = getattr(strategy, "cluster_resolver", None)
         if resolver is not None and not resolver.cluster_spec().jobs:
@@ -423,16 +428,22 @@ class PreemptionCheckpoint(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.model._training_state = self
 
+    # `step` is the last step done in `epoch` (-1: none yet): what a checkpoint saved now
+    # holds. `fit` passes an execution's first step to batch_begin and its last to
+    # batch_end, the same step when each call runs one.
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch.assign(epoch)
+        self.step.assign(-1)
 
     def on_train_batch_begin(self, batch, logs=None):
-        self.step.assign(batch)
-        if self.sigterm_at_step is not None and int(self.epoch.numpy()) * self.steps_per_epoch + batch == \
-                self.sigterm_at_step:
-            os.kill(os.getpid(), signal.SIGTERM)
+        if self.sigterm_at_step is not None:
+            first = int(self.epoch.numpy()) * self.steps_per_epoch + batch
+            last = min(first + self.steps_per_execution, (int(self.epoch.numpy()) + 1) * self.steps_per_epoch) - 1
+            if first <= self.sigterm_at_step <= last:
+                os.kill(os.getpid(), signal.SIGTERM)
 
     def on_train_batch_end(self, batch, logs=None):
+        self.step.assign(batch)
         self.handler.save_checkpoint_if_preempted()
 
     def on_epoch_end(self, epoch, logs=None):

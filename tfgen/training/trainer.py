@@ -334,7 +334,7 @@ def train(config, resume=False):
     with strategy.scope():
         model = build_model(config.model.class_name, model_config)
         optimizers = {name: build_optimizer(t.optimizer_settings(name), total_steps) for name in model.optimizer_names}
-        model.compile(optimizer=optimizers, jit_compile=t.jit_compile)
+        model.compile(optimizer=optimizers, jit_compile=t.jit_compile, steps_per_execution=t.steps_per_execution)
         # Slot variables exist before a restore, so checkpoints match them one to one.
         for name, optimizer in model.optimizers.items():
             optimizer.build(model.variables_for_optimizer(name))
@@ -350,7 +350,8 @@ def train(config, resume=False):
         log(f"--resume: no good checkpoint in {config.checkpoint_dir}; starting from scratch")
     preemption = faults.PreemptionCheckpoint(
         model, faults.preemption_dir(config.checkpoint_dir), steps, config.faults.preemption_grace_seconds,
-        chief=chief, sigterm_at_step=config.faults.inject_sigterm_at_step, log=log)
+        chief=chief, sigterm_at_step=config.faults.inject_sigterm_at_step, steps_per_execution=t.steps_per_execution,
+        log=log)
     if preemption.resumed_at is not None:
         if preemption.resumed_at[0] < initial_epoch:  # an epoch checkpoint superseded it
             preemption.resumed_at = None

@@ -183,3 +183,11 @@ def test_a_batch_retried_row_by_row_is_said_so(served, tmp_path, capsys):
     rows = read(out)
     assert [bool(r["error"]) for r in rows] == [False, False, True, False]
     assert "1 batch(es) refused whole and scored row by row" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("rows, seconds, expected", [(5, 10.0, "0.5 rows/s"), (14, 15.0, "0.93 rows/s"),
+                                                     (1000, 4.0, "250 rows/s"), (0, 0.0, "0 rows/s")])
+def test_the_summary_s_rate_keeps_slow_models_readable(rows, seconds, expected):
+    from tfgen.scoring.score import rate_text
+
+    assert rate_text(rows, seconds) == expected

@@ -234,7 +234,14 @@ class Summary:
         return (f"{self.rows} rows: {self.scored} scored, {self.errors} not scored (see their "
                 f"error column), {self.non_finite} scored with a non-finite log_prob; "
                 f"mean bits/dim {self.mean_bits_per_dim:.4f}; {retried}{resumed}"
-                f"{self.seconds:.1f} s ({fresh / max(self.seconds, 1e-9):.0f} rows/s)")
+                f"{self.seconds:.1f} s ({rate_text(fresh, self.seconds)})")
+
+
+def rate_text(rows, seconds):
+    """"123 rows/s", with two significant figures below 10 (a DDPM's bound scores
+    about one row a second: "0.93 rows/s", not "1 rows/s" or "0 rows/s")."""
+    rate = rows / max(seconds, 1e-9)
+    return f"{rate:.0f} rows/s" if rate >= 10 else f"{rate:.2g} rows/s"
 
 
 def _score_batch(scorer, rows, summary):

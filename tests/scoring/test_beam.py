@@ -66,6 +66,7 @@ def model(inputs):
 SUMMARY = f"{ROWS} rows: {ROWS - 2} scored, 2 not scored (see their error column), 0 scored with a non-finite"
 
 
+@pytest.mark.slow  # 13 s: two worker processes import TensorFlow; the in-process runner below runs by default
 def test_two_worker_processes_score_split_reads_every_row_once(inputs, model, local, tmp_path):
     """DirectRunner's multi_processing mode: 8 row ranges of the .npy read, scored and
     written by 2 worker processes (each importing TensorFlow and loading the model), the

@@ -3,8 +3,8 @@
 Multi-worker tests run one `tfgen train` process per worker on loopback ports, each with
 its own TF_CONFIG, as on a cluster; the fault is a real signal (SIGKILL, SIGTERM,
 SIGINT) or a real bad batch. The default run keeps preemption and non-finite batches;
-a killed worker, the trials over many kill steps, chief vs worker, and 20
-kill-during-save points are slow.
+a killed worker, the trials over many kill steps, chief vs worker, workers that
+disagree, and 20 kill-during-save points are slow.
 """
 
 import glob
@@ -400,6 +400,7 @@ def test_nonfinite_batch_under_two_workers(tmp_path, policy, value):
 
 
 # === Workers that disagree ===
+@pytest.mark.slow  # 12 s of two worker processes, like the different-data test below
 def test_workers_with_different_configs_are_refused(tmp_path):
     config0, _ = cluster_config(tmp_path, name="w0.yaml")
     config1, _ = cluster_config(tmp_path, name="w1.yaml", training={"learning_rate": 0.03})

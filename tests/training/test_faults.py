@@ -198,7 +198,7 @@ def test_sigterm_saves_a_step_checkpoint_and_resume_continues_from_that_step(tmp
     assert not (run_dir / "checkpoints" / "preempted").exists()  # superseded by the epoch checkpoint
 
 
-def test_preemption_mid_epoch_or_in_the_final_step_resumes_exactly_as_if_never_signalled(tmp_path):
+def test_preemption_mid_epoch_or_in_the_final_step_resumes_exactly_as_if_never_signalled(tmp_path, capsys):
     sections = dict(tensorboard={"enabled": False}, checkpoint={"keep": 3})
     # SIGTERM in the final step (2 epochs of 10): TensorFlow's handler would save after
     # a step that never comes; the run stops once its final epoch checkpoint is saved.
@@ -237,7 +237,9 @@ def test_preemption_mid_epoch_or_in_the_final_step_resumes_exactly_as_if_never_s
     with pytest.raises(faults.Preempted, match=r"^preempted: saved a checkpoint at epoch 2 step 8/10 in "):
         train(chunked)
     chunked.faults.inject_sigterm_at_step = None
+    capsys.readouterr()
     assert train(chunked, resume=True).metrics["steps_per_epoch"] == 10
+    assert "first steps done at epoch 2 steps 9-10 (one call of the train function)" in capsys.readouterr().out
     assert_ends_where_uninterrupted(chunked, "steps_per_execution 4: ")
 
 

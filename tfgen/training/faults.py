@@ -499,15 +499,23 @@ class StepTracker(keras.callbacks.Callback):
         super().__init__()
         self.epoch, self.step, self.log = 0, 0, log
         self._logged_first = False
+        self._call_begins_at = 1
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.step = epoch, 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._call_begins_at = batch + 1
 
     def on_train_batch_end(self, batch, logs=None):
         self.step = batch + 1
         if not self._logged_first:
             self._logged_first = True
-            self.log(f"first step done at epoch {self.epoch + 1} step {self.step}")
+            if self._call_begins_at == self.step:
+                self.log(f"first step done at epoch {self.epoch + 1} step {self.step}")
+            else:  # training.steps_per_execution > 1
+                self.log(f"first steps done at epoch {self.epoch + 1} steps {self._call_begins_at}-{self.step} "
+                         "(one call of the train function)")
 
 
 def peer_lost(error, tracker, checkpoint_dir):

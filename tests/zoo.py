@@ -197,7 +197,8 @@ def example_codes(model, batch_size, seeds=None):
 # 2-core machine, the VAE (25 s), the PixelCNN (18 s), the WaveNet (14 s; the shipped
 # speech_wavenet is served and compared by default in tests/serving) and MAF (19 s; the
 # shipped RealNVP's export is the flows' check by default).
-CONFORMANCE_SLOW = ("maf_vector_conditional", "wavenet_audio_conditional", "neural_spline_flow_image_conditional", "nice_image_conditional", "iaf_vector_conditional",
+CONFORMANCE_SLOW = ("maf_vector_conditional", "wavenet_audio_conditional", "neural_spline_flow_image_conditional",
+                    "nice_image_conditional", "iaf_vector_conditional",
                     "autoregressive_neural_spline_flow_vector_conditional", "toy_diagonal_flow_image_conditional",
                     "glow_image_conditional", "real_nvp_image_conditional", "toy_latent_gaussian", "toy_adversarial",
                     "ddpm_image_conditional", "ncsn_image_conditional", "ppca_image",

@@ -371,19 +371,15 @@ class PreemptionCheckpoint(keras.callbacks.Callback):
         save the final checkpoint before this many seconds since SIGTERM have passed.
       chief: whether this process owns `directory` (deletes it when superseded).
       sigterm_at_step: fault drills and tests: this process sends itself SIGTERM as
-        global step `sigterm_at_step` (from 0) begins (as the execution holding it
-        begins, with `steps_per_execution` > 1). None: off.
-      steps_per_execution: the model's `compile(steps_per_execution=...)`: `fit` calls
-        the callbacks once per that many steps, so a checkpoint falls on the end of
-        an execution.
+        global step `sigterm_at_step` (from 0) begins (as the call of the train
+        function holding it begins, with `compile(steps_per_execution=N)`). None: off.
       log: a print function.
     """
 
     def __init__(self, model, directory, steps_per_epoch, grace_seconds=0.0, chief=True, sigterm_at_step=None,
-                 steps_per_execution=1, log=print):
+                 log=print):
         super().__init__()
         self.sigterm_at_step = sigterm_at_step
-        self.steps_per_execution = steps_per_execution
         strategy = model.distribute_strategy
         resolver = getattr(strategy, "cluster_resolver", None)
         if resolver is not None and not resolver.cluster_spec().jobs:
@@ -429,8 +425,9 @@ class PreemptionCheckpoint(keras.callbacks.Callback):
         self.model._training_state = self
 
     # `step` is the last step done in `epoch` (-1: none yet): what a checkpoint saved now
-    # holds. `fit` passes an execution's first step to batch_begin and its last to
-    # batch_end, the same step when each call runs one.
+    # holds. `fit` passes a call's first step to batch_begin and its last to batch_end,
+    # the same step when each call runs one; the model's `steps_per_execution` variable
+    # holds the steps of the call about to run (fit shortens an epoch's last call).
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch.assign(epoch)
         self.step.assign(-1)
@@ -438,8 +435,7 @@ class PreemptionCheckpoint(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         if self.sigterm_at_step is not None:
             first = int(self.epoch.numpy()) * self.steps_per_epoch + batch
-            last = min(first + self.steps_per_execution, (int(self.epoch.numpy()) + 1) * self.steps_per_epoch) - 1
-            if first <= self.sigterm_at_step <= last:
+            if first <= self.sigterm_at_step < first + int(self.model.steps_per_execution.numpy()):
                 os.kill(os.getpid(), signal.SIGTERM)
 
     def on_train_batch_end(self, batch, logs=None):

@@ -350,8 +350,7 @@ def train(config, resume=False):
         log(f"--resume: no good checkpoint in {config.checkpoint_dir}; starting from scratch")
     preemption = faults.PreemptionCheckpoint(
         model, faults.preemption_dir(config.checkpoint_dir), steps, config.faults.preemption_grace_seconds,
-        chief=chief, sigterm_at_step=config.faults.inject_sigterm_at_step, steps_per_execution=t.steps_per_execution,
-        log=log)
+        chief=chief, sigterm_at_step=config.faults.inject_sigterm_at_step, log=log)
     if preemption.resumed_at is not None:
         if preemption.resumed_at[0] < initial_epoch:  # an epoch checkpoint superseded it
             preemption.resumed_at = None

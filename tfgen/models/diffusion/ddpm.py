@@ -388,7 +388,13 @@ class DDPM(GenerativeModel):
                 specs.append(tf.TensorSpec([None], tf.int32))
 
             def variational_bound(x0, x, stride, *condition):
-                return self._bound(x0, x, condition[0] if condition else None, stride)
+                # No rows, no network pass: with oneDNN's graph rewrites on (TensorFlow's
+                # default on CPUs with AVX-512) a 0-row pass fails in the group norm
+                # ("Input to reshape is a tensor with 4 values, but the requested shape
+                # has 0").
+                return tf.cond(tf.shape(x0)[0] > 0,
+                               lambda: self._bound(x0, x, condition[0] if condition else None, stride),
+                               lambda: tf.zeros([0]))
 
             self._traced["_bound"] = tf.function(variational_bound, input_signature=specs, autograph=False)
         return self._traced["_bound"]

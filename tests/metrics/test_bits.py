@@ -31,7 +31,7 @@ class PowerCube(GenerativeModel):
     def log_prob(self, x, condition=None):
         return self.training_log_prob(x, condition)
 
-    def training_log_prob(self, x, condition=None, training=True):
+    def training_log_prob(self, x, condition=None, training=True, seed=None):
         spec = self.data_spec
         noise = tf.random.uniform(tf.shape(x))
         u = dequantization.dequantize(x, spec.levels, noise)

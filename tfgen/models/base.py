@@ -18,7 +18,11 @@ A model is a `tf_keras.Model` that declares what it can do and how it trains:
   finite; `evaluate_held_out(split, ...)`, a dict of named held-out figures;
 - `call(inputs)`, which runs every network the model trains, so one call creates all
   weights; `data_spec` (a `DataSpec`) and `get_config()` listing every constructor
-  argument.
+  argument;
+- training noise (a VAE's posterior draws, a flow's dequantization, a GAN's latents, a
+  diffusion model's noise) drawn statelessly from `training_noise_seed(draw)`, keyed by
+  `noise_seed`, the replica and the first optimizer's step counter, so a resumed run draws
+  exactly the noise the uninterrupted run would have drawn.
 
 Maximum-likelihood training (flows, autoregressive models) is the reusable
 `tfgen.models.likelihood.LikelihoodModel`. The trainer, checkpoints, NaN guard,
@@ -34,6 +38,7 @@ from tfgen.backend import keras, tf
 from tfgen.contract import LogProbKind
 from tfgen.data.spec import DataSpec
 from tfgen.errors import UserError
+from tfgen.random import training_seed
 
 _REGISTRY = {}
 #: The cap on K of an estimated log_prob: each row costs K passes of the model.
@@ -110,6 +115,7 @@ class GenerativeModel(keras.Model):
 
     Args:
       data_spec: a `DataSpec` or its dict form.
+      noise_seed: seeds the training noise (`training_noise_seed`).
       **kwargs: passed to `keras.Model` (e.g. `name`).
     """
 
@@ -139,9 +145,10 @@ class GenerativeModel(keras.Model):
     #: e.g. a VAE's ("encoder", "decoder", "prior"); `part_variables` gives each one's.
     freezable_parts = ()
 
-    def __init__(self, data_spec, **kwargs):
+    def __init__(self, data_spec, noise_seed=0, **kwargs):
         super().__init__(**kwargs)
         self.data_spec = DataSpec.from_dict(data_spec)
+        self.noise_seed = int(noise_seed)
         self._frozen = frozenset()
 
     # === Contract ===
@@ -253,6 +260,14 @@ class GenerativeModel(keras.Model):
         else:
             self.optimizers[name].apply_gradients(zip(gradients, variables))
 
+    def training_noise_seed(self, draw, draws_per_step=1):
+        """The stateless seed (`tf.random.stateless_*`) of training draw `draw`, 0 ..
+        `draws_per_step` - 1, of this step of the first optimizer (-1: `test_step`'s
+        draw), on this replica: `tfgen.random.training_seed`. Before `compile`, step 0."""
+        optimizers = getattr(self, "optimizers", None)
+        step = optimizers[self.optimizer_names[0]].iterations if optimizers else 0
+        return training_seed(self.noise_seed, step, draw, draws_per_step)
+
     def evaluate_held_out(self, split, batch_size=256, draws=1, seed=0):
         """Named figures on a held-out `tfgen.data.Split`: by default the means of what
         `test_step` reports over the split (subclasses give better figures, e.g. bits/dim
@@ -317,7 +332,7 @@ class GenerativeModel(keras.Model):
 
     # === Config ===
     def get_config(self):
-        return {"data_spec": self.data_spec.to_dict(), "name": self.name}
+        return {"data_spec": self.data_spec.to_dict(), "noise_seed": self.noise_seed, "name": self.name}
 
     @classmethod
     def from_config(cls, config):

@@ -6,7 +6,9 @@ The objective is the mean negative log-likelihood of the training batch,
     loss = -(1/B) sum_b training_log_prob(x_b),
 
 where `training_log_prob` is `log_prob` unless a subclass trains on a stochastic bound
-(flows on discrete data: uniformly dequantized, `tfgen.models.dequantization`).
+(flows on discrete data: uniformly dequantized, `tfgen.models.dequantization`), whose
+noise `train_step` and `test_step` key by `training_noise_seed`, so a resumed run draws
+what the uninterrupted one would have drawn.
 Both steps report `loss` (nats per example) and `bits_per_dim`
 (`tfgen.metrics.bits.bits_per_dim`), and held-out evaluation is
 `tfgen.metrics.bits.evaluate_bits_per_dim` over `draws` noise draws.
@@ -37,8 +39,12 @@ class LikelihoodModel(GenerativeModel):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.bits_per_dim_tracker = keras.metrics.Mean(name="bits_per_dim")
 
-    def training_log_prob(self, x, condition=None, training=True):
-        """The per-example objective `fit` maximizes; defaults to `log_prob`."""
+    def training_log_prob(self, x, condition=None, training=True, seed=None):
+        """The per-example objective `fit` maximizes; defaults to `log_prob`.
+
+        `seed`, an int64 `[2]` stateless seed, keys its noise where it has any; None
+        draws from TensorFlow's global random state (held-out evaluation, which seeds it:
+        `tfgen.metrics.bits.evaluate_bits_per_dim`)."""
         return self.log_prob(x, condition)
 
     def call(self, inputs, training=False):
@@ -59,7 +65,7 @@ class LikelihoodModel(GenerativeModel):
     def train_step(self, data):
         x, condition = self._split(data)
         with tf.GradientTape() as tape:
-            log_prob = self.training_log_prob(x, condition, training=True)
+            log_prob = self.training_log_prob(x, condition, training=True, seed=self.training_noise_seed(0))
             loss = -tf.reduce_mean(log_prob)
             if self.losses:
                 loss += tf.add_n(self.losses)
@@ -68,7 +74,8 @@ class LikelihoodModel(GenerativeModel):
 
     def test_step(self, data):
         x, condition = self._split(data)
-        return self._update_metrics(self.training_log_prob(x, condition, training=False))
+        return self._update_metrics(self.training_log_prob(x, condition, training=False,
+                                                           seed=self.training_noise_seed(-1)))
 
     def evaluate_held_out(self, split, batch_size=256, draws=1, seed=0):
         """Held-out bits/dim with its standard error and the mean log-likelihood,
@@ -164,12 +171,13 @@ class DensityModel(LikelihoodModel):
         log_probs = tf.reshape(self._raw_log_prob(u, condition), [k, batch])
         return tf.reduce_logsumexp(log_probs, axis=0) - math.log(k)
 
-    def training_log_prob(self, x, condition=None, training=True):
+    def training_log_prob(self, x, condition=None, training=True, seed=None):
         """With uniform dequantization noise for discrete data (the standard bound)."""
         x = self._check_x(x)
         noise = None
         if self.data_spec.is_discrete:
-            noise = tf.random.uniform(tf.shape(x), dtype=tf.float32)
+            noise = (tf.random.uniform(tf.shape(x)) if seed is None
+                     else tf.random.stateless_uniform(tf.shape(x), seed))
         return self._raw_log_prob(self._to_model_space(x, noise), condition)
 
     def get_config(self):

@@ -61,7 +61,7 @@ from tfgen.models import ema
 from tfgen.models.base import GenerativeModel, register
 from tfgen.models.diffusion import networks, schedules
 from tfgen.models.symmetric_range import from_symmetric, to_symmetric
-from tfgen.random import per_row_normal, training_seed
+from tfgen.random import per_row_normal
 from tfgen.serialization import attribute_config
 
 NETWORKS = ("unet", "mlp")
@@ -90,24 +90,23 @@ class DDPM(GenerativeModel):
       ema_decay: decay of the weights' EMA that sampling and the bound use (0: none).
       clip_denoised: clip the sampler's x0 prediction to the data's range ([-1, 1] for
         discrete data in unit space; [low, high] for continuous data with a range).
-      noise_seed: seeds the training noise.
       classify_terms: K, the denoising terms of the bound that `classify_log_prob` (the
         export's classify) evaluates, of T - 1 (module docstring); K >= T - 1: all of them.
       bound_rows_per_pass: the bound evaluates this many rows x timesteps per network
         pass (at least one timestep): batch-1 passes are slow per row; larger ones cost
         memory. It changes how fast the bound is, not its value (up to float rounding).
-      **kwargs: `keras.Model` arguments (`name`).
+      **kwargs: `GenerativeModel` arguments (`noise_seed`) and `keras.Model`'s (`name`).
     """
 
     family = "diffusion"
     log_prob_kind = LogProbKind.VARIATIONAL_BOUND
     CONFIG_KEYS = ("timesteps", "schedule", "network", "hidden_units", "filters", "channel_multipliers",
                    "blocks_per_level", "attention", "groups", "dropout", "embedding_dim", "label_dropout",
-                   "ema_decay", "clip_denoised", "noise_seed", "classify_terms", "bound_rows_per_pass")
+                   "ema_decay", "clip_denoised", "classify_terms", "bound_rows_per_pass")
 
     def __init__(self, data_spec, timesteps=1000, schedule="linear", network=None, hidden_units=(256, 256, 256),
                  filters=32, channel_multipliers=(1, 2), blocks_per_level=1, attention=True, groups=8, dropout=0.0,
-                 embedding_dim=128, label_dropout=0.1, ema_decay=0.999, clip_denoised=True, noise_seed=0,
+                 embedding_dim=128, label_dropout=0.1, ema_decay=0.999, clip_denoised=True,
                  classify_terms=50, bound_rows_per_pass=BOUND_ROWS_PER_PASS, **kwargs):
         super().__init__(data_spec, **kwargs)
         spec = self.data_spec
@@ -134,7 +133,6 @@ class DDPM(GenerativeModel):
             raise UserError(f"label_dropout must be in [0, 1), got {label_dropout!r}")
         self.ema_decay = ema.checked_decay(ema_decay)
         self.clip_denoised = bool(clip_denoised)
-        self.noise_seed = int(noise_seed)
         if isinstance(classify_terms, bool) or not isinstance(classify_terms, int) or classify_terms < 1:
             raise UserError(f"classify_terms must be an integer >= 1, got {classify_terms!r}")
         self.classify_terms = classify_terms
@@ -486,7 +484,7 @@ class DDPM(GenerativeModel):
     def train_step(self, data):
         x, condition = self._split(data)
         optimizer = self.optimizers[self.optimizer_names[0]]
-        seed = training_seed(self.noise_seed, optimizer.iterations, 0, draws_per_step=1)
+        seed = self.training_noise_seed(0)
         with tf.GradientTape() as tape:
             loss = self.simple_loss(x, condition, seed)
         self.minimize(tape, loss)
@@ -497,7 +495,7 @@ class DDPM(GenerativeModel):
 
     def test_step(self, data):
         x, condition = self._split(data)
-        seed = tf.random.uniform([2], maxval=2 ** 31 - 1, dtype=tf.int64)
+        seed = self.training_noise_seed(-1)
         self.tracker.update_state(self.simple_loss(x, condition, seed, training=False))
         return {"loss": self.tracker.result()}
 

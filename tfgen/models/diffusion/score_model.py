@@ -249,25 +249,29 @@ class NCSN(DensityModel):
         return y
 
     # === Training ===
-    def _training_sigmas(self, rows):
+    def _training_sigmas(self, rows, seed):
         if self.training_noise == "ladder":
-            return tf.gather(tf.constant(self.sigmas), tf.random.uniform([rows], 0, self.num_levels, tf.int32))
-        log_sigma = tf.random.uniform([rows], math.log(self.sigma_min), math.log(self.sigma_max))
+            level = tf.random.stateless_uniform([rows], seed, 0, self.num_levels, tf.int32)
+            return tf.gather(tf.constant(self.sigmas), level)
+        log_sigma = tf.random.stateless_uniform([rows], seed, math.log(self.sigma_min), math.log(self.sigma_max))
         return tf.exp(log_sigma)
 
-    def denoising_loss(self, x, condition=None, network=None, training=False):
-        """Denoising score matching with sigma^2 weighting, `[B]` (module docstring)."""
-        noise = tf.random.uniform(tf.shape(x)) if self.data_spec.is_discrete else None
+    def denoising_loss(self, x, condition, seed, network=None, training=False):
+        """Denoising score matching with sigma^2 weighting, `[B]` (module docstring);
+        draws (dequantization, noise levels, perturbations) keyed by the stateless
+        `seed` (two int64s: `training_noise_seed`)."""
+        seeds = tf.random.experimental.stateless_split(seed, 3)
+        noise = tf.random.stateless_uniform(tf.shape(x), seeds[0]) if self.data_spec.is_discrete else None
         y = self._to_network_space(self._to_model_space(self._check_x(x), noise))
-        sigma = self._training_sigmas(tf.shape(y)[0])
-        n = tf.random.normal(tf.shape(y))
+        sigma = self._training_sigmas(tf.shape(y)[0], seeds[1])
+        n = tf.random.stateless_normal(tf.shape(y), seeds[2])
         per_row = tf.reshape(sigma, [-1] + [1] * len(self.data_spec.event_shape))
         predicted = (network or self.network)(y + per_row * n, tf.math.log(sigma), condition, training=training)
         return 0.5 * tf.reduce_sum(tf.reshape(tf.square(predicted + n), [tf.shape(y)[0], -1]), axis=1)
 
     def call(self, inputs, training=False):
         x, condition = self._split(inputs)
-        return self.denoising_loss(x, condition, training=training)
+        return self.denoising_loss(x, condition, self.training_noise_seed(0), training=training)
 
     @property
     def metrics(self):
@@ -276,7 +280,7 @@ class NCSN(DensityModel):
     def train_step(self, data):
         x, condition = self._split(data)
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(self.denoising_loss(x, condition, training=True))
+            loss = tf.reduce_mean(self.denoising_loss(x, condition, self.training_noise_seed(0), training=True))
         self.minimize(tape, loss)
         if self.ema_network is not None:
             ema.update(self.ema_network, self.network, self.ema_decay, self.optimizer.iterations)
@@ -285,8 +289,8 @@ class NCSN(DensityModel):
 
     def test_step(self, data):
         x, condition = self._split(data)
-        self.loss_tracker.update_state(tf.reduce_mean(self.denoising_loss(x, condition,
-                                                                          network=self._sampling_network)))
+        loss = self.denoising_loss(x, condition, self.training_noise_seed(-1), network=self._sampling_network)
+        self.loss_tracker.update_state(tf.reduce_mean(loss))
         return {"loss": self.loss_tracker.result()}
 
     def evaluate_held_out(self, split, batch_size=256, draws=1, seed=0):

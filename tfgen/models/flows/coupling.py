@@ -219,12 +219,12 @@ class CouplingFlow(FlowModel):
             return flow
         return Chain([flow, ActNorm(self.latent_scale)])
 
-    def training_log_prob(self, x, condition=None, training=True):
+    def training_log_prob(self, x, condition=None, training=True, seed=None):
         """As `FlowModel`, and in training the first batch initializes every ActNorm."""
         # `training` is a Python bool from `train_step`/`call`; anything else means inference.
         self._actnorm_data_init = training is True
         try:
-            return super().training_log_prob(x, condition, training)
+            return super().training_log_prob(x, condition, training, seed)
         finally:
             self._actnorm_data_init = False
 

@@ -32,7 +32,7 @@ from tfgen.models import ema
 from tfgen.models.base import GenerativeModel, register
 from tfgen.models.gan import networks
 from tfgen.models.symmetric_range import from_symmetric, to_symmetric
-from tfgen.random import per_row_normal, training_seed
+from tfgen.random import per_row_normal
 from tfgen.serialization import attribute_config
 
 
@@ -59,8 +59,7 @@ class GAN(GenerativeModel):
         generator itself). The decay used at update t is min(ema_decay, (1 + t) / (10 + t)),
         so early averages are not dominated by the initial weights.
       condition_dim: width of the generator's class embedding (conditional data).
-      noise_seed: seeds the training noise.
-      **kwargs: `keras.Model` arguments (`name`).
+      **kwargs: `GenerativeModel` arguments (`noise_seed`) and `keras.Model`'s (`name`).
     """
 
     family = "gan"
@@ -71,13 +70,13 @@ class GAN(GenerativeModel):
     CONFIG_KEYS = ("latent_dim", "network", "generator_units", "discriminator_units", "generator_filters",
                    "discriminator_filters", "generator_batch_norm", "leaky_relu_slope",
                    "gradient_penalty_weight", "r1_weight", "discriminator_steps", "spectral_normalization",
-                   "ema_decay", "condition_dim", "noise_seed")
+                   "ema_decay", "condition_dim")
 
     def __init__(self, data_spec, latent_dim=64, network=None, generator_units=(256, 256),
                  discriminator_units=(256, 256), generator_filters=(128, 64), discriminator_filters=(64, 128),
                  generator_batch_norm=True, leaky_relu_slope=0.2, loss="non_saturating", gradient_penalty_weight=0.0,
                  r1_weight=0.0, discriminator_steps=1, spectral_normalization=False, ema_decay=0.999,
-                 condition_dim=16, noise_seed=0, **kwargs):
+                 condition_dim=16, **kwargs):
         super().__init__(data_spec, **kwargs)
         spec = self.data_spec
         # === Hyperparameters ===
@@ -100,7 +99,6 @@ class GAN(GenerativeModel):
         self.spectral_normalization = bool(spectral_normalization)
         self.ema_decay = ema.checked_decay(ema_decay)
         self.condition_dim = int(condition_dim)
-        self.noise_seed = int(noise_seed)
         networks.check_network(self.network, spec.event_shape, len(self.generator_filters))
         if self.network == "dcgan":
             networks.check_network(self.network, spec.event_shape, len(self.discriminator_filters))
@@ -202,8 +200,7 @@ class GAN(GenerativeModel):
     def _noise_seed(self, draw):
         """The stateless seed of training draw `draw` at this step on this replica (-1:
         the evaluation draw of `test_step`)."""
-        return training_seed(self.noise_seed, self.optimizers["generator"].iterations, draw,
-                             draws_per_step=2 * (self.discriminator_steps + 1))
+        return self.training_noise_seed(draw, draws_per_step=2 * (self.discriminator_steps + 1))
 
     def _latents(self, batch_size, draw):
         return tf.random.stateless_normal([batch_size, self.latent_dim], seed=self._noise_seed(draw))

@@ -297,10 +297,13 @@ class VAE(GenerativeModel):
         step = tf.cast(optimizer.iterations, tf.float32) if optimizer is not None else 0.0
         return self.beta * tf.minimum(1.0, (step + 1.0) / self.kl_warmup_steps)
 
-    def _objective(self, x, condition, training=True):
+    def _objective(self, x, condition, seed=None):
         """{objective, bound, reconstruction, kl}, each `[B]` nats: what training
-        maximizes (beta-weighted), the unweighted bound (ELBO or IWAE), and its parts."""
-        noise = tf.random.normal([self.training_samples, tf.shape(x)[0], self.latent_dim])
+        maximizes (beta-weighted), the unweighted bound (ELBO or IWAE), and its parts.
+        The posterior draws are keyed by `seed` (int64 `[2]`; `train_step` and
+        `test_step` pass `training_noise_seed`), or from the global random state."""
+        shape = [self.training_samples, tf.shape(x)[0], self.latent_dim]
+        noise = tf.random.normal(shape) if seed is None else tf.random.stateless_normal(shape, seed)
         log_likelihood, log_p, log_q, (mean, scale) = self._log_weight_terms(x, condition, noise, check=False)
         weight = self._kl_weight()
         reconstruction = tf.reduce_mean(log_likelihood, 0)
@@ -333,14 +336,14 @@ class VAE(GenerativeModel):
     def train_step(self, data):
         x, condition = self._split(data)
         with tf.GradientTape() as tape:
-            terms = self._objective(x, condition)
+            terms = self._objective(x, condition, seed=self.training_noise_seed(0))
             loss = -tf.reduce_mean(terms["objective"])
         self.minimize(tape, loss)
         return self._report(terms)
 
     def test_step(self, data):
         x, condition = self._split(data)
-        return self._report(self._objective(x, condition))
+        return self._report(self._objective(x, condition, seed=self.training_noise_seed(-1)))
 
     def evaluate_held_out(self, split, batch_size=256, draws=1, seed=0):
         """Held-out bits/dim of `log_prob` (the IWAE estimate at K =

@@ -196,6 +196,34 @@ def test_rest_api_port_0_turns_the_rest_api_off(exported, tmp_path):
         assert server.terminate() == 0
 
 
+def compute_threads(pid):
+    """Threads of TensorFlow's intra-op pool (Eigen names them tf_Compute)."""
+    names = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/comm") as f:
+                names.append(f.read().strip())
+        except FileNotFoundError:  # a thread that ended meanwhile
+            pass
+    return names.count("tf_Compute")
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="TensorFlow's default pool is one thread here")
+def test_tensorflow_parallelism_flags_size_tensorflows_pools(exported, tmp_path):
+    sm.copy_version(exported["toy"], str(tmp_path / "toy"), 1)
+    counts = {}
+    for flags in ([], ["--tensorflow_intra_op_parallelism", "1", "--tensorflow_inter_op_parallelism=1"]):
+        server = ServeProcess(["--model_name", "toy", "--model_base_path", str(tmp_path / "toy"), *flags],
+                              cwd=tmp_path, log_path=tmp_path / "serve.log", rest=False)
+        try:
+            with Client(server.grpc) as c:
+                assert c.log_prob("toy", np.zeros([1, 2], np.float32))["log_prob"].shape == (1,)
+            counts[bool(flags)] = compute_threads(server.proc.pid)
+        finally:
+            assert server.terminate() == 0
+    assert counts[True] == 1 and counts[False] >= 2, counts
+
+
 def test_enable_batching_alone_batches_and_boolean_flags_take_tf_serving_forms(exported, tmp_path):
     sm.copy_version(exported["toy"], str(tmp_path / "toy"), 1)
     monitoring = tmp_path / "monitoring.config"
@@ -248,6 +276,8 @@ def test_batching_parameters_file_without_enable_batching_is_refused(exported, t
     (["--drain_delay_seconds", "nan"], "--drain_delay_seconds must be at least 0 (seconds), got nan"),
     (["--file_system_poll_wait_seconds", "-0.5"], "--file_system_poll_wait_seconds must be at least 0"),
     (["--rest_max_connections", "0"], "--rest_max_connections must be at least 1"),
+    (["--tensorflow_intra_op_parallelism", "-1"],
+     "--tensorflow_intra_op_parallelism must be at least 0 (threads; 0: TensorFlow's choice), got -1"),
 ])
 def test_ports_that_cannot_work_are_one_line_errors(tmp_path, capsys, flags, message):
     assert main(["serve", "--model_dir", str(tmp_path), *flags]) == 2

@@ -73,6 +73,13 @@ def register(subparsers):
                           help="deadline of a REST request (default 30000)")
     _add_bool(tf_flags, "--enable_model_warmup", True,
               "replay assets.extra/tf_serving_warmup_requests before a version serves")
+    tf_flags.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0, metavar="N",
+                          help="threads of TensorFlow's pool for the work inside one op (default "
+                               "0: TensorFlow's choice, one per core)")
+    tf_flags.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0, metavar="N",
+                          help="threads of TensorFlow's pool running independent ops (default 0: "
+                               "TensorFlow's choice). 1 and 1 suit small models served batched: "
+                               "docs/benchmarks.md, 'Serving'")
     own = p.add_argument_group("tfgen serve's own flags")
     own.add_argument("--host", default="127.0.0.1", metavar="ADDRESS",
                            help="address both ports bind (default 127.0.0.1; 0.0.0.0 exposes the server)")
@@ -129,6 +136,8 @@ _AT_LEAST = {
     "grace_seconds": (0, "seconds"),
     "drain_delay_seconds": (0, "seconds"),
     "rest_read_timeout_seconds": (0, "seconds"),
+    "tensorflow_intra_op_parallelism": (0, "threads; 0: TensorFlow's choice"),
+    "tensorflow_inter_op_parallelism": (0, "threads; 0: TensorFlow's choice"),
 }
 
 
@@ -293,7 +302,13 @@ def run(args):
     check_args(args)
     skip_keras_import()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    import tensorflow as tf  # not tfgen.backend: a server needs neither Keras nor TFP
+
     from tfgen.serving.server import ModelServer
+
+    # Before any op runs: TensorFlow sizes its pools once, when its context starts.
+    tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
+    tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
 
     options = build_options(args)
     server = ModelServer(options)

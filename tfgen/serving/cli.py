@@ -78,8 +78,7 @@ def register(subparsers):
                                "0: TensorFlow's choice, one per core)")
     tf_flags.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0, metavar="N",
                           help="threads of TensorFlow's pool running independent ops (default 0: "
-                               "TensorFlow's choice). 1 and 1 suit small models served batched: "
-                               "docs/benchmarks.md, 'Serving'")
+                               "TensorFlow's choice)")
     own = p.add_argument_group("tfgen serve's own flags")
     own.add_argument("--host", default="127.0.0.1", metavar="ADDRESS",
                            help="address both ports bind (default 127.0.0.1; 0.0.0.0 exposes the server)")

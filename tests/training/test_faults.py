@@ -14,6 +14,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -159,6 +160,31 @@ def test_killed_worker_five_trials(tmp_path):
               f"{resumed['initial_epoch']}; loss {loss:.4f} vs {reference_loss:.4f}; {line}")
         assert seconds < 60 and "lost a peer worker" in line
         assert abs(loss - reference_loss) <= 0.05 * abs(reference_loss)
+
+
+def test_a_lost_peers_error_in_the_preemption_handlers_threads_is_dropped_and_nothing_else():
+    """After a peer dies, TensorFlow's watcher threads fail on the coordination service
+    too; their traceback must not follow the survivor's one-line error (the five-trial
+    test above saw it as the survivor's last line)."""
+    reached, previous = [], threading.excepthook
+    threading.excepthook = lambda args: reached.append((args.thread.name, args.exc_type))
+    try:
+        faults._drop_handler_thread_peer_errors()
+        faults._drop_handler_thread_peer_errors()  # installed once
+
+        def fail(error):
+            raise error
+
+        for name, error in [("PeerTerminationWatcher-1", tf.errors.UnavailableError(None, None, "reset")),
+                            ("PeerTerminationWatcher-1", ValueError("a bug")),
+                            ("WorkerTerminationSignalWatcher-0", tf.errors.CancelledError(None, None, "x")),
+                            ("Thread-9", tf.errors.UnavailableError(None, None, "reset"))]:
+            thread = threading.Thread(target=fail, args=(error,), name=name)
+            thread.start()
+            thread.join()
+    finally:
+        threading.excepthook = previous
+    assert reached == [("PeerTerminationWatcher-1", ValueError), ("Thread-9", tf.errors.UnavailableError)]
 
 
 # === Preemption (SIGTERM): one process; 2 workers through `tfgen train --workers 2` and Ctrl-C ===

@@ -355,24 +355,21 @@ def check_no_stale_preemption(checkpoint_dir, resume):
 
 #: Name prefixes of the threads TensorFlow's `PreemptionCheckpointHandler` starts.
 _HANDLER_THREADS = ("PeerTerminationWatcher-", "WorkerTerminationSignalWatcher-")
-#: What their calls to the coordination service raise once a peer (the service's host
-#: among them) is gone.
-_PEER_GONE_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError)
 
 
 def _drop_handler_thread_peer_errors():
-    """Installs (once) a `threading.excepthook` that drops a lost peer's error in the
-    handler's watcher threads. They block on the coordination service, so when a peer dies
-    their call fails too, and their traceback would follow the one-line `PeerLost` that
-    the training thread reports for the same loss. Other exceptions, and other threads',
-    go to the previous hook."""
+    """Installs (once) a `threading.excepthook` that drops a lost peer's error
+    (`PEER_ERRORS`, as in the training thread) in the handler's watcher threads. They
+    block on the coordination service, so when a peer dies their call fails too, and their
+    traceback would follow the one-line `PeerLost` that the training thread reports for
+    the same loss. Other exceptions, and other threads', go to the previous hook."""
     previous = threading.excepthook
     if getattr(previous, "tfgen_drops_handler_peer_errors", False):
         return
 
     def hook(args):
         name = args.thread.name if args.thread is not None else ""
-        if not (name.startswith(_HANDLER_THREADS) and issubclass(args.exc_type, _PEER_GONE_ERRORS)):
+        if not (name.startswith(_HANDLER_THREADS) and issubclass(args.exc_type, PEER_ERRORS)):
             previous(args)
 
     hook.tfgen_drops_handler_peer_errors = True

@@ -27,6 +27,8 @@ digit for `log_prob`; seed 0, temperature 1.0 for `sample`.
     python bench/serving.py --duration 2 --clients 1,64 --signatures log_prob
     python bench/serving.py --quick                 # smoke run (bench/run_all.py --quick)
     python bench/serving.py --echo --clients 64     # issue 7: ratio to a gRPC echo server
+    python bench/serving.py --echo --minimal-batcher --clients 1,64 --rounds 3
+                                                    # + the design's ceiling (a bare batcher)
     python bench/serving.py --echo --clients 1,64 --rounds 3 \
         --echo-batching serving/batching.config,max64-20ms-1thr-nopad   # + a 20 ms timeout
     python bench/serving.py --cold-start --exclude digits_ddpm --concurrent-loads 1,2
@@ -46,6 +48,7 @@ requests/s of a minimal gRPC echo server (`--echo`); the shipped models ready in
 
 import argparse
 import contextlib
+import functools
 import json
 import multiprocessing
 import os
@@ -377,6 +380,71 @@ def _echo_process(port, response, ready):
     asyncio.run(main())
 
 
+def _minimal_batcher_process(port, version_dir, ready, counts, max_rows=64, timeout_s=0.005):
+    """The least a Python server of tfgen serve's design does for batch-1 log_prob: a
+    grpc.aio handler that decodes `x`, queues it, and awaits one batch thread that joins
+    up to `max_rows` rows (at most `timeout_s` after the first of them arrived, as
+    serving/batching.config and TF Serving),
+    calls the same signature once and answers each request its own row. No checks,
+    metrics, deadlines or model management: tfgen serve's ratio to it is the cost of
+    those, its ratio to the echo server the cost of the design (threads, TensorFlow).
+    `counts` (a shared array) accumulates rows run and batches run."""
+    import asyncio
+    import concurrent.futures
+    import threading
+
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    log_prob = tf.saved_model.load(version_dir).signatures["log_prob"]
+    log_prob(x=tf.zeros([1, 2]))
+    pending = queue.Queue()
+
+    def batch_thread():
+        while True:
+            batch = [pending.get()]
+            end = batch[0][2] + timeout_s
+            while len(batch) < max_rows:
+                left = end - time.monotonic()
+                try:  # what queued while the last batch ran joins this one at once
+                    batch.append(pending.get(timeout=left) if left > 0 else pending.get_nowait())
+                except queue.Empty:
+                    break
+            x = np.concatenate([row for row, _, _ in batch])
+            out = log_prob(x=tf.constant(x))["log_prob"].numpy()
+            counts[0] += len(batch)
+            counts[1] += 1
+            for i, (_, future, _) in enumerate(batch):
+                future.set_result(out[i:i + 1])
+
+    threading.Thread(target=batch_thread, daemon=True).start()
+
+    async def predict(request, context):
+        proto = request.inputs["x"]
+        row = np.array(proto.float_val, np.float32).reshape([d.size for d in proto.tensor_shape.dim])
+        future = concurrent.futures.Future()
+        pending.put((row, future, time.monotonic()))
+        value = await asyncio.wrap_future(future)
+        response = predict_pb2.PredictResponse()
+        response.outputs["log_prob"].CopyFrom(tf.make_tensor_proto(value))
+        return response.SerializeToString()
+
+    async def main():
+        server = grpc.aio.server()
+        handler = grpc.method_handlers_generic_handler("tensorflow.serving.PredictionService", {
+            "Predict": grpc.unary_unary_rpc_method_handler(
+                predict, request_deserializer=predict_pb2.PredictRequest.FromString,
+                response_serializer=lambda b: b)})
+        server.add_generic_rpc_handlers((handler,))
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        ready.put(True)
+        await server.wait_for_termination()
+
+    asyncio.run(main())
+
+
 def batch_rows(rest_url):
     """(rows run, batches run) so far, from a server's processed_batch_size metric."""
     import urllib.request
@@ -421,6 +489,17 @@ def echo_ratio(args):
         ready.get(timeout=60)
         servers = [("echo", "echo server (same protos, no model)", f"127.0.0.1:{port}", echo.pid,
                     None)]
+        if args.minimal_batcher:
+            ready, port = ctx.Queue(), free_port()
+            version = os.path.join(base, max((d for d in os.listdir(base) if d.isdigit()), key=int))
+            counts = ctx.Array("d", 2)
+            minimal = ctx.Process(target=_minimal_batcher_process,
+                                  args=(port, version, ready, counts), daemon=True)
+            minimal.start()
+            stack.callback(minimal.kill)
+            ready.get(timeout=120)
+            servers.append(("minimal", "minimal batcher (same signature, 64 rows, 5 ms)",
+                            f"127.0.0.1:{port}", minimal.pid, lambda: tuple(counts)))
         for entry in batching_files:
             if entry in BATCHING:
                 path, label = batching_file(BATCHING[entry], os.path.join(tmp, entry)), entry
@@ -428,17 +507,17 @@ def echo_ratio(args):
                 path, label = os.path.abspath(entry), os.path.relpath(entry, REPO)
             on = stack.enter_context(Server(base, path, os.devnull, model=ECHO_MODEL, flags=flags))
             servers.append((f"on {label}", f"tfgen serve, batching on ({label})", on.address,
-                            on.proc.pid, on.rest_url))
+                            on.proc.pid, functools.partial(batch_rows, on.rest_url)))
         servers.append(("off", "tfgen serve, batching off", off.address, off.proc.pid, None))
         cells = {}  # (mode, clients) -> [cell per round]
         for clients in client_counts:
             for r in range(args.rounds):
-                for mode, _, address, pid, rest_url in servers:
-                    before = batch_rows(rest_url) if rest_url else None
+                for mode, _, address, pid, rows_so_far in servers:
+                    before = rows_so_far() if rows_so_far else None
                     cell = drive(address, request, clients, args.load_processes, args.warmup,
                                  args.duration, server_pid=pid)
                     if before:
-                        rows, batches = (a - b for a, b in zip(batch_rows(rest_url), before))
+                        rows, batches = (a - b for a, b in zip(rows_so_far(), before))
                         cell["batch_rows"] = rows / max(batches, 1)
                     cells.setdefault((mode, clients), []).append(cell)
                     rows_text = (f", {cell['batch_rows']:.1f} rows a batch"
@@ -470,7 +549,7 @@ def echo_ratio(args):
             print(f"| {label} | {clients} | {fmt(cell)} | {cell['rps'] / echo_cell['rps']:.2f}x | "
                   f"{cpu:.3f} | {cpu / echo_cpu:.2f}x | {split} | {rows} |")
     top = max(client_counts)
-    first_on = servers[1][0]
+    first_on = next(mode for mode, *_ in servers if mode.startswith("on "))
     ratio = median(cells[(first_on, top)])["rps"] / median(cells[("echo", top)])["rps"]
     print(f"target (batching on, {first_on[3:]}, {top} clients, >= 0.7x echo): "
           f"{ratio:.3f}x, {'met' if ratio >= 0.7 else 'NOT met'}")
@@ -871,6 +950,10 @@ def main(argv=None):
                         help="--echo: batching files or BATCHING names, one batching-on server "
                              "each, measured in turn with the echo server (default "
                              "serving/batching.config); the first is the target's")
+    parser.add_argument("--minimal-batcher", action="store_true",
+                        help="--echo: also a minimal Python batcher around the same signature "
+                             "(decode, queue, one batched call, encode; nothing else), the "
+                             "ceiling of tfgen serve's design")
     parser.add_argument("--cold-start", action="store_true",
                         help="only the time until the shipped models are ready")
     parser.add_argument("--concurrent-loads", default="1,2,4", metavar="N,N",

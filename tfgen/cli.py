@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # What TensorFlow's C++ side writes to stderr whatever TF_CPP_MIN_LOG_LEVEL says (absl's
 # pre-init notice, oneDNN/CUDA/CPU-feature lines, a failed cuInit on CPU-only machines).
-_TF_NATIVE_LINE = re.compile(
+TF_NATIVE_LINE = re.compile(
     r"^(?:[IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\] "
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     r"|To enable the following instructions: )"
@@ -50,7 +50,7 @@ def _filter_native_stderr():
     def forward():
         with os.fdopen(read_end, "rb") as lines:
             for line in lines:
-                if not _TF_NATIVE_LINE.match(line.decode("utf-8", "replace")):
+                if not TF_NATIVE_LINE.match(line.decode("utf-8", "replace")):
                     os.write(original, line)
 
     threading.Thread(target=forward, name="tf-stderr-filter", daemon=True).start()

@@ -49,14 +49,24 @@ def per_row_uniform(seed, event_shape, salt=0, dtype=tf.float32):
     return _per_row(tf.random.stateless_uniform, seed, event_shape, salt, dtype)
 
 
-def training_seed(noise_seed, step, draw, draws_per_step):
+# Evaluation batches per optimizer step with seeds of their own: 2**31 batches of one
+# evaluation, up to 2**32 steps, within int64.
+EVALUATION_BATCHES_PER_STEP = 1 << 31
+
+
+def training_seed(noise_seed, step, draw, draws_per_step, evaluation_batch=0):
     """The stateless seed of training draw `draw` (0 .. draws_per_step-1) at optimizer
     step `step` on this replica: a run resumed from a checkpoint draws exactly the noise
     the uninterrupted run would have drawn, and replicas draw independently. Draw -1 is
-    the evaluation draw of a `test_step`, from a stream of its own (negative counters),
-    so validation figures resume exactly too."""
+    the evaluation draw of a `test_step`, from a stream of its own (negative counters)
+    keyed by the step and `evaluation_batch`, the batch's index in its evaluation, so
+    validation figures resume exactly too and each batch of an evaluation draws afresh."""
     replica = tf.distribute.get_replica_context()
     replica_id = tf.cast(replica.replica_id_in_sync_group if replica is not None else 0, tf.int64)
     step = tf.cast(step, tf.int64)
-    counter = -1 - step if draw < 0 else step * draws_per_step + draw
+    if draw < 0:
+        batch = tf.cast(evaluation_batch, tf.int64) % EVALUATION_BATCHES_PER_STEP
+        counter = -1 - (step * EVALUATION_BATCHES_PER_STEP + batch)
+    else:
+        counter = step * draws_per_step + draw
     return tf.stack([noise_seed * 1_000_003 + replica_id, counter])

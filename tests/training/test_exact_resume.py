@@ -64,3 +64,25 @@ def test_a_resumed_run_is_the_uninterrupted_run_bit_for_bit(tmp_path, family):
     assert sorted(history) == sorted(whole_history) and any(n.startswith("val_") for n in history)
     for name, values in history.items():
         np.testing.assert_array_equal(values, whole_history[name][1:], err_msg=name)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_each_evaluation_batch_draws_its_own_noise(tmp_path, family):
+    """The same rows evaluated twice in one `evaluate`, as two batches, are not two copies
+    of one figure: the second batch's noise is not the first's. Evaluating again gives the
+    same figures (each `evaluate` counts its batches from 0)."""
+    from tfgen.data.datasets import load_dataset
+    from tfgen.training.config import load_config
+    from tfgen.training.optimizers import build_optimizer
+    from tfgen.training.trainer import build_model
+
+    config = load_config(str(write_config(tmp_path, family, "eval")))
+    dataset = load_dataset(config.data.to_load_dict())
+    model = build_model(config.model.class_name, {**config.model.config, "data_spec": dataset.spec.to_dict()})
+    model.compile(optimizer={name: build_optimizer(config.training.optimizer_settings(name), 10)
+                             for name in model.optimizer_names})
+    x = dataset.splits["train"].x[:32].astype("float32")
+    once = model.evaluate(x, batch_size=32, verbose=0, return_dict=True)
+    twice = model.evaluate(np.concatenate([x, x]), batch_size=32, verbose=0, return_dict=True)
+    assert twice["loss"] != once["loss"]
+    assert model.evaluate(np.concatenate([x, x]), batch_size=32, verbose=0, return_dict=True) == twice

@@ -266,7 +266,11 @@ class GenerativeModel(keras.Model):
         draw), on this replica: `tfgen.random.training_seed`. Before `compile`, step 0."""
         optimizers = getattr(self, "optimizers", None)
         step = optimizers[self.optimizer_names[0]].iterations if optimizers else 0
-        return training_seed(self.noise_seed, step, draw, draws_per_step)
+        # Keras counts the batches of each `evaluate` from 0 (`Model._test_counter`), and
+        # `evaluate_held_out` does the same.
+        batch = getattr(self, "_test_counter", None) if draw < 0 else None
+        return training_seed(self.noise_seed, step, draw, draws_per_step,
+                             evaluation_batch=0 if batch is None else batch)
 
     def evaluate_held_out(self, split, batch_size=256, draws=1, seed=0):
         """Named figures on a held-out `tfgen.data.Split`: by default the means of what
@@ -287,9 +291,20 @@ class GenerativeModel(keras.Model):
         strategy = self.distribute_strategy
         dataset = strategy.experimental_distribute_dataset(
             to_tf_dataset(split, self.data_spec, batch_size, shuffle=False))
-        step = tf.function(lambda batch: strategy.run(self.test_step, args=(batch,)), autograph=False)
+        counter = getattr(self, "_test_counter", None)
+
+        def run_step(batch):
+            outputs = self.test_step(batch)
+            if counter is not None:  # each batch draws its own evaluation noise, as in `evaluate`
+                with tf.control_dependencies(tf.nest.flatten(outputs)):
+                    counter.assign_add(1)
+            return outputs
+
+        step = tf.function(lambda batch: strategy.run(run_step, args=(batch,)), autograph=False)
         for metric in self.metrics:
             metric.reset_state()
+        if counter is not None:
+            counter.assign(0)
         for batch in dataset:
             step(batch)
         return {metric.name: float(metric.result()) for metric in self.metrics}

@@ -78,3 +78,18 @@ def test_a_command_that_loads_tensorflow_prints_none_of_its_start_up_lines(tmp_p
     assert bad.returncode == 2
     lines = bad_stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tfgen score: error:"), bad_stderr
+
+
+def test_a_native_message_over_several_lines_is_dropped_whole_and_nothing_else_is():
+    """A collective's error names the lost task on the lines after its log line (seen
+    after a preempted worker's last line); those lines went to the user on their own."""
+    from tfgen.cli import drop_native_lines
+
+    message = (b"E0000 00:00:1796236260.884004   12296 base_collective_executor.cc:252] "
+               b"BaseCollectiveExecutor::StartAbort UNAVAILABLE: The following tasks are unhealthy:\n"
+               b"/job:worker/replica:0/task:1\n"
+               b"The tasks have crashed. Check the task logs for an earlier error.\n")
+    assert drop_native_lines(message) == b""
+    own = b"Fatal Python error: Segmentation fault\n\nCurrent thread 0x1 (most recent call first):\n"
+    assert drop_native_lines(own) == own  # not TensorFlow's: kept, blank line included
+    assert drop_native_lines(own + message) == own

@@ -27,7 +27,22 @@ TF_NATIVE_LINE = re.compile(
 )
 
 
-def _filter_native_stderr():
+def drop_native_lines(chunk):
+    """What of one read of the native stderr pipe reaches the user: `chunk` (bytes of
+    whole lines) without TensorFlow's log messages. A message may span lines (a
+    collective's UNAVAILABLE error names the lost task on the next ones); C++ writes each
+    message in one write, so the lines after a native line in the same read are its
+    continuation and go with it."""
+    kept, dropping = [], False
+    for line in chunk.splitlines(keepends=True):
+        if TF_NATIVE_LINE.match(line.decode("utf-8", "replace")):
+            dropping = True
+        elif not dropping:
+            kept.append(line)
+    return b"".join(kept)
+
+
+def filter_native_stderr():
     """Route file descriptor 2 through a filter dropping TensorFlow's start-up lines.
 
     Python's own `sys.stderr` (tfgen's errors, logging, tracebacks) keeps writing to the
@@ -48,10 +63,13 @@ def _filter_native_stderr():
     os.close(write_end)
 
     def forward():
-        with os.fdopen(read_end, "rb") as lines:
-            for line in lines:
-                if not TF_NATIVE_LINE.match(line.decode("utf-8", "replace")):
-                    os.write(original, line)
+        partial = b""  # a line cut by the end of a read, completed by the next
+        while chunk := os.read(read_end, 1 << 16):
+            whole, newline, partial = (partial + chunk).rpartition(b"\n")
+            if newline and (text := drop_native_lines(whole + newline)):
+                os.write(original, text)
+        if partial:
+            os.write(original, drop_native_lines(partial))
 
     threading.Thread(target=forward, name="tf-stderr-filter", daemon=True).start()
 
@@ -102,7 +120,7 @@ def main(argv=None):
         parser.print_help()
         return 2
     if argv is None:
-        _filter_native_stderr()
+        filter_native_stderr()
         logging.getLogger("absl").addFilter(_QuietSavedModelLoad())
     try:
         return args.func(args) or 0

@@ -4,7 +4,8 @@ Usage: python tfgen_main.py COMMAND [options] [--then COMMAND [options] ...]: th
 commands run in turn in this one process (one start-up for several runs), stopping at the
 first that fails. tests/ is put on `sys.path`, so configs can name `toy_models:...`
 classes. TF_CONFIG (multi-worker tests) is read by tfgen itself;
-TFGEN_TEST_LOGICAL_CPUS=N splits the CPU into N logical devices first, so a mirrored
+TensorFlow's native log lines are dropped from stderr as the `tfgen` command drops them,
+so a test reads what a user would see. TFGEN_TEST_LOGICAL_CPUS=N splits the CPU into N logical devices first, so a mirrored
 strategy has N replicas on one CPU (the runtime takes this only before it starts, hence
 a process of its own).
 """
@@ -42,4 +43,5 @@ if __name__ == "__main__":
 
         (cpu,) = tf.config.list_physical_devices("CPU")
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
+    cli.filter_native_stderr()
     sys.exit(run_commands(sys.argv[1:]))

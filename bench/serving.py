@@ -384,11 +384,11 @@ def _minimal_batcher_process(port, version_dir, ready, counts, max_rows=64, time
     """The least a Python server of tfgen serve's design does for batch-1 log_prob: a
     grpc.aio handler that decodes `x`, queues it, and awaits one batch thread that joins
     up to `max_rows` rows (at most `timeout_s` after the first of them arrived, as
-    serving/batching.config and TF Serving),
-    calls the same signature once and answers each request its own row. No checks,
-    metrics, deadlines or model management: tfgen serve's ratio to it is the cost of
-    those, its ratio to the echo server the cost of the design (threads, TensorFlow).
-    `counts` (a shared array) accumulates rows run and batches run."""
+    serving/batching.config and TF Serving), calls the same signature once and answers
+    each request its rows of every output. No checks, metrics, deadlines or model
+    management: tfgen serve's ratio to it is the cost of those, its ratio to the echo
+    server the cost of the design (threads, TensorFlow). `counts` (a shared array)
+    accumulates rows run and batches run."""
     import asyncio
     import concurrent.futures
     import threading
@@ -412,11 +412,11 @@ def _minimal_batcher_process(port, version_dir, ready, counts, max_rows=64, time
                 except queue.Empty:
                     break
             x = np.concatenate([row for row, _, _ in batch])
-            out = log_prob(x=tf.constant(x))["log_prob"].numpy()
+            outputs = {k: v.numpy() for k, v in log_prob(x=tf.constant(x)).items()}
             counts[0] += len(batch)
             counts[1] += 1
             for i, (_, future, _) in enumerate(batch):
-                future.set_result(out[i:i + 1])
+                future.set_result({k: v[i:i + 1] for k, v in outputs.items()})
 
     threading.Thread(target=batch_thread, daemon=True).start()
 
@@ -425,9 +425,10 @@ def _minimal_batcher_process(port, version_dir, ready, counts, max_rows=64, time
         row = np.array(proto.float_val, np.float32).reshape([d.size for d in proto.tensor_shape.dim])
         future = concurrent.futures.Future()
         pending.put((row, future, time.monotonic()))
-        value = await asyncio.wrap_future(future)
-        response = predict_pb2.PredictResponse()
-        response.outputs["log_prob"].CopyFrom(tf.make_tensor_proto(value))
+        outputs = await asyncio.wrap_future(future)
+        response = predict_pb2.PredictResponse()  # every output, as tfgen serve answers
+        for name, value in outputs.items():
+            response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
         return response.SerializeToString()
 
     async def main():

@@ -245,8 +245,8 @@ class GAN(GenerativeModel):
     def test_step(self, data):
         x, condition = self._split(data)
         real = to_symmetric(x, self.data_spec)
-        # Keyed by the step, not the global RNG: a resumed run reports the validation
-        # figures the uninterrupted one would (every batch of one evaluation shares z).
+        # Keyed by the step and the batch's index in the evaluation, not the global RNG:
+        # a resumed run reports the validation figures the uninterrupted one would.
         z = self._latents(tf.shape(real)[0], draw=-1)
         generated = self._generate(z, condition, network=self._sampling_generator)
         generated_outputs = self._discriminate(generated, condition)

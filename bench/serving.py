@@ -34,6 +34,7 @@ digit for `log_prob`; seed 0, temperature 1.0 for `sample`.
     python bench/serving.py --cold-start --exclude digits_ddpm --concurrent-loads 1,2
                                                     # issue 7: shipped models ready, seconds
     python bench/serving.py --decode-cost           # issue 7: request tensor decode, TF vs tfgen
+    python bench/serving.py --call-cost --rounds 2  # issue 7: a model call's CPU, pools and XLA
     python bench/serving.py --sample-cost saved_models/digits_dcgan /tmp/new/digits_dcgan
                                                     # issue 9: a batched sample call's cost
     python bench/serving.py --load-time OLD_BASE saved_models/speech_wavenet --rounds 3
@@ -868,6 +869,83 @@ def sample_call_cost(args):
         print(f"| {base} | {one:.2f} | {many:.2f} | {many / (64 * one):.3f} |")
 
 
+CALL_COST_VARIANTS = {
+    "graph": "TensorFlow's defaults (what tfgen serve runs)",
+    "no spinning": "ConfigProto.experimental.disable_thread_spinning",
+    "pools 1/1": "intra- and inter-op pools of one thread each",
+    "XLA": "tf.function(jit_compile=True) around the signature",
+}
+
+
+def _call_cost_process(variant, version_dir, calls, results):
+    """CPU and wall ms per in-process call of `log_prob` at 1, 8 and 64 rows, in a
+    process of its own: the thread pools are made once, when TensorFlow's context starts."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.eager import context
+
+    if variant == "no spinning":  # no tf.config setter; must precede the first op
+        config = config_pb2.ConfigProto()
+        config.experimental.disable_thread_spinning = True
+        context.context()._config = config
+    elif variant == "pools 1/1":
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    model = tf.saved_model.load(version_dir)  # kept: the signature uses its variables
+    fn = model.signatures["log_prob"]
+    if variant == "XLA":
+        fn = tf.function(lambda **feeds: model.signatures["log_prob"](**feeds), jit_compile=True)
+    out = {}
+    for rows in (1, 8, 64):
+        x = tf.random.stateless_normal([rows, 2], seed=[0, rows])
+        start = time.perf_counter()
+        fn(x=x)  # XLA compiles each batch size once
+        first = time.perf_counter() - start
+        for _ in range(10):
+            fn(x=x)
+        cpu, wall = time.process_time(), time.perf_counter()
+        for _ in range(calls):
+            fn(x=x)
+        out[rows] = (1e3 * (time.process_time() - cpu) / calls, 1e3 * (time.perf_counter() - wall) / calls,
+                     first)
+    results.put(out)
+
+
+def call_cost(args):
+    """CPU ms per in-process call of the echo model's `log_prob` under each of
+    CALL_COST_VARIANTS, one fresh process per variant and round, rounds interleaved."""
+    base = os.path.join(REPO, "saved_models", ECHO_MODEL)
+    version = os.path.join(base, max((d for d in os.listdir(base) if d.isdigit()), key=int))
+    ctx = multiprocessing.get_context("spawn")
+    load_before = os.getloadavg()
+    got = {variant: [] for variant in CALL_COST_VARIANTS}
+    for _ in range(args.rounds):
+        for variant in CALL_COST_VARIANTS:
+            results = ctx.Queue()
+            proc = ctx.Process(target=_call_cost_process, args=(variant, version, 300, results))
+            proc.start()
+            while True:
+                try:
+                    got[variant].append(results.get(timeout=5))
+                    break
+                except queue.Empty:
+                    if not proc.is_alive():
+                        raise RuntimeError(f"--call-cost: the {variant!r} process failed "
+                                           f"(exit code {proc.exitcode}); see its traceback above") from None
+            proc.join(timeout=60)
+    print(f"command: python bench/serving.py {' '.join(sys.argv[1:])}")
+    print(f"machine: {os.cpu_count()} CPUs; load average before "
+          f"{'/'.join(f'{x:.1f}' for x in load_before)}, after "
+          f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"{ECHO_MODEL} log_prob in process, 300 calls a batch size, median of {args.rounds} round(s)")
+    print("| variant | CPU ms per call, 1 / 8 / 64 rows | wall ms per call | first call (s) |")
+    print("|---|---|---|---|")
+    for variant, label in CALL_COST_VARIANTS.items():
+        cells = [" / ".join(f"{statistics.median(r[rows][i] for r in got[variant]):.2f}" for rows in (1, 8, 64))
+                 for i in range(3)]
+        print(f"| {variant} ({label}) | {cells[0]} | {cells[1]} | {cells[2]} |")
+
+
 # --- in-process ---------------------------------------------------------------------------
 
 
@@ -967,6 +1045,9 @@ def main(argv=None):
                         help="--cold-start: shipped models to leave out of serving/models.config")
     parser.add_argument("--decode-cost", action="store_true",
                         help="only the CPU cost of decoding request tensors, TF's vs tfgen's")
+    parser.add_argument("--call-cost", action="store_true",
+                        help=f"only {ECHO_MODEL} log_prob's CPU per in-process call under TensorFlow's "
+                             "defaults, without thread spinning, with one-thread pools and under XLA")
     parser.add_argument("--sample-cost", nargs="+", metavar="BASE",
                         help="only the in-process cost of sample at 1 and 64 rows, per export")
     parser.add_argument("--instantiations", nargs="+", metavar="BASE",
@@ -982,6 +1063,8 @@ def main(argv=None):
         return instantiation_cost(args)
     if args.decode_cost:
         return decode_cost(args)
+    if args.call_cost:
+        return call_cost(args)
     if args.sample_cost:
         return sample_call_cost(args)
     if args.echo:

@@ -355,16 +355,13 @@ ECHO_MODEL = "two_moons_nsf"
 PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 
 
-def _echo_process(port, response, ready):
-    """A minimal grpc.aio server of the same Predict method and protos, no model: it
-    parses each PredictRequest and answers a fixed PredictResponse."""
+def _serve_predict(predict, port, ready):
+    """Serve `predict` (async, PredictRequest -> response bytes) as TF Serving's Predict
+    method with grpc.aio on loopback `port`; puts True on `ready` once it listens."""
     import asyncio
 
     import grpc
     from tensorflow_serving.apis import predict_pb2
-
-    async def predict(request, context):
-        return response
 
     async def main():
         server = grpc.aio.server()
@@ -381,6 +378,16 @@ def _echo_process(port, response, ready):
     asyncio.run(main())
 
 
+def _echo_process(port, response, ready):
+    """A minimal grpc.aio server of the same Predict method and protos, no model: it
+    parses each PredictRequest and answers a fixed PredictResponse."""
+
+    async def predict(request, context):
+        return response
+
+    _serve_predict(predict, port, ready)
+
+
 def _minimal_batcher_process(port, version_dir, ready, counts, max_rows=64, timeout_s=0.005):
     """The least a Python server of tfgen serve's design does for batch-1 log_prob: a
     grpc.aio handler that decodes `x`, queues it, and awaits one batch thread that joins
@@ -394,11 +401,11 @@ def _minimal_batcher_process(port, version_dir, ready, counts, max_rows=64, time
     import concurrent.futures
     import threading
 
-    import grpc
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 
-    log_prob = tf.saved_model.load(version_dir).signatures["log_prob"]
+    model = tf.saved_model.load(version_dir)  # kept: the signature uses its variables
+    log_prob = model.signatures["log_prob"]
     log_prob(x=tf.zeros([1, 2]))
     pending = queue.Queue()
 
@@ -432,19 +439,7 @@ def _minimal_batcher_process(port, version_dir, ready, counts, max_rows=64, time
             response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
         return response.SerializeToString()
 
-    async def main():
-        server = grpc.aio.server()
-        handler = grpc.method_handlers_generic_handler("tensorflow.serving.PredictionService", {
-            "Predict": grpc.unary_unary_rpc_method_handler(
-                predict, request_deserializer=predict_pb2.PredictRequest.FromString,
-                response_serializer=lambda b: b)})
-        server.add_generic_rpc_handlers((handler,))
-        server.add_insecure_port(f"127.0.0.1:{port}")
-        await server.start()
-        ready.put(True)
-        await server.wait_for_termination()
-
-    asyncio.run(main())
+    _serve_predict(predict, port, ready)
 
 
 def batch_rows(rest_url):

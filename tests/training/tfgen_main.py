@@ -3,11 +3,11 @@
 Usage: python tfgen_main.py COMMAND [options] [--then COMMAND [options] ...]: the
 commands run in turn in this one process (one start-up for several runs), stopping at the
 first that fails. tests/ is put on `sys.path`, so configs can name `toy_models:...`
-classes. TF_CONFIG (multi-worker tests) is read by tfgen itself;
-TensorFlow's native log lines are dropped from stderr as the `tfgen` command drops them,
-so a test reads what a user would see. TFGEN_TEST_LOGICAL_CPUS=N splits the CPU into N logical devices first, so a mirrored
-strategy has N replicas on one CPU (the runtime takes this only before it starts, hence
-a process of its own).
+classes. TF_CONFIG (multi-worker tests) is read by tfgen itself. TensorFlow's native log
+lines are dropped from stderr as the `tfgen` command drops them, so a test reads what a
+user would see. TFGEN_TEST_LOGICAL_CPUS=N splits the CPU into N logical devices first,
+so a mirrored strategy has N replicas on one CPU (the runtime takes this only before it
+starts, hence a process of its own).
 """
 
 import os

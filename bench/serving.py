@@ -463,6 +463,8 @@ def echo_ratio(args):
     import grpc
     from tensorflow_serving.apis import predict_pb2
 
+    from tfgen.export.reader import resolve_version
+
     base = os.path.join(REPO, "saved_models", ECHO_MODEL)
     request = serialized_request("log_prob", {"x": np.array([[0.5, 0.25]], np.float32)}, ECHO_MODEL)
     client_counts = [int(c) for c in args.clients.split(",")]
@@ -488,7 +490,7 @@ def echo_ratio(args):
                     None)]
         if args.minimal_batcher:
             ready, port = ctx.Queue(), free_port()
-            version = os.path.join(base, max((d for d in os.listdir(base) if d.isdigit()), key=int))
+            version = resolve_version(base)
             counts = ctx.Array("d", 2)
             minimal = ctx.Process(target=_minimal_batcher_process,
                                   args=(port, version, ready, counts), daemon=True)
@@ -827,6 +829,14 @@ def decode_cost(args):
 # --- cost of one batched sample call ------------------------------------------------------
 
 
+def print_command_and_load(load_before):
+    """The reproducing command, and the load average before the run and now."""
+    print(f"command: python bench/serving.py {' '.join(sys.argv[1:])}")
+    print(f"machine: {os.cpu_count()} CPUs; load average before "
+          f"{'/'.join(f'{x:.1f}' for x in load_before)}, after "
+          f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
 def sample_call_cost(args):
     """Milliseconds per in-process call of `sample` at batch 1 and 64 for each export
     of `--sample-cost` (interleaved rounds, median), and the per-row cost ratio: what
@@ -853,10 +863,7 @@ def sample_call_cost(args):
                 for _ in range(5):
                     fn(**kwargs)
                 times[(base, rows)].append((time.perf_counter() - start) / 5 * 1e3)
-    print(f"command: python bench/serving.py {' '.join(sys.argv[1:])}")
-    print(f"machine: {os.cpu_count()} CPUs; load average before "
-          f"{'/'.join(f'{x:.1f}' for x in load_before)}, after "
-          f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print_command_and_load(load_before)
     print("| export | ms per call, 1 row | ms per call, 64 rows | 64-row call / 64 one-row calls |")
     print("|---|---|---|---|")
     for base in fns:
@@ -909,8 +916,10 @@ def _call_cost_process(variant, version_dir, calls, results):
 def call_cost(args):
     """CPU ms per in-process call of the echo model's `log_prob` under each of
     CALL_COST_VARIANTS, one fresh process per variant and round, rounds interleaved."""
+    from tfgen.export.reader import resolve_version
+
     base = os.path.join(REPO, "saved_models", ECHO_MODEL)
-    version = os.path.join(base, max((d for d in os.listdir(base) if d.isdigit()), key=int))
+    version = resolve_version(base)
     ctx = multiprocessing.get_context("spawn")
     load_before = os.getloadavg()
     got = {variant: [] for variant in CALL_COST_VARIANTS}
@@ -928,10 +937,7 @@ def call_cost(args):
                         raise RuntimeError(f"--call-cost: the {variant!r} process failed "
                                            f"(exit code {proc.exitcode}); see its traceback above") from None
             proc.join(timeout=60)
-    print(f"command: python bench/serving.py {' '.join(sys.argv[1:])}")
-    print(f"machine: {os.cpu_count()} CPUs; load average before "
-          f"{'/'.join(f'{x:.1f}' for x in load_before)}, after "
-          f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print_command_and_load(load_before)
     print(f"{ECHO_MODEL} log_prob in process, 300 calls a batch size, median of {args.rounds} round(s)")
     print("| variant | CPU ms per call, 1 / 8 / 64 rows | wall ms per call | first call (s) |")
     print("|---|---|---|---|")

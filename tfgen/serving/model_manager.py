@@ -7,8 +7,9 @@ rules live in `tfgen.versions`, which the export reader shares. Every
 `poll_wait_seconds` the manager lists the base paths and, per model:
 
 - loads each aspired version it has not loaded yet (version policy: latest N, all, or
-  specific), replaying `assets.extra/tf_serving_warmup_requests` before the version is
-  marked AVAILABLE, so its first real request is not slow; by default the replay runs
+  specific; only what its signatures call, `tfgen.serving.loader`), replaying
+  `assets.extra/tf_serving_warmup_requests` before the version is marked AVAILABLE, so
+  its first real request is not slow; by default the replay runs
   the signatures' quick instantiation (Grappler off), and once the pass's loads are
   done a background thread replays it again on the optimized one and switches the
   version to it (`tfgen.serving.instantiation`);
@@ -33,6 +34,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, prediction_log_pb2
 
 from tfgen.errors import MissingPath, UserError
+from tfgen.serving import loader
 from tfgen.serving.errors import Code, ServingError, invalid_argument, not_found
 from tfgen.serving.instantiation import SignatureFunction, quick_and_optimized
 from tfgen.serving.ranges import input_ranges
@@ -144,12 +146,12 @@ class ServableClosed(ServingError):
 class Servable:
     """One loaded version: its signatures, ready to run from any thread."""
 
-    def __init__(self, name, version, path, limits):
+    def __init__(self, name, version, path, limits, signatures_only=True):
         self.name = name
         self.version = version
         self.path = path
         self.meta_graph = read_meta_graph(path)
-        self.loaded = tf.saved_model.load(path, tags=list(SERVE_TAGS))
+        self.loaded = loader.load(path, self.meta_graph, SERVE_TAGS, signatures_only)
         self.signatures = {}
         ranges = input_ranges(path)
         _, optimized = quick_and_optimized()
@@ -281,7 +283,7 @@ class ModelManager:
 
     def __init__(self, configs, limits=InputLimits(), poll_wait_seconds=1.0,
                  warmup=True, on_load_attempt=None, max_concurrent_loads=MAX_CONCURRENT_LOADS,
-                 quick_warmup=True):
+                 quick_warmup=True, load_signatures_only=True):
         self._lock = threading.RLock()
         self._poll_lock = threading.Lock()
         self._configs = {}
@@ -291,6 +293,7 @@ class ModelManager:
         self.on_load_attempt = on_load_attempt
         self.do_warmup = warmup
         self.quick_warmup = quick_warmup
+        self.load_signatures_only = load_signatures_only
         self.max_concurrent_loads = max_concurrent_loads
         self._loaded_quick = []  # servables to optimize once the poll pass's loads are done
         self._optimize_queue = queue.Queue()
@@ -513,7 +516,7 @@ class ModelManager:
         log.info("Loading servable: {name: %s version: %d} from %s", name, version, path)
         start = time.monotonic()
         try:
-            servable = Servable(name, version, path, self.limits)
+            servable = Servable(name, version, path, self.limits, self.load_signatures_only)
             if self.do_warmup:
                 n = servable.warmup(quick=self.quick_warmup)
                 if n:

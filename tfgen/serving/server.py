@@ -62,6 +62,7 @@ class ServerOptions:
     rest_allowed_hosts: tuple = ()
     max_concurrent_loads: int = MAX_CONCURRENT_LOADS  # models loading and warming up at once
     quick_warmup: bool = True  # warm up unoptimized, optimize after the loads (model_manager)
+    load_signatures_only: bool = True  # tfgen.serving.loader; False: tf.saved_model.load
 
 
 class ModelServer:
@@ -76,6 +77,7 @@ class ModelServer:
             on_load_attempt=self.metrics.load_attempt,
             max_concurrent_loads=options.max_concurrent_loads,
             quick_warmup=options.quick_warmup,
+            load_signatures_only=options.load_signatures_only,
         )
         self.core = ServingCore(
             self.manager, options.batching, self.metrics, options.runtime_threads

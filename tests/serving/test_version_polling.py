@@ -95,6 +95,25 @@ def test_corrupt_version_is_reported_and_old_version_keeps_serving(exported, tmp
         srv.stop()
 
 
+def test_a_truncated_warmup_file_fails_the_load_naming_the_file(exported, tmp_path):
+    base = tmp_path / "toy"
+    sm.copy_version(exported["toy"], str(base), 1)
+    srv = make_server([ModelConfig("toy", str(base))])
+    try:
+        with Client(srv.grpc_address) as c:
+            tmp = base / ".tmp-2"
+            shutil.copytree(exported["toy"], tmp)
+            warmup = tmp / "assets.extra" / "tf_serving_warmup_requests"
+            warmup.write_bytes(warmup.read_bytes()[:-7])
+            os.rename(tmp, base / "2")
+            status = wait_for(lambda: [s for s in c.status("toy") if s["version"] == 2 and s["state"] == "END"])
+            message = status[0]["error_message"]
+            assert "tf_serving_warmup_requests: truncated record" in message, message
+            assert states(c) == {1: "AVAILABLE", 2: "END"}
+    finally:
+        srv.stop()
+
+
 def test_only_complete_integer_directories_count(exported, tmp_path, caplog):
     base = tmp_path / "toy"
     sm.copy_version(exported["toy"], str(base), 1)

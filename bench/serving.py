@@ -33,11 +33,15 @@ digit for `log_prob`; seed 0, temperature 1.0 for `sample`.
         --echo-batching serving/batching.config,max64-20ms-1thr-nopad   # + a 20 ms timeout
     python bench/serving.py --cold-start --exclude digits_ddpm --concurrent-loads 1,2
                                                     # issue 7: shipped models ready, seconds
+    python bench/serving.py --cold-start --concurrent-loads 2,2,2 --loaders signatures,saved_model
+                                                    # issue 7: the two loaders, interleaved
     python bench/serving.py --decode-cost           # issue 7: request tensor decode, TF vs tfgen
     python bench/serving.py --call-cost --rounds 2  # issue 7: a model call's CPU, pools and XLA
     python bench/serving.py --sample-cost saved_models/digits_dcgan /tmp/new/digits_dcgan
                                                     # issue 9: a batched sample call's cost
     python bench/serving.py --load-time OLD_BASE saved_models/speech_wavenet --rounds 3
+    python bench/serving.py --load-time saved_models/digits_conditional_glow \
+        --loaders signatures,saved_model --rounds 3   # issue 7: a load, the two loaders
     python bench/serving.py --instantiations saved_models/digits_conditional_glow --rounds 5
                                                     # issue 7: quick vs optimized instantiation
 
@@ -190,6 +194,13 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def resident_mib(pid):
+    """Resident memory of process `pid`, MiB, from /proc."""
+    with open(f"/proc/{pid}/status") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return kib / 1024
 
 
 def thread_cpu_seconds(pid):
@@ -621,19 +632,23 @@ def cold_start(args):
     """Seconds from `tfgen serve --model_config_file serving/models.config` (the shipped
     models, batching on as `make serve`) to its ready line, loading one model at a time
     and concurrently, split into start-up (imports, flags: process start to the first
-    "Loading servable" line) and the loads; and each model's load + warmup seconds."""
+    "Loading servable" line) and the loads; and each model's load + warmup seconds.
+    With several `--loaders`, each --max_concurrent_loads value runs once with each."""
     load_before = os.getloadavg()
     rows = []
     workdir = tempfile.mkdtemp(prefix="tfgen-bench-cold-")
     try:
         models_config = _models_config(workdir, [n for n in args.exclude.split(",") if n])
-        for loads in [int(n) for n in args.concurrent_loads.split(",")]:
+        runs = [(int(n), loader) for n in args.concurrent_loads.split(",")
+                for loader in args.loaders.split(",")]
+        for run, (loads, loader) in enumerate(runs):
             command = [sys.executable, "-m", "tfgen.cli", "serve", "--port", str(free_port()),
                        "--rest_api_port", str(free_port()), "--model_config_file",
                        models_config, "--enable_batching", "--batching_parameters_file",
-                       "serving/batching.config", "--max_concurrent_loads", str(loads)]
+                       "serving/batching.config", "--max_concurrent_loads", str(loads),
+                       f"--load_signatures_only={str(loader == 'signatures').lower()}"]
             command += shlex.split(args.server_flags)
-            log_path = os.path.join(workdir, f"serve-{loads}.log")
+            log_path = os.path.join(workdir, f"serve-{run}.log")
             with open(log_path, "w") as log:
                 wall, start = time.time(), time.monotonic()
                 proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=log,
@@ -642,15 +657,16 @@ def cold_start(args):
                     if line.startswith("tfgen serve: ready"):
                         break
                 seconds = time.monotonic() - start
-                cpu = cpu_seconds(proc.pid)
+                cpu, rss = cpu_seconds(proc.pid), resident_mib(proc.pid)
                 optimized = _wait_optimized(log_path, proc.pid, start,
                                             "--quick_warmup=false" not in args.server_flags)
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(60)
             first, per_model = _load_log(log_path)
             startup = first - wall if first else float("nan")
-            rows.append((loads, seconds, startup, per_model, os.getloadavg()[0], cpu, optimized))
-            print(f"  --max_concurrent_loads {loads}: ready in {seconds:.1f} s (start-up "
+            rows.append((f"{loads}, {loader}", seconds, startup, per_model, os.getloadavg()[0],
+                         cpu, optimized, rss))
+            print(f"  --max_concurrent_loads {loads}, {loader} loader: ready in {seconds:.1f} s (start-up "
                   f"{startup:.1f} s, {len(per_model)} models, {cpu:.1f} CPU s); all optimized "
                   f"{optimized[0]:.1f} s ({optimized[1]:.1f} CPU s)", flush=True)
     finally:
@@ -659,17 +675,17 @@ def cold_start(args):
     print(f"command: python bench/serving.py {' '.join(sys.argv[1:])}")
     print(f"machine: {os.cpu_count()} CPUs; load average before "
           f"{'/'.join(f'{x:.1f}' for x in load_before)}")
-    print("| models loading at once | process start to ready line | start-up (imports) "
-          "| loads | sum of per-model loads | server CPU s to ready | all optimized (CPU s) "
-          "| load average |")
-    print("|---|---|---|---|---|---|---|---|")
-    for loads, seconds, startup, per_model, load, cpu, optimized in rows:
+    print("| models loading at once, loader | process start to ready line | start-up (imports) "
+          "| loads | sum of per-model loads | server CPU s to ready | RSS at ready "
+          "| all optimized (CPU s) | load average |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for loads, seconds, startup, per_model, load, cpu, optimized, rss in rows:
         print(f"| {loads} | {seconds:.1f} s | {startup:.1f} s | {seconds - startup:.1f} s "
               f"| {sum(per_model.values()):.1f} s ({len(per_model)} models) | {cpu:.1f} s "
-              f"| {optimized[0]:.1f} s ({optimized[1]:.1f}) | {load:.1f} |")
+              f"| {rss:.0f} MiB | {optimized[0]:.1f} s ({optimized[1]:.1f}) | {load:.1f} |")
     print()
     names = sorted({name for row in rows for name in row[3]})
-    print("| model (load + warmup, s) | " + " | ".join(f"{r[0]} at once" for r in rows) + " |")
+    print("| model (load + warmup, s) | " + " | ".join(r[0] for r in rows) + " |")
     print("|---|" + "---|" * len(rows))
     for name in names:
         print(f"| {name} | " + " | ".join(f"{r[3].get(name, float('nan')):.1f}" for r in rows) + " |")
@@ -682,38 +698,44 @@ import json, sys, time
 from tfgen.export.reader import resolve_version
 from tfgen.serving.model_manager import Servable
 from tfgen.serving.signatures import InputLimits
-first = Servable("first", 1, resolve_version(sys.argv[2]), InputLimits())  # TensorFlow's one-time set-up
-first.warmup()
+signatures_only = sys.argv[3] == "signatures"
+first = Servable("first", 1, resolve_version(sys.argv[2]), InputLimits(), signatures_only)
+first.warmup(quick=True)  # TensorFlow's one-time set-up
 path = resolve_version(sys.argv[1])
-start = time.monotonic()
-servable = Servable("timed", 1, path, InputLimits())
-loaded = time.monotonic()
-records = servable.warmup()
-print(json.dumps([loaded - start, time.monotonic() - loaded, records]))
+start, start_cpu = time.monotonic(), time.process_time()
+servable = Servable("timed", 1, path, InputLimits(), signatures_only)
+loaded, loaded_cpu = time.monotonic(), time.process_time()
+records = servable.warmup(quick=True)
+print(json.dumps([loaded - start, loaded_cpu - start_cpu, time.monotonic() - loaded,
+                  time.process_time() - loaded_cpu, records]))
 """
 
 
 def load_times(args):
-    """Seconds to load each export of `--load-time` as the server does (SavedModel load,
-    then the warmup replay), each in a fresh process after a small model has paid
-    TensorFlow's one-time set-up; interleaved rounds, median."""
+    """Seconds (wall and CPU) to load each export of `--load-time` as the server does
+    with each of `--loaders` (the load, then the warmup replay on the quick
+    instantiation), each in a fresh process after a small model has paid TensorFlow's
+    one-time set-up; interleaved rounds, median."""
     first = os.path.join(REPO, "saved_models", "eight_gaussians_wgan_gp")
     load_before = os.getloadavg()
-    times = {base: [] for base in args.load_time}
+    loaders = args.loaders.split(",")
+    times = {(base, loader): [] for base in args.load_time for loader in loaders}
     for _ in range(args.rounds):
-        for base in args.load_time:
-            out = subprocess.run([sys.executable, "-c", _LOAD_ONE, base, first], cwd=REPO,
-                                 capture_output=True, text=True, check=True).stdout
-            times[base].append(json.loads(out.strip().splitlines()[-1]))
+        for base, loader in times:
+            out = subprocess.run([sys.executable, "-c", _LOAD_ONE, base, first, loader],
+                                 cwd=REPO, capture_output=True, text=True, check=True).stdout
+            times[base, loader].append(json.loads(out.strip().splitlines()[-1]))
     print(f"command: python bench/serving.py {' '.join(sys.argv[1:])}")
     print(f"machine: {os.cpu_count()} CPUs; load average before "
           f"{'/'.join(f'{x:.1f}' for x in load_before)}, after "
           f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}; median of {args.rounds} rounds")
-    print("| export | SavedModel load | warmup replay | total | warmup records |")
-    print("|---|---|---|---|---|")
-    for base, rows in times.items():
-        load, warm = (float(np.median([r[i] for r in rows])) for i in (0, 1))
-        print(f"| {base} | {load:.2f} s | {warm:.2f} s | {load + warm:.2f} s | {rows[0][2]} |")
+    print("| export | loader | load, wall / CPU s | warmup replay, wall / CPU s | total wall "
+          "| warmup records |")
+    print("|---|---|---|---|---|---|")
+    for (base, loader), rows in times.items():
+        load, load_cpu, warm, warm_cpu = (float(np.median([r[i] for r in rows])) for i in range(4))
+        print(f"| {base} | {loader} | {load:.2f} / {load_cpu:.2f} | {warm:.2f} / {warm_cpu:.2f} "
+              f"| {load + warm:.2f} s | {rows[0][4]} |")
 
 
 # --- the quick and the optimized instantiation of one export ------------------------------
@@ -1044,6 +1066,10 @@ def main(argv=None):
                              "then both of its tfgen servers batch with F)")
     parser.add_argument("--exclude", default="", metavar="NAME,NAME",
                         help="--cold-start: shipped models to leave out of serving/models.config")
+    parser.add_argument("--loaders", default="signatures",
+                        help="--cold-start, --load-time: the server's loaders to time, comma-separated: "
+                             "signatures (--load_signatures_only, the default), saved_model "
+                             "(tf.saved_model.load)")
     parser.add_argument("--decode-cost", action="store_true",
                         help="only the CPU cost of decoding request tensors, TF's vs tfgen's")
     parser.add_argument("--call-cost", action="store_true",
@@ -1058,6 +1084,9 @@ def main(argv=None):
     parser.add_argument("--load-time", nargs="+", metavar="BASE",
                         help="only the load + warmup seconds of each export, as the server loads it")
     args = parser.parse_args(argv)
+    unknown = set(args.loaders.split(",")) - {"signatures", "saved_model"}
+    if unknown:
+        parser.error(f"--loaders: unknown {', '.join(sorted(unknown))} (signatures, saved_model)")
     if args.load_time:
         return load_times(args)
     if args.instantiations:

@@ -202,7 +202,8 @@ class SignaturesOnly:
         registered = []
         self._finalizer = weakref.finalize(self, _remove_functions, registered)
         for name in called:
-            function = library[name]
+            function = type(library[name])()
+            function.CopyFrom(library[name])  # the caller's MetaGraphDef stays as read
             function.signature.name = renamed[name]
             _rename_references(function, renamed)
             ctx.add_function_def(function)

@@ -487,8 +487,18 @@ def echo_ratio(args):
         with open(monitoring, "w") as f:
             f.write(f'prometheus_config {{ enable: true path: "{PROMETHEUS_PATH}" }}\n')
         flags += ["--monitoring_config_file", monitoring]
-        off = stack.enter_context(Server(base, None, os.devnull, model=ECHO_MODEL, flags=flags))
-        with grpc.insecure_channel(off.address) as channel:
+        loaders = args.loaders.split(",")
+
+        def loader_flags(loader):
+            return flags + [f"--load_signatures_only={str(loader == 'signatures').lower()}"]
+
+        def labelled(text, loader):
+            return f"{text}, {loader} loader" if len(loaders) > 1 else text
+
+        offs = [(loader, stack.enter_context(Server(base, None, os.devnull, model=ECHO_MODEL,
+                                                    flags=loader_flags(loader))))
+                for loader in loaders]
+        with grpc.insecure_channel(offs[0][1].address) as channel:
             response = channel.unary_unary(PREDICT_METHOD)(request, timeout=30)
         predict_pb2.PredictResponse.FromString(response)  # a real answer
         ctx = multiprocessing.get_context("spawn")
@@ -515,10 +525,15 @@ def echo_ratio(args):
                 path, label = batching_file(BATCHING[entry], os.path.join(tmp, entry)), entry
             else:
                 path, label = os.path.abspath(entry), os.path.relpath(entry, REPO)
-            on = stack.enter_context(Server(base, path, os.devnull, model=ECHO_MODEL, flags=flags))
-            servers.append((f"on {label}", f"tfgen serve, batching on ({label})", on.address,
-                            on.proc.pid, functools.partial(batch_rows, on.rest_url)))
-        servers.append(("off", "tfgen serve, batching off", off.address, off.proc.pid, None))
+            for loader in loaders:
+                on = stack.enter_context(Server(base, path, os.devnull, model=ECHO_MODEL,
+                                                flags=loader_flags(loader)))
+                servers.append((labelled(f"on {label}", loader),
+                                labelled(f"tfgen serve, batching on ({label})", loader),
+                                on.address, on.proc.pid, functools.partial(batch_rows, on.rest_url)))
+        for loader, off in offs:
+            servers.append((labelled("off", loader), labelled("tfgen serve, batching off", loader),
+                            off.address, off.proc.pid, None))
         cells = {}  # (mode, clients) -> [cell per round]
         for clients in client_counts:
             for r in range(args.rounds):
@@ -1067,7 +1082,7 @@ def main(argv=None):
     parser.add_argument("--exclude", default="", metavar="NAME,NAME",
                         help="--cold-start: shipped models to leave out of serving/models.config")
     parser.add_argument("--loaders", default="signatures",
-                        help="--cold-start, --load-time: the server's loaders to time, comma-separated: "
+                        help="--cold-start, --load-time, --echo: the server's loaders to time, comma-separated: "
                              "signatures (--load_signatures_only, the default), saved_model "
                              "(tf.saved_model.load)")
     parser.add_argument("--decode-cost", action="store_true",

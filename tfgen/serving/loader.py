@@ -109,33 +109,26 @@ def _called_functions(library, names):
         reached.add(name)
         for node in library[name].node_def:
             stack.append(node.op)
-            for value in node.attr.values():
-                stack.extend(_attr_functions(value))
+            stack.extend(reference.name for reference in _function_references(node))
     return reached
 
 
-def _attr_functions(value):
-    """Function names an AttrValue refers to (`f`, `body`, `branches`, ...)."""
-    functions = ([value.func] if value.HasField("func") else []) + list(value.list.func)
-    for function in functions:
-        yield function.name
-        for nested in function.attr.values():
-            yield from _attr_functions(nested)
+def _function_references(node):
+    """The NameAttrList protos by which a node's attributes name functions (`f`, `body`,
+    `branches`, ...), nested ones included."""
+    values = list(node.attr.values())
+    while values:
+        value = values.pop()
+        for reference in ([value.func] if value.HasField("func") else []) + list(value.list.func):
+            yield reference
+            values.extend(reference.attr.values())
 
 
 def _rename_references(function, renamed):
     for node in function.node_def:
         node.op = renamed.get(node.op, node.op)
-        for value in node.attr.values():
-            _rename_attr(value, renamed)
-
-
-def _rename_attr(value, renamed):
-    functions = ([value.func] if value.HasField("func") else []) + list(value.list.func)
-    for function in functions:
-        function.name = renamed.get(function.name, function.name)
-        for nested in function.attr.values():
-            _rename_attr(nested, renamed)
+        for reference in _function_references(node):
+            reference.name = renamed.get(reference.name, reference.name)
 
 
 def _checkpoint_keys(objects, checkpoint_graph, node_ids):

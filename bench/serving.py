@@ -203,6 +203,14 @@ def resident_mib(pid):
     return kib / 1024
 
 
+LOADERS = ("signatures", "saved_model")  # --loaders: tfgen serve's two ways to load
+
+
+def loader_flag(loader):
+    """The `tfgen serve` flag that picks `loader` (one of LOADERS)."""
+    return f"--load_signatures_only={str(loader == 'signatures').lower()}"
+
+
 def thread_cpu_seconds(pid):
     """{thread id: (thread name, user + system CPU seconds)} of process `pid`, from /proc."""
     out = {}
@@ -487,17 +495,15 @@ def echo_ratio(args):
         with open(monitoring, "w") as f:
             f.write(f'prometheus_config {{ enable: true path: "{PROMETHEUS_PATH}" }}\n')
         flags += ["--monitoring_config_file", monitoring]
-        loaders = args.loaders.split(",")
-
         def loader_flags(loader):
-            return flags + [f"--load_signatures_only={str(loader == 'signatures').lower()}"]
+            return flags + [loader_flag(loader)]
 
         def labelled(text, loader):
-            return f"{text}, {loader} loader" if len(loaders) > 1 else text
+            return f"{text}, {loader} loader" if len(args.loaders) > 1 else text
 
         offs = [(loader, stack.enter_context(Server(base, None, os.devnull, model=ECHO_MODEL,
                                                     flags=loader_flags(loader))))
-                for loader in loaders]
+                for loader in args.loaders]
         with grpc.insecure_channel(offs[0][1].address) as channel:
             response = channel.unary_unary(PREDICT_METHOD)(request, timeout=30)
         predict_pb2.PredictResponse.FromString(response)  # a real answer
@@ -525,7 +531,7 @@ def echo_ratio(args):
                 path, label = batching_file(BATCHING[entry], os.path.join(tmp, entry)), entry
             else:
                 path, label = os.path.abspath(entry), os.path.relpath(entry, REPO)
-            for loader in loaders:
+            for loader in args.loaders:
                 on = stack.enter_context(Server(base, path, os.devnull, model=ECHO_MODEL,
                                                 flags=loader_flags(loader)))
                 servers.append((labelled(f"on {label}", loader),
@@ -655,13 +661,13 @@ def cold_start(args):
     try:
         models_config = _models_config(workdir, [n for n in args.exclude.split(",") if n])
         runs = [(int(n), loader) for n in args.concurrent_loads.split(",")
-                for loader in args.loaders.split(",")]
+                for loader in args.loaders]
         for run, (loads, loader) in enumerate(runs):
             command = [sys.executable, "-m", "tfgen.cli", "serve", "--port", str(free_port()),
                        "--rest_api_port", str(free_port()), "--model_config_file",
                        models_config, "--enable_batching", "--batching_parameters_file",
                        "serving/batching.config", "--max_concurrent_loads", str(loads),
-                       f"--load_signatures_only={str(loader == 'signatures').lower()}"]
+                       loader_flag(loader)]
             command += shlex.split(args.server_flags)
             log_path = os.path.join(workdir, f"serve-{run}.log")
             with open(log_path, "w") as log:
@@ -733,8 +739,7 @@ def load_times(args):
     one-time set-up; interleaved rounds, median."""
     first = os.path.join(REPO, "saved_models", "eight_gaussians_wgan_gp")
     load_before = os.getloadavg()
-    loaders = args.loaders.split(",")
-    times = {(base, loader): [] for base in args.load_time for loader in loaders}
+    times = {(base, loader): [] for base in args.load_time for loader in args.loaders}
     for _ in range(args.rounds):
         for base, loader in times:
             out = subprocess.run([sys.executable, "-c", _LOAD_ONE, base, first, loader],
@@ -1099,9 +1104,10 @@ def main(argv=None):
     parser.add_argument("--load-time", nargs="+", metavar="BASE",
                         help="only the load + warmup seconds of each export, as the server loads it")
     args = parser.parse_args(argv)
-    unknown = set(args.loaders.split(",")) - {"signatures", "saved_model"}
+    args.loaders = args.loaders.split(",")
+    unknown = set(args.loaders) - set(LOADERS)
     if unknown:
-        parser.error(f"--loaders: unknown {', '.join(sorted(unknown))} (signatures, saved_model)")
+        parser.error(f"--loaders: unknown {', '.join(sorted(unknown))} ({', '.join(LOADERS)})")
     if args.load_time:
         return load_times(args)
     if args.instantiations:

@@ -7,8 +7,8 @@ a module of its own, since every test folder has a `conftest`):
 - `gan`: the adversarial toy model (no latent signatures at all);
 - `decode_only`: a plain SavedModel with a `decode` signature only, as a GAN exporting
   its generator would have (written here, since no tfgen family exports one);
-- `encode_decode`: a plain SavedModel with `encode` and `decode` but no `reconstruct`,
-  as tfgen exports older than that signature have.
+  `write_decode_only(..., encode=True)` adds `encode` (still no `reconstruct`, as tfgen
+  exports older than that signature have).
 """
 
 import json

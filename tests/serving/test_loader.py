@@ -42,7 +42,7 @@ def _feeds(conditional):
 
 def _registered(servable):
     """Names of the functions a SignaturesOnly load registered with the eager context."""
-    return list(servable.loaded._finalizer.peek()[2][0])
+    return list(servable.loaded.function_names)
 
 
 @pytest.mark.parametrize("name", ["toy", "cond"])

@@ -43,16 +43,17 @@ def load(path, meta_graph, tags, signatures_only=True):
     """An object whose `.signatures` maps each signature key to a callable
     (keyword tensors -> {output alias: tensor}); the caller keeps the object alive."""
     if signatures_only:
+        library = {f.signature.name: f for f in meta_graph.graph_def.library.function}
         try:
-            plan = _plan(meta_graph)
+            plan = _plan(meta_graph, library)
         except _Unsupported as e:
             log.info("Loading %s with tf.saved_model.load: %s", path, e)
         else:
-            return SignaturesOnly(path, meta_graph, plan)
+            return SignaturesOnly(path, meta_graph, library, plan)
     return tf.saved_model.load(path, tags=list(tags))
 
 
-def _plan(meta_graph):
+def _plan(meta_graph, library):
     """{signature key: (function name, input aliases in call order, output aliases in
     result order, bound object node ids)}, or _Unsupported naming why not."""
     objects = meta_graph.object_graph_def
@@ -61,7 +62,6 @@ def _plan(meta_graph):
     roots = {child.local_name: child.node_id for child in objects.nodes[0].children}
     if "signatures" not in roots:
         raise _Unsupported("no signatures in the object graph")
-    library = {f.signature.name: f for f in meta_graph.graph_def.library.function}
     plan = {}
     for child in objects.nodes[roots["signatures"]].children:
         key, node = child.local_name, objects.nodes[child.node_id]
@@ -168,45 +168,52 @@ def _remove_functions(names):
 class SignaturesOnly:
     """The signatures of one export, their functions registered under load-unique names.
 
-    The functions are removed from the eager context when this object is collected;
-    every signature callable holds a reference to it.
+    The functions (`function_names`) are removed from the eager context when this object
+    is collected; every signature callable holds a reference to it.
     """
 
-    def __init__(self, path, meta_graph, plan):
+    def __init__(self, path, meta_graph, library, plan):
         objects = meta_graph.object_graph_def
         bound = sorted({node_id for *_, node_ids in plan.values() for node_id in node_ids})
         captures = self._restore_variables(path, objects, bound)
-        constants = {node.name: node for node in meta_graph.graph_def.node if node.op == "Const"}
-        for node_id in bound:
-            if objects.nodes[node_id].WhichOneof("kind") == "constant":
-                operation = objects.nodes[node_id].constant.operation
-                if operation not in constants:
-                    raise ValueError(f"constant {operation} is not in the graph")
-                value = constants[operation].attr["value"].tensor
-                captures[node_id] = tf.constant(tf.make_ndarray(value))
-        self._variables = [v for v in captures.values() if isinstance(v, tf.Variable)]
+        captures.update(self._constants(meta_graph, bound))
 
-        library = {f.signature.name: f for f in meta_graph.graph_def.library.function}
         called = _called_functions(library, [name for name, *_ in plan.values()])
         suffix = f"_tfgen_load{next(_load_ids)}"
         renamed = {name: name + suffix for name in called}
         ctx = context.context()
         ctx.ensure_initialized()
-        registered = []
-        self._finalizer = weakref.finalize(self, _remove_functions, registered)
+        self.function_names = []
+        weakref.finalize(self, _remove_functions, self.function_names)
         for name in called:
             function = type(library[name])()
             function.CopyFrom(library[name])  # the caller's MetaGraphDef stays as read
             function.signature.name = renamed[name]
             _rename_references(function, renamed)
             ctx.add_function_def(function)
-            registered.append(function.signature.name)
+            self.function_names.append(function.signature.name)
 
         self.signatures = {
             key: SignatureCall(self, renamed[name].encode(), inputs, outputs,
                                [captures[node_id] for node_id in node_ids])
             for key, (name, inputs, outputs, node_ids) in plan.items()
         }
+
+    @staticmethod
+    def _constants(meta_graph, node_ids):
+        """{node id: tensor} for the constants among `node_ids`, from their Const nodes."""
+        objects = meta_graph.object_graph_def
+        operations = {i: objects.nodes[i].constant.operation for i in node_ids
+                      if objects.nodes[i].WhichOneof("kind") == "constant"}
+        if not operations:
+            return {}
+        wanted = set(operations.values())
+        values = {node.name: node.attr["value"].tensor for node in meta_graph.graph_def.node
+                  if node.name in wanted and node.op == "Const"}
+        missing = wanted - set(values)
+        if missing:
+            raise ValueError(f"constants {sorted(missing)[:5]} are not in the graph")
+        return {i: tf.constant(tf.make_ndarray(values[op])) for i, op in operations.items()}
 
     @staticmethod
     def _restore_variables(path, objects, node_ids):
@@ -237,16 +244,19 @@ class SignatureCall:
     """One signature function, called by name like TensorFlow's restored functions."""
 
     def __init__(self, owner, function_name, inputs, outputs, captures):
-        self._owner = owner  # keeps the functions registered and the variables alive
+        self._owner = owner  # keeps the functions registered
+        self._variables = captures  # a handle alone does not keep its variable alive
         self._function_name = function_name
         self._inputs = inputs
         self._outputs = outputs
         self._captured = [c.handle if isinstance(c, tf.Variable) else c for c in captures]
 
     def __call__(self, **feeds):
-        missing = [alias for alias in self._inputs if alias not in feeds]
-        if missing or len(feeds) != len(self._inputs):
-            raise TypeError(f"expected inputs {self._inputs}, got {sorted(feeds)}")
-        flat = [feeds[alias] for alias in self._inputs] + self._captured
+        try:
+            if len(feeds) != len(self._inputs):
+                raise KeyError
+            flat = [feeds[alias] for alias in self._inputs] + self._captured
+        except KeyError:
+            raise TypeError(f"expected inputs {self._inputs}, got {sorted(feeds)}") from None
         results = context.context().call_function(self._function_name, flat, len(self._outputs))
         return dict(zip(self._outputs, results))

@@ -168,10 +168,9 @@ def _sample_in_batches(version_dir, inputs, num_samples):
     import numpy as np
     import tensorflow as tf
 
-    from tfgen.export.reader import signature_function
+    from tfgen.export.reader import Export
 
-    loaded = tf.saved_model.load(version_dir)  # kept alive: the function does not own its variables
-    sample = signature_function(loaded, "sample", inputs, version_dir)
+    sample = Export(version_dir).function("sample")
     progress = None
     if num_samples > SAMPLE_BATCH:
         from tfgen.backend import keras

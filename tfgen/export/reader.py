@@ -88,20 +88,70 @@ def sample_rows(num_samples, first_seed=0, temperature=1.0, condition=None, num_
 
 def call_signature(version_dir, name, inputs):
     """Loads the export and calls signature `name` on `{input: array}`; numpy outputs."""
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(version_dir)  # kept alive: the function does not own its variables
-    outputs = signature_function(loaded, name, inputs, version_dir)(**{k: tf.constant(v) for k, v in inputs.items()})
+    outputs = Export(version_dir).function(name)(**inputs)
     return {k: v.numpy() for k, v in outputs.items()}
 
 
-def signature_function(loaded, name, input_names, version_dir="the export"):
-    """The callable of signature `name` of a loaded export for a call with `input_names`.
+def event_shape(dims):
+    """A batched input's dims (`Export.describe`) without the batch dimension, None for
+    unknown ones, as a TensorShape lists them."""
+    return tuple(None if d < 0 else d for d in dims[1:])
 
-    `loaded.signatures[...]` needs every input; the restored function of the same name
-    fills the defaulted ones a call leaves out (an audio model's `length`), as a served
-    model does. The caller keeps `loaded` alive while it uses the function."""
-    if name not in loaded.signatures:
-        raise UserError(f"{version_dir} has no signature {name!r}; it has {sorted(loaded.signatures)}")
-    complete = set(input_names) == set(loaded.signatures[name].structured_input_signature[1])
-    return loaded.signatures[name] if complete else getattr(loaded, name)
+
+class Export:
+    """An export's signatures, to call in this process.
+
+    Loaded as `tfgen serve` loads a version (`tfgen.serving.loader`): only the functions
+    the signatures call, with 3-11x less CPU than `tf.saved_model.load`
+    (docs/benchmarks.md, "Loading only what the signatures call"). As on a server, an
+    input a call leaves out is filled from the SignatureDef's `defaults` (every sampler's
+    `temperature`, an audio model's `length`). Keep the object alive while calling.
+
+    Args:
+      version_dir: a version directory, or a URL TensorFlow's file systems read.
+    """
+
+    def __init__(self, version_dir):
+        import tensorflow as tf
+
+        from tfgen.serving import loader
+
+        self.source = version_dir
+        meta_graph = loader.read_meta_graph(version_dir)
+        self._loaded = loader.load(version_dir, meta_graph)
+        self.signature_defs = {k: meta_graph.signature_def[k] for k in sorted(self._loaded.signatures)}
+        self._defaults = {k: {alias: tf.make_ndarray(proto) for alias, proto in d.defaults.items()}
+                          for k, d in self.signature_defs.items()}
+
+    def describe(self, name):
+        """{"inputs": {alias: (dtype name, shape)}, "outputs": ..., "defaults": [alias]} of
+        signature `name` (`tfgen.serving.signatures.describe`, as a client sees it)."""
+        from tfgen.serving.signatures import describe
+
+        return describe(self._signature_def(name))
+
+    def _signature_def(self, name):
+        if name not in self.signature_defs:
+            raise UserError(f"{self.source} has no signature {name!r}; it has {sorted(self.signature_defs)}")
+        return self.signature_defs[name]
+
+    def function(self, name):
+        """Signature `name` as a callable: keyword arrays or tensors -> {output alias:
+        tensor}; the inputs it leaves out are taken from the SignatureDef's defaults."""
+        import tensorflow as tf
+
+        from tfgen.serving.signatures import fill_defaults, spec_dims
+
+        infos = self._signature_def(name).inputs
+        dims = {alias: spec_dims(info) for alias, info in infos.items()}
+        defaults, loaded = self._defaults[name], self._loaded
+
+        def run(**inputs):
+            rows = next((int(v.shape[0]) for a, v in sorted(inputs.items())
+                         if dims.get(a) and dims[a][0] == -1 and len(v.shape)), None)
+            feeds = {a: v if isinstance(v, tf.Tensor) else tf.constant(v, tf.as_dtype(infos[a].dtype) if a in infos else None)
+                     for a, v in fill_defaults(inputs, defaults, dims, rows).items()}
+            # Through `loaded`: a function of tf.saved_model.load's does not own its variables.
+            return loaded.signatures[name](**feeds)
+
+        return run

@@ -3,13 +3,15 @@
 The latent-space tools (`tfgen.latent.space`) only ever ask a caller three things, so they
 run the same code, on the same numbers, whether the model is loaded here or served:
 
-- `signatures`: `{name: {"inputs": {alias: (dtype, shape)}, "outputs": {...}}}`, numpy
-  dtype names and -1 for unknown dims (what `Client.signature` returns for a served model);
+- `signatures`: `{name: {"inputs": {alias: (dtype, shape)}, "outputs": {...}, "defaults":
+  [alias]}}`, numpy dtype names and -1 for unknown dims (what `Client.signature` returns
+  for a served model; `tfgen.serving.signatures.describe`);
 - `call(name, inputs)`: `{alias: np.ndarray}` in, `{alias: np.ndarray}` out;
 - `data_spec()`: what the data is (a `DataSpec`): from tfgen.json locally, from the
   model's `describe` signature on a server (which records no value range).
 
-`LocalCaller("saved_models/NAME[/VERSION]")` loads the export with `tf.saved_model.load`;
+`LocalCaller("saved_models/NAME[/VERSION]")` loads the export as `tfgen serve` does
+(`tfgen.export.reader.Export`);
 `ServerCaller("HOST:PORT", "NAME")` calls a `tfgen serve` or `tensorflow_model_server` over
 gRPC (`tfgen.serving.Client`). Neither imports model code.
 """
@@ -29,15 +31,13 @@ class LocalCaller:
     """
 
     def __init__(self, path, version=None):
-        import tensorflow as tf
-
-        from tfgen.export.reader import read_metadata, resolve_version
+        from tfgen.export.reader import Export, read_metadata, resolve_version
 
         self.source = resolve_version(path if version is None else os.path.join(path, str(version)))
         self.metadata = read_metadata(self.source)
-        self._loaded = tf.saved_model.load(self.source)
-        self._functions = {name: fn for name, fn in self._loaded.signatures.items()}
-        self.signatures = {name: _local_signature(fn) for name, fn in self._functions.items()}
+        self._export = Export(self.source)
+        self._functions = {name: self._export.function(name) for name in self._export.signature_defs}
+        self.signatures = {name: self._export.describe(name) for name in self._export.signature_defs}
 
     @property
     def recorded_latent_shape(self):
@@ -49,7 +49,7 @@ class LocalCaller:
         import tensorflow as tf
 
         try:
-            outputs = self._functions[name](**{k: tf.constant(v) for k, v in inputs.items()})
+            outputs = self._functions[name](**inputs)
         except (tf.errors.InvalidArgumentError, tf.errors.FailedPreconditionError) as e:
             raise UserError(f"{self.source}: {name} refused the inputs: {e.message.splitlines()[0]}") from None
         return {k: v.numpy() for k, v in outputs.items()}
@@ -59,15 +59,6 @@ class LocalCaller:
 
     def close(self):
         pass
-
-
-def _local_signature(function):
-    def tensors(specs):
-        return {alias: (spec.dtype.name, tuple(-1 if d is None else int(d) for d in spec.shape))
-                for alias, spec in specs.items()}
-
-    return {"inputs": tensors(function.structured_input_signature[1]),
-            "outputs": tensors(function.structured_outputs)}
 
 
 class ServerCaller:

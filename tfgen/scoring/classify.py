@@ -40,25 +40,24 @@ def bayes(conditional_log_prob, prior):
 
 
 class Classifier:
-    """A class-conditional export's `log_prob` signature, loaded with `tf.saved_model.load`,
-    and the class prior of its tfgen.json. Returns `(log p(y | x) [B, C], log p(x) [B])`
+    """A class-conditional export's `log_prob` signature, loaded in this process as
+    `tfgen serve` loads it (`tfgen.export.reader.Export`), and the class prior of its tfgen.json. Returns `(log p(y | x) [B, C], log p(x) [B])`
     for a batch `x`."""
 
     def __init__(self, path):
-        import tensorflow as tf
-
-        from tfgen.export.reader import read_metadata, resolve_version
+        from tfgen.export.reader import Export, event_shape, read_metadata, resolve_version
         from tfgen.scoring.score import _local_spec
 
         self.source = resolve_version(path)
-        loaded = tf.saved_model.load(self.source)
-        if "classify" not in loaded.signatures:
+        export = Export(self.source)
+        if "classify" not in export.signature_defs:
             raise UserError(f"{self.source} has no classify signature (class-conditional likelihood "
-                            f"models exported by tfgen >= format 4 have one); it has {sorted(loaded.signatures)}")
+                            f"models exported by tfgen >= format 4 have one); it has "
+                            f"{sorted(export.signature_defs)}")
         self.prior = read_metadata(self.source)["training_data"].get("class_prior")
-        self._loaded, self._fn = loaded, loaded.signatures["log_prob"]
-        self.event_shape = tuple(self._fn.structured_input_signature[1]["x"].shape[1:])
-        self.num_classes = loaded.signatures["classify"].structured_outputs["scores"].shape[1]
+        self._fn = export.function("log_prob")
+        self.event_shape = event_shape(export.describe("log_prob")["inputs"]["x"][1])
+        self.num_classes = export.describe("classify")["outputs"]["scores"][1][1]
         self.prior = self.prior or [1.0 / self.num_classes] * self.num_classes  # as the export bakes it in
         self.spec = _local_spec(self.source, self.event_shape)
 

@@ -1,6 +1,6 @@
 """Streaming, resumable `log_prob` scoring of a file, in this process or through a server.
 
-    scorer = LocalScorer("saved_models/digits_realnvp")          # tf.saved_model.load
+    scorer = LocalScorer("saved_models/digits_realnvp")          # in this process
     scorer = ServerScorer("127.0.0.1:8500", "digits_realnvp")    # TF Serving gRPC API
     summary = score_file(scorer, "digits.npy", "scores.parquet", batch_size=256)
 
@@ -53,7 +53,8 @@ class Unreachable(Exception):
 
 
 class LocalScorer:
-    """The export's `log_prob` signature, loaded with `tf.saved_model.load`.
+    """The export's `log_prob` signature, loaded in this process as `tfgen serve` loads it
+    (`tfgen.export.reader.Export`).
 
     Args:
       path: `saved_models/NAME[/VERSION]` (newest version if none), or a URL TensorFlow's
@@ -64,17 +65,13 @@ class LocalScorer:
     """
 
     def __init__(self, path, version=None, signature=LOG_PROB.name):
-        import tensorflow as tf
+        from tfgen.export.reader import Export, event_shape
 
         self.source = resolve_export(path if version is None else f"{path.rstrip('/')}/{version}")
-        loaded = tf.saved_model.load(self.source)
-        if signature not in loaded.signatures:
-            raise UserError(f"{self.source} has no {signature} signature; it has "
-                            f"{sorted(loaded.signatures)}")
-        self._loaded = loaded
-        self._fn = loaded.signatures[signature]
-        specs = self._fn.structured_input_signature[1]
-        self.event_shape = tuple(specs[_X.name].shape[1:])
+        export = Export(self.source)
+        self._fn = export.function(signature)
+        specs = export.describe(signature)["inputs"]
+        self.event_shape = event_shape(specs[_X.name][1])
         self.conditional = _CONDITION.name in specs
         self.spec = _local_spec(self.source, self.event_shape)
 

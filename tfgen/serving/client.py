@@ -156,11 +156,7 @@ class Client:
 
     def metadata(self, model, version=None, label=None):
         """The model's SignatureDefs, as a dict (JSON form of the protos)."""
-        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
-        self._spec(request.model_spec, model, version, label)
-        response = self.predictions.GetModelMetadata(request, timeout=self.timeout)
-        signature_map = get_model_metadata_pb2.SignatureDefMap()
-        response.metadata["signature_def"].Unpack(signature_map)
+        response, signature_map = self._signature_map(model, version, label)
         return {
             "model": response.model_spec.name,
             "version": response.model_spec.version.value,
@@ -170,28 +166,25 @@ class Client:
             },
         }
 
-    def signature(self, model, signature, version=None, label=None):
-        """What a client can know of a signature from GetModelMetadata:
-        {"inputs": {alias: (dtype name, shape)}, "outputs": {...}, "defaults": [alias]},
-        dtype names as numpy's ("float32", "int64", ...), unknown dims as -1."""
-        from tensorflow.core.framework import types_pb2
-        from tensorflow.python.framework import dtypes
+    def _signature_map(self, model, version, label):
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        self._spec(request.model_spec, model, version, label)
+        response = self.predictions.GetModelMetadata(request, timeout=self.timeout)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_map)
+        return response, signature_map
 
-        defs = self.metadata(model, version, label)["signature_def"]
+    def signature(self, model, signature, version=None, label=None):
+        """What a client can know of a signature from GetModelMetadata
+        (`tfgen.serving.signatures.describe`): {"inputs": {alias: (dtype name, shape)},
+        "outputs": {...}, "defaults": [alias]}, dtype names as numpy's ("float32",
+        "int64", ...), unknown dims as -1."""
+        from tfgen.serving.signatures import describe
+
+        defs = self._signature_map(model, version, label)[1].signature_def
         if signature not in defs:
             raise UserError(f"model {model!r} has no signature {signature!r}; it has {sorted(defs)}")
-        found = defs[signature]
-
-        def tensors(kind):
-            out = {}
-            for alias, info in found.get(kind, {}).items():
-                dtype = dtypes.as_dtype(types_pb2.DataType.Value(info["dtype"])).name
-                dims = info.get("tensor_shape", {}).get("dim", [])
-                out[alias] = (dtype, tuple(int(d.get("size", -1)) for d in dims))
-            return out
-
-        return {"inputs": tensors("inputs"), "outputs": tensors("outputs"),
-                "defaults": sorted(found.get("defaults", {}))}
+        return describe(defs[signature])
 
     def status(self, model, version=None, label=None):
         """[{"version", "state", "error_code", "error_message"}] for the model's versions."""

@@ -25,11 +25,12 @@ import os
 import weakref
 
 import tensorflow as tf
-from tensorflow.core.protobuf import trackable_object_graph_pb2
+from tensorflow.core.protobuf import saved_model_pb2, trackable_object_graph_pb2
 from tensorflow.python.eager import context
 
 log = logging.getLogger("tfgen.serving")
 
+SERVE_TAGS = ("serve",)  # the MetaGraphDef TF Serving loads
 _load_ids = itertools.count(1)
 _CHECKPOINT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _VARIABLE_VALUE = "VARIABLE_VALUE"
@@ -39,9 +40,29 @@ class _Unsupported(Exception):
     """What keeps an export from loading signatures only (then: `tf.saved_model.load`)."""
 
 
-def load(path, meta_graph, tags, signatures_only=True):
+def read_meta_graph(path):
+    """The `serve`-tagged MetaGraphDef from saved_model.pb/.pbtxt (`path` may be a URL
+    TensorFlow's file systems read, e.g. gs://)."""
+    saved_model = saved_model_pb2.SavedModel()
+    pb = os.path.join(path, "saved_model.pb")
+    if tf.io.gfile.exists(pb):
+        with tf.io.gfile.GFile(pb, "rb") as f:
+            saved_model.ParseFromString(f.read())
+    else:
+        from google.protobuf import text_format
+
+        with tf.io.gfile.GFile(os.path.join(path, "saved_model.pbtxt")) as f:
+            text_format.Parse(f.read(), saved_model)
+    for meta_graph in saved_model.meta_graphs:
+        if set(meta_graph.meta_info_def.tags) == set(SERVE_TAGS):
+            return meta_graph
+    raise ValueError(f"no MetaGraphDef with tags {list(SERVE_TAGS)} in {path}")
+
+
+def load(path, meta_graph, signatures_only=True):
     """An object whose `.signatures` maps each signature key to a callable
-    (keyword tensors -> {output alias: tensor}); the caller keeps the object alive."""
+    (keyword tensors -> {output alias: tensor}) of the `meta_graph` read from `path`
+    (`read_meta_graph`); the caller keeps the object alive."""
     if signatures_only:
         library = {f.signature.name: f for f in meta_graph.graph_def.library.function}
         try:
@@ -50,7 +71,7 @@ def load(path, meta_graph, tags, signatures_only=True):
             log.info("Loading %s with tf.saved_model.load: %s", path, e)
         else:
             return SignaturesOnly(path, meta_graph, library, plan)
-    return tf.saved_model.load(path, tags=list(tags))
+    return tf.saved_model.load(path, tags=list(SERVE_TAGS))
 
 
 def _plan(meta_graph, library):
@@ -184,7 +205,8 @@ class SignaturesOnly:
         ctx = context.context()
         ctx.ensure_initialized()
         self.function_names = []
-        weakref.finalize(self, _remove_functions, self.function_names)
+        # Not at exit: a daemon thread may still be calling them, and the process is ending.
+        weakref.finalize(self, _remove_functions, self.function_names).atexit = False
         for name in called:
             function = type(library[name])()
             function.CopyFrom(library[name])  # the caller's MetaGraphDef stays as read
@@ -222,7 +244,8 @@ class SignaturesOnly:
         if not variable_ids:
             return {}
         prefix = os.path.join(path, "variables", "variables")
-        reader = tf.train.load_checkpoint(prefix)
+        # The prefix itself: load_checkpoint's directory test is true of any ram:// path.
+        reader = tf.compat.v1.train.NewCheckpointReader(prefix)
         checkpoint_graph = trackable_object_graph_pb2.TrackableObjectGraph.FromString(
             reader.get_tensor(_CHECKPOINT_GRAPH_KEY))
         keys = _checkpoint_keys(objects, checkpoint_graph, variable_ids)

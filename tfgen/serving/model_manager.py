@@ -30,7 +30,6 @@ import threading
 import time
 
 import tensorflow as tf
-from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.util import deprecation
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, prediction_log_pb2
 
@@ -45,7 +44,6 @@ from tfgen.versions import is_complete, parse_version, version_dirs
 log = logging.getLogger("tfgen.serving")
 
 State = get_model_status_pb2.ModelVersionStatus.State
-SERVE_TAGS = ("serve",)  # the MetaGraphDef TF Serving loads
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
 UNLOAD_GRACE_SECONDS = 0.5
@@ -119,24 +117,6 @@ def _graph_bytes(config):
     return 0
 
 
-def read_meta_graph(path):
-    """The `serve`-tagged MetaGraphDef from saved_model.pb/.pbtxt."""
-    saved_model = saved_model_pb2.SavedModel()
-    pb = os.path.join(path, "saved_model.pb")
-    if os.path.isfile(pb):
-        with open(pb, "rb") as f:
-            saved_model.ParseFromString(f.read())
-    else:
-        from google.protobuf import text_format
-
-        with open(os.path.join(path, "saved_model.pbtxt")) as f:
-            text_format.Parse(f.read(), saved_model)
-    for meta_graph in saved_model.meta_graphs:
-        if set(meta_graph.meta_info_def.tags) == set(SERVE_TAGS):
-            return meta_graph
-    raise ValueError(f"no MetaGraphDef with tags {list(SERVE_TAGS)} in {path}")
-
-
 def _checked_records(records, path):
     """The records, or a ValueError naming `path` for a truncated or corrupt file."""
     try:
@@ -159,8 +139,8 @@ class Servable:
         self.name = name
         self.version = version
         self.path = path
-        self.meta_graph = read_meta_graph(path)
-        self.loaded = loader.load(path, self.meta_graph, SERVE_TAGS, signatures_only)
+        self.meta_graph = loader.read_meta_graph(path)
+        self.loaded = loader.load(path, self.meta_graph, signatures_only)
         self.signatures = {}
         ranges = input_ranges(path)
         _, optimized = quick_and_optimized()

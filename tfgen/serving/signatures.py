@@ -46,16 +46,45 @@ def format_shape(dims):
     return "[" + ",".join("?" if d < 0 else str(d) for d in dims) + "]"
 
 
-def _spec_dims(tensor_info):
-    shape = tensor_info.tensor_shape
-    return None if shape.unknown_rank else [d.size for d in shape.dim]
-
-
 def _status_from_tf(error):
     """A TF runtime error -> ServingError with the same canonical code and the readable
     part of its message (without graph node names, which differ per export)."""
     code = {c.value[0]: c for c in Code}.get(getattr(error, "error_code", 2), Code.UNKNOWN)
     return ServingError(code, graph_error_message(getattr(error, "message", str(error))))
+
+
+def spec_dims(tensor_info):
+    """A TensorInfo's dims (-1 unknown), None for an unknown rank."""
+    shape = tensor_info.tensor_shape
+    return None if shape.unknown_rank else [d.size for d in shape.dim]
+
+
+def describe(signature_def):
+    """What a caller can know of a SignatureDef: {"inputs": {alias: (dtype name, shape)},
+    "outputs": {...}, "defaults": [alias]}, dtype names as numpy's ("float32", "int64",
+    ...), unknown dims as -1 (an unknown rank as ())."""
+
+    def tensors(infos):
+        return {alias: (tf.as_dtype(info.dtype).name, tuple(int(d.size) for d in info.tensor_shape.dim))
+                for alias, info in infos.items()}
+
+    return {"inputs": tensors(signature_def.inputs), "outputs": tensors(signature_def.outputs),
+            "defaults": sorted(signature_def.defaults)}
+
+
+def fill_defaults(arrays, defaults, input_dims, rows):
+    """`arrays` with the inputs they leave out taken from `defaults` (alias -> array, a
+    SignatureDef's `defaults`); where `input_dims` says an input is batched, a one-row
+    default stands for each of `rows` rows, so defaults batch like sent inputs."""
+    out = dict(arrays)
+    for alias, default in defaults.items():
+        if alias in out:
+            continue
+        dims = input_dims[alias]
+        if rows and dims and dims[0] == -1 and default.ndim >= 1 and default.shape[0] == 1:
+            default = np.broadcast_to(default, (rows,) + default.shape[1:])
+        out[alias] = default
+    return out
 
 
 class Signature:
@@ -69,7 +98,7 @@ class Signature:
         self.inputs = dict(signature_def.inputs)
         self.outputs = dict(signature_def.outputs)
         self.input_order = sorted(self.inputs)
-        self.input_dims = {alias: _spec_dims(info) for alias, info in self.inputs.items()}
+        self.input_dims = {alias: spec_dims(info) for alias, info in self.inputs.items()}
         self.defaults = {
             alias: tensors.proto_to_ndarray(proto, alias)
             for alias, proto in signature_def.defaults.items()
@@ -83,7 +112,7 @@ class Signature:
         """True when every input and output has an unknown leading (batch) dimension."""
         infos = list(self.inputs.values()) + list(self.outputs.values())
         for info in infos:
-            dims = _spec_dims(info)
+            dims = spec_dims(info)
             if dims is not None and (not dims or dims[0] != -1):
                 return False
         return bool(self.inputs)
@@ -170,16 +199,7 @@ class Signature:
                         f"{array.shape[0]}"
                     )
                 batch = batch or (alias, array.shape[0])
-        out = dict(arrays)
-        for alias, default in self.defaults.items():
-            if alias in out:
-                continue
-            dims = self.input_dims[alias]
-            if batch and dims and dims[0] == -1 and default.ndim >= 1 and default.shape[0] == 1:
-                # A one-row default stands for every row, so defaults batch like inputs.
-                default = np.broadcast_to(default, (batch[1],) + default.shape[1:])
-            out[alias] = default
-        return out
+        return fill_defaults(arrays, self.defaults, self.input_dims, batch and batch[1])
 
     def check_declared_shape(self, alias, shape, limits):
         """Rank, fixed dims, row and element caps of one input's shape (a list of ints).

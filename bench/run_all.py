@@ -31,6 +31,7 @@ SCRIPTS = [
     ("sample_quality", True),
     ("gan_training", True),
     ("serving", True),  # added by the serving work; skipped while absent
+    ("local_load", True),
     ("fault_tolerance", True),
 ]
 NOISE = ("W0000 ", "I0000 ", "E0000 ", "WARNING: All log messages")

@@ -378,6 +378,8 @@ def body(rows):
     return ('{"signature_name": "log_prob", "instances": [' + ",".join([row] * rows) + "]}").encode()
 huge, over_cap = body(400_000), body(5_000)  # 7.6 MB; 5,000 rows in 100 KB
 stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(grpc_address))
+print("ready", flush=True)
+sys.stdin.readline()  # the test's valid traffic is running
 times = []
 for i in range(100):
     start = time.perf_counter()
@@ -435,11 +437,15 @@ def test_100_cheap_attacks_cost_little_memory_and_time_and_spare_valid_traffic(e
             idle = _p99(measure(300))
             rss_before = _rss_bytes(server.proc.pid)
             attacker = subprocess.Popen([sys.executable, "-c", ATTACKER, server.grpc, server.rest],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-            time.sleep(4)  # let it import TensorFlow before measuring
+            # Its imports done, it attacks on a word from here, so the measuring overlaps the
+            # attack however fast the machine (on a fast one it was over before a fixed wait).
+            assert attacker.stdout.readline().strip() == "ready", attacker.stderr.read()[-2000:]
+            attacker.stdin.write("go\n")
+            attacker.stdin.flush()
             under_attack = []
-            while attacker.poll() is None:
+            while not under_attack or attacker.poll() is None:
                 under_attack.extend(measure(20))
             out, err = attacker.communicate()
             assert attacker.returncode == 0, err[-2000:]

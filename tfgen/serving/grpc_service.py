@@ -39,8 +39,8 @@ from tfgen.serving.tensors import ndarray_to_proto
 OFFLOAD_BYTES = 1 << 20
 
 
-async def offload(size, fn, *args):
-    if size < OFFLOAD_BYTES:
+async def offload(size, fn, *args, threshold=OFFLOAD_BYTES):
+    if size < threshold:
         return fn(*args)
     return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 

@@ -283,7 +283,9 @@ def test_export_restore_one_fine_tune_step_re_export(exported_path, name, tmp_pa
         expected = loaded.signatures["log_prob"](x=parent_samples["samples"], **extra)
         ours = module.call("log_prob", {"x": parent_samples["samples"].numpy(), **{k: v.numpy() for k, v in extra.items()}})
         for key, value in expected.items():
-            np.testing.assert_array_equal(ours[key], value.numpy(), err_msg=f"log_prob {key}")
+            # To float rounding: Grappler may sum the same terms in another order in the
+            # export's compacted graph (1 ulp in 1 of 3 rows on an AVX-512 machine).
+            np.testing.assert_allclose(ours[key], value.numpy(), rtol=1e-6, atol=0, err_msg=f"log_prob {key}")
     # One fine-tune step, then the next version of the same base path answers as the
     # fine-tuned model, no longer as its parent.
     one_step_with_a_part_frozen(restored, name)
@@ -291,9 +293,15 @@ def test_export_restore_one_fine_tune_step_re_export(exported_path, name, tmp_pa
     shutil.copytree(path, base / "1")
     version = export_model(restored, str(base), metadata={"lineage": {"parent": {"version": 1}}})
     assert version == str(base / "2")
-    samples = tf.saved_model.load(version).signatures["sample"](**inputs)["samples"].numpy()
+    child = tf.saved_model.load(version)
+    samples = child.signatures["sample"](**inputs)["samples"].numpy()
     fine_tuned = restored.sample(inputs["seed"], inputs["temperature"], extra.get("condition")).numpy()
     np.testing.assert_allclose(samples, fine_tuned, rtol=1e-5, atol=1e-5)
-    assert not np.allclose(samples, parent_samples["samples"].numpy(), rtol=1e-5, atol=1e-5)
+    if restored.log_prob_kind.has_log_prob:
+        # The likelihood moves with any weight; a step may leave every quantized sample as it was.
+        moved = child.signatures["log_prob"](x=parent_samples["samples"], **extra)["log_prob"].numpy()
+        assert not np.allclose(moved, expected["log_prob"].numpy(), rtol=1e-5, atol=1e-5)
+    else:
+        assert not np.allclose(samples, parent_samples["samples"].numpy(), rtol=1e-5, atol=1e-5)
     with open(os.path.join(version, "assets.extra", "tfgen.json")) as f:
         assert json.load(f)["lineage"] == {"parent": {"version": 1}}

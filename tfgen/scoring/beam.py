@@ -11,8 +11,8 @@ whole `tfgen score --runner` pipeline, with nothing on the launching machine's d
 Beam's stock `TFModelHandlerTensor` loads the model through Keras and calls it, so it
 cannot call a named signature (and its module imports tensorflow-hub); `SignatureModelHandler`
 is a `ModelHandler` that loads the SavedModel's signatures as `tfgen serve` does
-(`tfgen.export.reader.Export`; any path TensorFlow's gfile reads: local, gs://, or s3:// and hdfs:// with tensorflow-io) and calls
-the signature by name. Elements are keyed (`KeyedModelHandler`), so each record joins
+(`tfgen.export.reader.Export`; any path TensorFlow's gfile reads: local, gs://, or s3://
+and hdfs:// with tensorflow-io) and calls the signature by name. Elements are keyed (`KeyedModelHandler`), so each record joins
 back to its input row; rows already flagged when read (`tfgen.scoring.inputs`) skip the
 model, and a batch the model refuses is retried row by row, so a bad row only costs
 itself. The records are the local path's (`tfgen.scoring.score`), row for row.
@@ -44,9 +44,9 @@ COUNTERS = ("rows", "scored", "errors", "non_finite")
 
 
 class SignatureModelHandler(ModelHandler):
-    """Loads a SavedModel (`tfgen.scoring.score.LocalScorer`) and calls its `log_prob` signature
-    on batches of `Row`s; each `PredictionResult.inference` is `(log_prob, bits_per_dim)`
-    or the error of a row the model refused.
+    """Loads a SavedModel (`tfgen.scoring.score.LocalScorer`) and calls its `log_prob`
+    signature on batches of `Row`s; each `PredictionResult.inference` is `(log_prob,
+    bits_per_dim)` or the error of a row the model refused.
 
     Args:
       model_path: a SavedModel version directory (local or a gfile URL).

@@ -41,8 +41,8 @@ def bayes(conditional_log_prob, prior):
 
 class Classifier:
     """A class-conditional export's `log_prob` signature, loaded in this process as
-    `tfgen serve` loads it (`tfgen.export.reader.Export`), and the class prior of its tfgen.json. Returns `(log p(y | x) [B, C], log p(x) [B])`
-    for a batch `x`."""
+    `tfgen serve` loads it (`tfgen.export.reader.Export`), and the class prior of its
+    tfgen.json. Returns `(log p(y | x) [B, C], log p(x) [B])` for a batch `x`."""
 
     def __init__(self, path):
         from tfgen.export.reader import Export, event_shape, read_metadata, resolve_version

@@ -112,45 +112,44 @@ class Export:
     """
 
     def __init__(self, version_dir):
-        import tensorflow as tf
-
         from tfgen.serving import loader
+        from tfgen.serving.signatures import Signature
 
         self.source = version_dir
         meta_graph = loader.read_meta_graph(version_dir)
         self._loaded = loader.load(version_dir, meta_graph)
-        self.signature_defs = {k: meta_graph.signature_def[k] for k in sorted(self._loaded.signatures)}
-        self._defaults = {k: {alias: tf.make_ndarray(proto) for alias, proto in d.defaults.items()}
-                          for k, d in self.signature_defs.items()}
+        # The server's reading of each SignatureDef: input dims, decoded defaults.
+        self._signatures = {k: Signature(k, meta_graph.signature_def[k], self._loaded.signatures[k])
+                            for k in sorted(self._loaded.signatures)}
+        self.signature_defs = {k: sig.signature_def for k, sig in self._signatures.items()}
 
     def describe(self, name):
         """{"inputs": {alias: (dtype name, shape)}, "outputs": ..., "defaults": [alias]} of
         signature `name` (`tfgen.serving.signatures.describe`, as a client sees it)."""
         from tfgen.serving.signatures import describe
 
-        return describe(self._signature_def(name))
+        return describe(self._signature(name).signature_def)
 
-    def _signature_def(self, name):
-        if name not in self.signature_defs:
-            raise UserError(f"{self.source} has no signature {name!r}; it has {sorted(self.signature_defs)}")
-        return self.signature_defs[name]
+    def _signature(self, name):
+        if name not in self._signatures:
+            raise UserError(f"{self.source} has no signature {name!r}; it has {sorted(self._signatures)}")
+        return self._signatures[name]
 
     def function(self, name):
         """Signature `name` as a callable: keyword arrays or tensors -> {output alias:
         tensor}; the inputs it leaves out are taken from the SignatureDef's defaults."""
         import tensorflow as tf
 
-        from tfgen.serving.signatures import fill_defaults, spec_dims
+        from tfgen.serving.signatures import fill_defaults
 
-        infos = self._signature_def(name).inputs
-        dims = {alias: spec_dims(info) for alias, info in infos.items()}
-        defaults, loaded = self._defaults[name], self._loaded
+        signature, loaded = self._signature(name), self._loaded
+        dims, infos = signature.input_dims, signature.inputs
 
         def run(**inputs):
             rows = next((int(v.shape[0]) for a, v in sorted(inputs.items())
                          if dims.get(a) and dims[a][0] == -1 and len(v.shape)), None)
             feeds = {a: v if isinstance(v, tf.Tensor) else tf.constant(v, tf.as_dtype(infos[a].dtype) if a in infos else None)
-                     for a, v in fill_defaults(inputs, defaults, dims, rows).items()}
+                     for a, v in fill_defaults(inputs, signature.defaults, dims, rows).items()}
             # Through `loaded`: a function of tf.saved_model.load's does not own its variables.
             return loaded.signatures[name](**feeds)
 

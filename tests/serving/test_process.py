@@ -172,6 +172,20 @@ def test_sigterm_reports_unhealthy_drains_in_flight_requests_then_exits(exported
     assert "warmup records" in log  # replayed by default (--enable_model_warmup)
 
 
+def test_a_server_process_imports_no_keras(tmp_path):
+    """`import tensorflow` imports tf_keras (under the TF_USE_LEGACY_KERAS that `tfgen`
+    sets) or Keras 3 eagerly, about 0.5 s of a server's start-up: `tfgen serve` runs
+    signature functions and needs neither."""
+    code = ("import sys; from tfgen.serving.cli import skip_keras_import; skip_keras_import(); "
+            "import tensorflow; from tfgen.serving.server import ModelServer; "
+            "print(sorted(m for m, module in sys.modules.items() "
+            "if m.split('.')[0] in ('keras', 'tf_keras') and module is not None))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
 def test_missing_model_directory_is_a_one_line_error(tmp_path):
     proc = subprocess.run(
         SERVE + ["--model_dir", str(tmp_path / "nothing")],

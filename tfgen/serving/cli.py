@@ -289,16 +289,19 @@ def ready_line(server):
 
 
 def skip_keras_import():
-    """Keeps Keras 3 out of a server process that has not imported TensorFlow yet.
+    """Keeps Keras out of a server process that has not imported TensorFlow yet.
 
-    `import tensorflow` imports Keras 3 eagerly (with matplotlib and scikit-learn, about
-    40% of TensorFlow's import time) only so that Keras optimizers register themselves
-    for SavedModel loading. A server calls signature functions (`tfgen.serving.loader`),
-    which need no Keras class; `tf.keras` is then unavailable in this process.
-    TFGEN_SERVE_KERAS=1 keeps the import.
+    `import tensorflow` imports a Keras eagerly only so that Keras optimizers register
+    themselves for SavedModel loading: Keras 3 (with matplotlib and scikit-learn, about
+    40% of TensorFlow's import time), or tf_keras under TF_USE_LEGACY_KERAS, which the
+    `tfgen` package sets (about 0.5 s of a 4 s start-up, docs/benchmarks.md). A server
+    calls signature functions (`tfgen.serving.loader`), which need no Keras class;
+    `tf.keras` and `tf_keras` are then unavailable in this process. TFGEN_SERVE_KERAS=1
+    keeps the import.
     """
     if "tensorflow" not in sys.modules and os.environ.get("TFGEN_SERVE_KERAS") != "1":
-        sys.modules.setdefault("keras", None)
+        for name in ("keras", "tf_keras"):
+            sys.modules.setdefault(name, None)
 
 
 def run(args):

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-all bench serve clean
+.PHONY: install bytecode test test-all bench serve clean
 
 install: $(STAMP)
 
@@ -15,19 +15,26 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,beam]'
 	touch $(STAMP)
 
-test: $(STAMP)
+# tfgen is installed editable, so its bytecode is Python's to write, and Python writes
+# none under PYTHONDONTWRITEBYTECODE (set on some CI machines): every process would then
+# compile the tfgen modules it imports (about 0.13 s of a training command's start).
+# compileall writes only what is out of date.
+bytecode: $(STAMP)
+	$(BIN)/python -m compileall -q tfgen
+
+test: bytecode
 	$(BIN)/python -m pytest -q
 
-test-all: $(STAMP)
+test-all: bytecode
 	$(BIN)/python -m pytest -q -m ''
 
 # Serves every model under saved_models/: gRPC 127.0.0.1:8500, REST 127.0.0.1:8501.
-serve: $(STAMP)
+serve: bytecode
 	$(BIN)/tfgen serve --model_config_file serving/models.config \
 		--batching_parameters_file serving/batching.config --enable_batching \
 		--monitoring_config_file serving/monitoring.config
 
-bench: $(STAMP)
+bench: bytecode
 	$(BIN)/python bench/run_all.py
 
 clean:

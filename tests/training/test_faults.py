@@ -11,6 +11,7 @@ import glob
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -396,6 +397,23 @@ def test_nonfinite_batches_follow_the_policy_and_no_checkpoint_is_bad(tmp_path, 
         train(stop)
     assert [os.path.basename(p) for p in store.candidates(stop.checkpoint_dir)] == ["ckpt-1"]
     assert checkpoint_problem(store.candidates(stop.checkpoint_dir)[0]) is None
+
+
+@pytest.mark.parametrize("value, reason", [
+    ("overflow", r"non-finite loss inf at epoch 2, batch 6"),
+    ("nan", r"NaN or Inf in the input batch at epoch 2, batch 6 \(faults.nonfinite: off checks no batch\)"),
+])
+def test_nonfinite_off_trains_unguarded_and_stops_at_the_first_bad_step(tmp_path, value, reason):
+    config = parse_config(make_config(tmp_path, faults={"nonfinite": "off", "inject_nonfinite_at_step": 15,
+                                                        "inject_value": value}, tensorboard={"enabled": False}))
+    with pytest.raises(TrainingDiverged, match=f"^{reason}; stopped, newest checkpoint is from epoch 1$"):
+        train(config)
+    metrics = json.load(open(os.path.join(config.run_dir, "metrics.json")))
+    assert metrics["status"] == "diverged" and re.match(reason, metrics["reason"])
+    model_config = json.load(open(os.path.join(config.run_dir, "model.json")))["config"]
+    store = CheckpointStore(config.checkpoint_dir, build_model(config.model.class_name, model_config))
+    assert [os.path.basename(p) for p in store.candidates()] == ["ckpt-1"]
+    assert checkpoint_problem(store.candidates()[0]) is None
 
 
 @pytest.mark.slow  # the default run covers the default strategy's guard; this, the backups under a strategy

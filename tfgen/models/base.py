@@ -43,6 +43,8 @@ from tfgen.random import training_seed
 _REGISTRY = {}
 #: The cap on K of an estimated log_prob: each row costs K passes of the model.
 MAX_LOG_PROB_SAMPLES = 4096
+#: The end of what an input check says of an input holding NaN or Inf ("x " + this).
+NONFINITE_INPUT_MESSAGE = "contains NaN or Inf"
 
 
 def check_log_prob_samples(value, key="log_prob_samples"):
@@ -313,7 +315,7 @@ class GenerativeModel(keras.Model):
     def _check_x(self, x):
         """`x` as float32, asserted finite and, for discrete data, within the levels."""
         x = tf.convert_to_tensor(x, tf.float32)
-        x = tf.debugging.assert_all_finite(x, "x contains NaN or Inf")
+        x = tf.debugging.assert_all_finite(x, f"x {NONFINITE_INPUT_MESSAGE}")
         spec = self.data_spec
         if spec.is_discrete:
             tf.debugging.assert_greater_equal(x, 0.0, message="x must be >= 0")

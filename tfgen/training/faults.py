@@ -18,6 +18,8 @@ that disagree. Configured by the `faults:` section (`tfgen.training.config.Fault
   and optimizer state unchanged, the epoch's running metrics restored). `faults.nonfinite:
   skip` counts and logs it and goes on; `stop` (the default) stops training with one
   line naming the epoch and batch. Either way no checkpoint holds a non-finite value.
+  `off` installs no guard (as Keras: the update is applied, training stops after it,
+  no checkpoint is written from then on).
 - **Workers that disagree**: before training each worker publishes its resolved config
   and its training data's fingerprint; a worker whose either differs from the chief's
   is refused, on every worker, with the first difference named.
@@ -519,22 +521,22 @@ class StepTracker(keras.callbacks.Callback):
         super().__init__()
         self.epoch, self.step, self.log = 0, 0, log
         self._logged_first = False
-        self._call_begins_at = 1
+        self.call_begins_at = 1
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.step = epoch, 0
 
     def on_train_batch_begin(self, batch, logs=None):
-        self._call_begins_at = batch + 1
+        self.call_begins_at = batch + 1
 
     def on_train_batch_end(self, batch, logs=None):
         self.step = batch + 1
         if not self._logged_first:
             self._logged_first = True
-            if self._call_begins_at == self.step:
+            if self.call_begins_at == self.step:
                 self.log(f"first step done at epoch {self.epoch + 1} step {self.step}")
             else:  # training.steps_per_execution > 1
-                self.log(f"first steps done at epoch {self.epoch + 1} steps {self._call_begins_at}-{self.step} "
+                self.log(f"first steps done at epoch {self.epoch + 1} steps {self.call_begins_at}-{self.step} "
                          "(one call of the train function)")
 
 

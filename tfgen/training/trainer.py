@@ -23,7 +23,7 @@ from typing import Optional
 
 from tfgen.backend import keras, tf
 from tfgen.files import write_json, write_text
-from tfgen.models.base import check_log_prob_samples, get_model_class, model_from_config
+from tfgen.models.base import NONFINITE_INPUT_MESSAGE, check_log_prob_samples, get_model_class, model_from_config
 from tfgen.training import callbacks as callbacks_lib
 from tfgen.training import faults
 from tfgen.training import sample_metrics
@@ -338,7 +338,8 @@ def train(config, resume=False):
         # Slot variables exist before a restore, so checkpoints match them one to one.
         for name, optimizer in model.optimizers.items():
             optimizer.build(model.variables_for_optimizer(name))
-    faults.install_step_guard(model)
+    if config.faults.nonfinite != "off":
+        faults.install_step_guard(model)
     fine_tune.prepare(model, lambda: evaluate_held_out(model, dataset, t))
 
     # Input checked; from here on the run directory exists.
@@ -393,6 +394,18 @@ def train(config, resume=False):
         if workers < 2:
             raise
         raise faults.peer_lost(e, tracker, config.checkpoint_dir) from None
+    except tf.errors.InvalidArgumentError as e:
+        # Unguarded (faults.nonfinite: off), a NaN or Inf batch fails the model's input check.
+        if config.faults.nonfinite != "off" or NONFINITE_INPUT_MESSAGE not in e.message:
+            raise
+        reason = (f"NaN or Inf in the input batch at epoch {tracker.epoch + 1}, batch {tracker.call_begins_at} "
+                  "(faults.nonfinite: off checks no batch)")
+        metrics.update(status="diverged", reason=reason, last_checkpoint_epoch=checkpoint_cb.last_saved)
+        if chief:
+            write_json(os.path.join(config.run_dir, "metrics.json"), metrics)
+        raise TrainingDiverged(
+            f"{reason}; stopped, newest checkpoint is from epoch {checkpoint_cb.last_saved or initial_epoch or 'none'}"
+        ) from None
     metrics["train_seconds"] = time.time() - start
     metrics["history"] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     epochs_completed = initial_epoch + len(history.epoch)

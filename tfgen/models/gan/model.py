@@ -29,7 +29,7 @@ from tfgen.backend import keras, tf
 from tfgen.contract import LogProbKind
 from tfgen.errors import UserError
 from tfgen.models import ema
-from tfgen.models.base import GenerativeModel, register
+from tfgen.models.base import NONFINITE_INPUT_MESSAGE, GenerativeModel, register
 from tfgen.models.gan import networks
 from tfgen.models.symmetric_range import from_symmetric, to_symmetric
 from tfgen.random import per_row_normal
@@ -187,7 +187,7 @@ class GAN(GenerativeModel):
 
     def decode(self, z, condition=None):
         z = tf.convert_to_tensor(z, tf.float32)
-        z = tf.debugging.assert_all_finite(z, "z contains NaN or Inf")
+        z = tf.debugging.assert_all_finite(z, f"z {NONFINITE_INPUT_MESSAGE}")
         if condition is not None:
             condition = self._check_condition(condition)
         return from_symmetric(self._generate(z, condition, network=self._sampling_generator), self.data_spec)

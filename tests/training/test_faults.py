@@ -437,7 +437,7 @@ def test_nonfinite_batch_on_two_mirrored_replicas(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("policy, value", [("skip", "nan"), ("stop", "overflow")])
+@pytest.mark.parametrize("policy, value", [("skip", "nan"), ("stop", "overflow"), ("off", "overflow"), ("off", "nan")])
 def test_nonfinite_batch_under_two_workers(tmp_path, policy, value):
     config_path, _ = cluster_config(tmp_path, faults={"nonfinite": policy, "inject_nonfinite_at_step": 70,
                                                       "inject_value": value}, training={"epochs": 3})

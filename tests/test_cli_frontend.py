@@ -44,12 +44,19 @@ print(code, "tensorflow" in sys.modules)
     ["serve", "--model_base_path", "nope"],
     ["train", "nope.yaml"],
     ["train", "x.npy"],
+    ["train", "typo.yaml"],
+    ["train", "choice.yaml"],
+    ["train", "range.yaml"],
     ["export", "nope", "--out", "exported"],
     ["export", ".", "--out", "exported"],
 ])
 def test_error_paths_answer_before_importing_tensorflow(tmp_path, args):
     """`tfgen score` took 6-25 s to say a file is missing: it imported TensorFlow first."""
     (tmp_path / "x.npy").write_bytes(b"")
+    sections = "model: {class_name: RealNVP}\ndata: {name: two_moons}\n"
+    (tmp_path / "typo.yaml").write_text(sections + "traning: {epochs: 1}\n")
+    (tmp_path / "choice.yaml").write_text(sections + "faults: {nonfinite: maybe}\n")
+    (tmp_path / "range.yaml").write_text(sections + "training: {epochs: 0}\n")
     proc = subprocess.run([sys.executable, "-c", _IMPORTS_TF, *args], cwd=tmp_path, env=ENV,
                           capture_output=True, text=True, timeout=120)
     code, imported = proc.stdout.split()[-2:] if proc.stdout.strip() else ("?", "?")

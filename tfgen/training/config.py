@@ -445,23 +445,30 @@ def _require(condition, message):
 
 
 def _validate(config):
-    """Cross-field checks that need no TensorFlow (except the model registry lookup)."""
+    """Cross-field checks: the model class's (its registry lookup imports TensorFlow)
+    after the rest's."""
     from tfgen.models.base import get_model_class
 
-    _require(config.model.class_name, "config key 'model.class_name' is required")
+    _validate_values(config)
     model_class = get_model_class(config.model.class_name)  # UserError listing the known classes
     _validate_model_kwargs(model_class, config.model)
-    _require(config.data.name, "config key 'data.name' is required")
     t = config.training
-    for key in ("batch_size", "epochs", "validation_freq", "eval_noise_draws", "steps_per_execution"):
-        _require(getattr(t, key) >= 1, f"config key 'training.{key}' must be >= 1")
-    _require(t.steps_per_epoch is None or t.steps_per_epoch >= 1, "config key 'training.steps_per_epoch' must be >= 1")
     unknown = sorted(set(t.optimizers) - set(model_class.optimizer_names))
     _require(not unknown, f"config key 'training.optimizers.{unknown[0] if unknown else ''}': "
              f"{config.model.class_name} trains with optimizers {list(model_class.optimizer_names)}")
     for name in model_class.optimizer_names:
         _validate_optimizer(t.optimizer_settings(name), "training" if name not in t.optimizers
                             else f"training.optimizers.{name}")
+
+
+def _validate_values(config):
+    """The checks that need no model class, hence no TensorFlow."""
+    _require(config.model.class_name, "config key 'model.class_name' is required")
+    _require(config.data.name, "config key 'data.name' is required")
+    t = config.training
+    for key in ("batch_size", "epochs", "validation_freq", "eval_noise_draws", "steps_per_execution"):
+        _require(getattr(t, key) >= 1, f"config key 'training.{key}' must be >= 1")
+    _require(t.steps_per_epoch is None or t.steps_per_epoch >= 1, "config key 'training.steps_per_epoch' must be >= 1")
     _require(t.verbose in (0, 1, 2), "config key 'training.verbose' must be 0, 1 or 2")
     _require(config.checkpoint.keep >= 2, "config key 'checkpoint.keep' must be >= 2 (a damaged newest checkpoint needs a predecessor)")
     _require(config.checkpoint.every >= 1, "config key 'checkpoint.every' must be >= 1")
@@ -560,10 +567,12 @@ def _require_mapping(data):
 
 
 def check_config_file(path):
-    """The checks of `load_config` that need no model class, hence no TensorFlow."""
+    """The checks of `load_config` that need no model class, hence no TensorFlow: the
+    file, its YAML, every key, type and choice, and the values' ranges."""
     data = read_yaml(path)
     try:
         _require_mapping(data)
+        _validate_values(parse_section(TrainConfig, data, ""))
     except UserError as e:
         raise UserError(f"{path}: {e}") from None
 

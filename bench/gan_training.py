@@ -10,10 +10,10 @@ step alone. "tfgen train" is what `tfgen train` runs on the shipped config: the 
 step with the non-finite step guard installed (`tfgen.training.faults.install_step_guard`),
 compiled with the config's `training.steps_per_execution` (10 steps a call for the
 8-Gaussians WGAN-GP, 1 for the DCGAN); "tfgen train, 1 step a call" is the same step one
-step a call; "tfgen train, faults.nonfinite: off" is the same without the guard; "tfgen
+step a call; "tfgen train, faults.nonfinite: unguarded" is the same without the guard; "tfgen
 model" is `GAN.fit` alone (stateless step-keyed noise, the generator's EMA after each
 step, per-replica gradient scaling) one step a call, which is what `tfgen train` with
-`faults.nonfinite: off` runs at one step a call; the "no EMA" row drops the EMA as well. The keras-io reference runs as keras-io writes it
+`faults.nonfinite: unguarded` runs at one step a call; the "no EMA" row drops the EMA as well. The keras-io reference runs as keras-io writes it
 (one step a call), and, for a config with more, also with the config's steps a call.
 Each `fit` call is timed call by call (`common.timed_fit`): steps/s is 1 / the median
 step time, CPU ms/step the process's CPU time per step; the call's start-up and teardown
@@ -135,9 +135,9 @@ class KerasIOWGANGP(keras.Model):
         return {"d_loss": d_loss, "g_loss": g_loss}
 
 
-# `tfgen train` with `faults.nonfinite: off`: the shipped config's steps a call, no guard
+# `tfgen train` with `faults.nonfinite: unguarded`: the shipped config's steps a call, no guard
 # (at one step a call that is "tfgen model").
-UNGUARDED = "tfgen train, faults.nonfinite: off"
+UNGUARDED = "tfgen train, faults.nonfinite: unguarded"
 
 
 def adam():

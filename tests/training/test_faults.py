@@ -401,10 +401,10 @@ def test_nonfinite_batches_follow_the_policy_and_no_checkpoint_is_bad(tmp_path, 
 
 @pytest.mark.parametrize("value, reason", [
     ("overflow", r"non-finite loss inf at epoch 2, batch 6"),
-    ("nan", r"NaN or Inf in the input batch at epoch 2, batch 6 \(faults.nonfinite: off checks no batch\)"),
+    ("nan", r"NaN or Inf in the input batch at epoch 2, batch 6 \(faults.nonfinite: unguarded checks no batch\)"),
 ])
-def test_nonfinite_off_trains_unguarded_and_stops_at_the_first_bad_step(tmp_path, value, reason):
-    config = parse_config(make_config(tmp_path, faults={"nonfinite": "off", "inject_nonfinite_at_step": 15,
+def test_nonfinite_unguarded_trains_unguarded_and_stops_at_the_first_bad_step(tmp_path, value, reason):
+    config = parse_config(make_config(tmp_path, faults={"nonfinite": "unguarded", "inject_nonfinite_at_step": 15,
                                                         "inject_value": value}, tensorboard={"enabled": False}))
     with pytest.raises(TrainingDiverged, match=f"^{reason}; stopped, newest checkpoint is from epoch 1$"):
         train(config)
@@ -437,7 +437,7 @@ def test_nonfinite_batch_on_two_mirrored_replicas(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("policy, value", [("skip", "nan"), ("stop", "overflow"), ("off", "overflow"), ("off", "nan")])
+@pytest.mark.parametrize("policy, value", [("skip", "nan"), ("stop", "overflow"), ("unguarded", "overflow"), ("unguarded", "nan")])
 def test_nonfinite_batch_under_two_workers(tmp_path, policy, value):
     config_path, _ = cluster_config(tmp_path, faults={"nonfinite": policy, "inject_nonfinite_at_step": 70,
                                                       "inject_value": value}, training={"epochs": 3})

@@ -23,7 +23,7 @@ strategy: {name: default}   # default | mirrored | multi_worker | tpu
 checkpoint: {keep: 3, every: 1}
 tensorboard: {enabled: true, sample_every: 5}
 export: {enabled: true, base_path: saved_models/digits_realnvp}
-faults: {nonfinite: stop, preemption_grace_seconds: 0, peer_timeout_seconds: 30}   # nonfinite: stop | skip | off
+faults: {nonfinite: stop, preemption_grace_seconds: 0, peer_timeout_seconds: 30}   # nonfinite: stop | skip | unguarded
 # fine_tune: {init_from: saved_models/digits_realnvp/1, freeze: [], max_regression: 0.0}
 run_dir: runs/digits_realnvp
 ```
@@ -47,7 +47,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adamax", "nadam")
 SCHEDULES = ("constant", "cosine", "exponential")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 COMMUNICATIONS = ("auto", "ring", "nccl")
-NONFINITE_POLICIES = ("stop", "skip", "off")
+NONFINITE_POLICIES = ("stop", "skip", "unguarded")
 INJECT_VALUES = ("overflow", "nan", "inf")
 
 
@@ -294,12 +294,12 @@ class FaultsConfig:
     Args:
       nonfinite: with "stop" or "skip", a step whose batch, loss or gradients are not
         finite applies no update; "stop" then stops training, "skip" counts and logs it
-        and goes on. "off" leaves the step unguarded, as Keras' `fit` with
+        and goes on. "unguarded" installs no guard, as Keras' `fit` with
         `TerminateOnNaN`: such a step's update is applied and training stops after it
-        (the newest checkpoint stays the last good one), and a batch holding NaN or Inf
-        fails the model's input check. It saves the guard's cost, which is its updates
+        (the newest checkpoint stays the last good one); a batch holding NaN or Inf
+        fails the model's input check, or, in a model without one, gives a non-finite loss. It saves the guard's cost, which is its updates
         waiting for the check of every gradient (up to 10% of a 10 ms step,
-        docs/benchmarks.md "GAN training").
+        docs/benchmarks.md "GAN training"). (Not "off": YAML reads that as false.)
       max_skipped_steps: "skip" only: stop anyway once more steps than this were skipped
         in one run (a model that diverged skips every step).
       preemption_grace_seconds: after SIGTERM, 0 saves a step checkpoint after the

@@ -18,7 +18,7 @@ that disagree. Configured by the `faults:` section (`tfgen.training.config.Fault
   and optimizer state unchanged, the epoch's running metrics restored). `faults.nonfinite:
   skip` counts and logs it and goes on; `stop` (the default) stops training with one
   line naming the epoch and batch. Either way no checkpoint holds a non-finite value.
-  `off` installs no guard (as Keras: the update is applied, training stops after it,
+  `unguarded` installs no guard (as Keras: the update is applied, training stops after it,
   no checkpoint is written from then on).
 - **Workers that disagree**: before training each worker publishes its resolved config
   and its training data's fingerprint; a worker whose either differs from the chief's

@@ -338,7 +338,7 @@ def train(config, resume=False):
         # Slot variables exist before a restore, so checkpoints match them one to one.
         for name, optimizer in model.optimizers.items():
             optimizer.build(model.variables_for_optimizer(name))
-    if config.faults.nonfinite != "off":
+    if config.faults.nonfinite != "unguarded":
         faults.install_step_guard(model)
     fine_tune.prepare(model, lambda: evaluate_held_out(model, dataset, t))
 
@@ -395,11 +395,11 @@ def train(config, resume=False):
             raise
         raise faults.peer_lost(e, tracker, config.checkpoint_dir) from None
     except tf.errors.InvalidArgumentError as e:
-        # Unguarded (faults.nonfinite: off), a NaN or Inf batch fails the model's input check.
-        if config.faults.nonfinite != "off" or NONFINITE_INPUT_MESSAGE not in e.message:
+        # Unguarded (faults.nonfinite: unguarded), a NaN or Inf batch fails the model's input check.
+        if config.faults.nonfinite != "unguarded" or NONFINITE_INPUT_MESSAGE not in e.message:
             raise
         reason = (f"NaN or Inf in the input batch at epoch {tracker.epoch + 1}, batch {tracker.call_begins_at} "
-                  "(faults.nonfinite: off checks no batch)")
+                  "(faults.nonfinite: unguarded checks no batch)")
         metrics.update(status="diverged", reason=reason, last_checkpoint_epoch=checkpoint_cb.last_saved)
         if chief:
             write_json(os.path.join(config.run_dir, "metrics.json"), metrics)

@@ -383,6 +383,17 @@ def train(config, resume=False):
     cbs, guard, checkpoint_cb = _callbacks(config, model, store, spec, initial_epoch)
     tracker = faults.StepTracker(log=log)
     cbs += [sample_quality_cb] if sample_quality_cb else []
+    metrics_path = os.path.join(config.run_dir, "metrics.json")
+
+    def diverged(reason):
+        """The TrainingDiverged for `reason`, recorded in metrics.json first."""
+        metrics.update(status="diverged", reason=reason, last_checkpoint_epoch=checkpoint_cb.last_saved)
+        if chief:
+            write_json(metrics_path, metrics)
+        return TrainingDiverged(
+            f"{reason}; stopped, newest checkpoint is from epoch {checkpoint_cb.last_saved or initial_epoch or 'none'}"
+        )
+
     start = time.time()
     try:
         history = model.fit(
@@ -398,28 +409,16 @@ def train(config, resume=False):
         # Unguarded (faults.nonfinite: unguarded), a NaN or Inf batch fails the model's input check.
         if config.faults.nonfinite != "unguarded" or NONFINITE_INPUT_MESSAGE not in e.message:
             raise
-        reason = (f"NaN or Inf in the input batch at epoch {tracker.epoch + 1}, batch {tracker.call_begins_at} "
-                  "(faults.nonfinite: unguarded checks no batch)")
-        metrics.update(status="diverged", reason=reason, last_checkpoint_epoch=checkpoint_cb.last_saved)
-        if chief:
-            write_json(os.path.join(config.run_dir, "metrics.json"), metrics)
-        raise TrainingDiverged(
-            f"{reason}; stopped, newest checkpoint is from epoch {checkpoint_cb.last_saved or initial_epoch or 'none'}"
-        ) from None
+        raise diverged(f"NaN or Inf in the input batch at epoch {tracker.epoch + 1}, batch "
+                       f"{tracker.call_begins_at} (faults.nonfinite: unguarded checks no batch)") from None
     metrics["train_seconds"] = time.time() - start
     metrics["history"] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     epochs_completed = initial_epoch + len(history.epoch)
     metrics["skipped_steps"] = guard.skipped
     metrics["epochs_completed"] = epochs_completed
-    metrics_path = os.path.join(config.run_dir, "metrics.json")
 
     if guard.tripped:
-        metrics.update(status="diverged", reason=guard.tripped, last_checkpoint_epoch=checkpoint_cb.last_saved)
-        if chief:
-            write_json(metrics_path, metrics)
-        raise TrainingDiverged(
-            f"{guard.tripped}; stopped, newest checkpoint is from epoch {checkpoint_cb.last_saved or initial_epoch or 'none'}"
-        )
+        raise diverged(guard.tripped)
     preemption.check_not_signalled(strategy)
     status = "early_stopped" if epochs_completed < t.epochs else "completed"
     metrics["status"] = status

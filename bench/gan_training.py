@@ -7,11 +7,13 @@ cross-entropy with label noise) and `examples/generative/wgan_gp.py` (k critic s
 alpha ~ U[0, 1], `sqrt(sum(grad^2))` norm), written here on the very network layers
 tfgen's GAN builds (`tfgen.models.gan.networks`), so the difference is the training
 step alone. "tfgen train" is what `tfgen train` runs on the shipped config: the model's
-step with the non-finite step guard installed (`tfgen.training.faults.install_step_guard`),
+step with the non-finite step guard of the default `faults.nonfinite: stop` installed
+(`tfgen.training.faults.install_step_guard`: it finds a bad step, holds no update back),
 compiled with the config's `training.steps_per_execution` (10 steps a call for the
 8-Gaussians WGAN-GP, 1 for the DCGAN); "tfgen train, 1 step a call" is the same step one
-step a call; "tfgen train, faults.nonfinite: unguarded" is the same without the guard; "tfgen
-model" is `GAN.fit` alone (stateless step-keyed noise, the generator's EMA after each
+step a call; "tfgen train, faults.nonfinite: skip" is the guard that skips a bad step
+(every update waits for the check); "tfgen train, faults.nonfinite: unguarded" is the
+step without a guard; "tfgen model" is `GAN.fit` alone (stateless step-keyed noise, the generator's EMA after each
 step, per-replica gradient scaling) one step a call, which is what `tfgen train` with
 `faults.nonfinite: unguarded` runs at one step a call; the "no EMA" row drops the EMA as well. The keras-io reference runs as keras-io writes it
 (one step a call), and, for a config with more, also with the config's steps a call.
@@ -138,6 +140,7 @@ class KerasIOWGANGP(keras.Model):
 # `tfgen train` with `faults.nonfinite: unguarded`: the shipped config's steps a call, no guard
 # (at one step a call that is "tfgen model").
 UNGUARDED = "tfgen train, faults.nonfinite: unguarded"
+SKIP = "tfgen train, faults.nonfinite: skip"
 
 
 def adam():
@@ -160,14 +163,15 @@ def build(variant, spec, kwargs, style, jit, steps_per_execution):
     model.compile(generator_optimizer=adam(), discriminator_optimizer=adam(), jit_compile=jit,
                   steps_per_execution=steps_per_execution)
     if variant.startswith("tfgen train") and variant != UNGUARDED:
-        faults.install_step_guard(model)
+        faults.install_step_guard(model, skip_bad_steps=variant == SKIP)
     return model, lambda x: x
 
 
 def variants(name):
     """variant -> steps a call, for config `name`."""
     shipped = shipped_steps_per_execution(CONFIGS[name][4])
-    chosen = {"tfgen train": shipped, "tfgen train, 1 step a call": 1, UNGUARDED: shipped, "tfgen model": 1,
+    chosen = {"tfgen train": shipped, "tfgen train, 1 step a call": 1, SKIP: shipped, UNGUARDED: shipped,
+              "tfgen model": 1,
               "tfgen model, no EMA": 1, "keras-io reference": 1, f"keras-io reference, {shipped} steps a call": shipped}
     if shipped == 1:  # the extra rows would repeat "tfgen train", "tfgen model" and the reference
         del chosen["tfgen train, 1 step a call"], chosen[UNGUARDED], chosen["keras-io reference, 1 steps a call"]

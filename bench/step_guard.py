@@ -42,7 +42,7 @@ def build(config, dataset, guarded, total_steps):
     model.compile(optimizer={name: build_optimizer(t.optimizer_settings(name), total_steps)
                              for name in model.optimizer_names}, jit_compile=t.jit_compile)
     if guarded:
-        faults.install_step_guard(model)
+        faults.install_step_guard(model, skip_bad_steps=config.faults.nonfinite == "skip")
     return model
 
 

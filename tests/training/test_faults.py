@@ -343,7 +343,7 @@ FAMILIES = {
 }
 
 
-def compiled_with_guard(tmp_path, family):
+def compiled_with_guard(tmp_path, family, skip_bad_steps=True):
     from tfgen.data.datasets import load_dataset
     from tfgen.training.optimizers import build_optimizer
 
@@ -352,7 +352,8 @@ def compiled_with_guard(tmp_path, family):
     model = build_model(config.model.class_name, {**config.model.config, "data_spec": dataset.spec.to_dict()})
     model.compile(optimizer={name: build_optimizer(config.training.optimizer_settings(name), 100)
                              for name in model.optimizer_names})
-    return model, faults.install_step_guard(model), dataset.splits["train"].x[:64].astype("float32")
+    return (model, faults.install_step_guard(model, skip_bad_steps=skip_bad_steps),
+            dataset.splits["train"].x[:64].astype("float32"))
 
 
 @pytest.mark.parametrize("family, value", [("flow", "overflow"), ("vae", "inf"), ("gan", "nan")])
@@ -365,7 +366,7 @@ def test_a_nonfinite_batch_changes_nothing(tmp_path, family, value):
     bad_x = x.copy()
     bad_x[3] = faults.INJECTED_VALUES[value]  # one corrupted row
     bad = model.train_on_batch(bad_x, return_dict=True, reset_metrics=False)
-    assert int(guard.skipped.numpy()) == 1
+    assert int(guard.bad_steps.numpy()) == 1
     assert int(guard.bad_batches.numpy()) == (0 if value == "overflow" else 1)
     for old, variable in zip(before, state):
         np.testing.assert_array_equal(old, variable.numpy(), err_msg=variable.name)
@@ -373,6 +374,20 @@ def test_a_nonfinite_batch_changes_nothing(tmp_path, family, value):
     model.train_on_batch(x)
     steps = [int(optimizer.iterations.numpy()) for optimizer in model.optimizers.values()]
     assert steps == [2] * len(steps) if family != "gan" else steps == [2, 4]  # a good step updates again
+
+
+@pytest.mark.parametrize("value", ["overflow", "nan"])
+def test_the_stop_policy_finds_a_bad_step_without_holding_its_update_back(tmp_path, value):
+    model, guard, x = compiled_with_guard(tmp_path, "gan", skip_bad_steps=False)
+    model.train_on_batch(x)
+    assert int(guard.bad_steps.numpy()) == 0
+    bad_x = x.copy()
+    bad_x[3] = faults.INJECTED_VALUES[value]
+    model.train_on_batch(bad_x)  # a NaN batch reaches the model as zeros: its input check passes
+    assert int(guard.bad_steps.numpy()) == 1
+    assert int(guard.bad_batches.numpy()) == (0 if value == "overflow" else 1)
+    steps = [int(optimizer.iterations.numpy()) for optimizer in model.optimizers.values()]
+    assert steps == [2, 4]  # both players' updates ran, as unguarded
 
 
 def test_nonfinite_batches_follow_the_policy_and_no_checkpoint_is_bad(tmp_path, capsys):
@@ -387,16 +402,20 @@ def test_nonfinite_batches_follow_the_policy_and_no_checkpoint_is_bad(tmp_path, 
     store = CheckpointStore(skip.checkpoint_dir, build_model(skip.model.class_name, model_config))
     assert [checkpoint_problem(p) for p in store.candidates()] == [None] * 2
 
-    # stop: an Inf batch in a flow's run stops it with one line naming the step.
-    stop = parse_config(make_config(tmp_path, faults={"inject_nonfinite_at_step": 15, "inject_value": "inf"},
-                                    tensorboard={"enabled": False},
-                                    run_dir=str(tmp_path / "stop")))
-    with pytest.raises(TrainingDiverged, match=r"^NaN or Inf in the input batch at epoch 2, batch 6 \(update not "
-                                               r"applied; 1 skipped in this run\); stopped, newest checkpoint is "
-                                               r"from epoch 1$"):
-        train(stop)
-    assert [os.path.basename(p) for p in store.candidates(stop.checkpoint_dir)] == ["ckpt-1"]
-    assert checkpoint_problem(store.candidates(stop.checkpoint_dir)[0]) is None
+    # stop: an Inf batch in a flow's run, or an overflowing GAN step, stops it with one
+    # line naming the step; the bad update ran, but no checkpoint after it is written.
+    for name, model, value, what in [("flow", BASE_CONFIG["model"], "inf", "NaN or Inf in the input batch"),
+                                     ("gan", FAMILIES["gan"], "overflow", "non-finite loss or gradients")]:
+        stop = parse_config(make_config(tmp_path, model=model, tensorboard={"enabled": False},
+                                        faults={"inject_nonfinite_at_step": 15, "inject_value": value},
+                                        run_dir=str(tmp_path / f"stop_{name}")))
+        reason = f"{what} at epoch 2, batch 6 (nothing from this step on is saved)"
+        with pytest.raises(TrainingDiverged, match=f"^{re.escape(reason)}; stopped, newest checkpoint is from epoch 1$"):
+            train(stop)
+        metrics = json.load(open(os.path.join(stop.run_dir, "metrics.json")))
+        assert metrics["status"] == "diverged" and metrics["reason"] == reason and metrics["skipped_steps"] == 0
+        assert [os.path.basename(p) for p in store.candidates(stop.checkpoint_dir)] == ["ckpt-1"]
+        assert checkpoint_problem(store.candidates(stop.checkpoint_dir)[0]) is None
 
 
 @pytest.mark.parametrize("value, reason", [

@@ -247,8 +247,8 @@ class GenerativeModel(keras.Model):
         `loss` must have been computed under `tape`. Gradients are summed across replicas
         by the optimizer, so they are divided by the number of replicas: the update then
         matches single-device training on the global batch. A trainer may install a
-        `step_guard` (`tfgen.training.faults.SkipNonFiniteSteps`) that applies the update
-        only when the loss and the summed gradients are finite.
+        `step_guard` (`tfgen.training.faults.NonFiniteStepGuard`) that checks the loss
+        and the summed gradients are finite (and may apply the update only then).
         """
         name = optimizer_name or self.optimizer_names[0]
         variables = self.trained_variables(name)

@@ -175,11 +175,10 @@ class NaNGuard(keras.callbacks.Callback):
     weights, so all stop together.
 
     Args:
-      step_guard: the model's `tfgen.training.faults.SkipNonFiniteSteps`, if any: a
-        non-finite batch it skipped is logged and counted instead of stopping training,
-        up to `max_skipped` skips.
-      max_skipped: skips allowed before stopping anyway (None: with a guard, stop at
-        the first, as without one).
+      step_guard: the model's `tfgen.training.faults.NonFiniteStepGuard`, if any: a
+        step it found non-finite stops training, or, if the guard skipped it, is logged
+        and counted instead, up to `max_skipped` skips.
+      max_skipped: skips allowed before stopping anyway (None: stop at the first).
       log: a print function.
     """
 
@@ -188,7 +187,12 @@ class NaNGuard(keras.callbacks.Callback):
         self.tripped = None
         self._epoch = 0
         self.step_guard, self.max_skipped, self.log = step_guard, max_skipped, log
-        self.skipped = self.bad_batches = 0
+        self.bad_steps = self.bad_batches = 0
+
+    @property
+    def skipped(self):
+        """Steps whose update was not applied in this run."""
+        return self.bad_steps if self.step_guard is not None and self.step_guard.skip_bad_steps else 0
 
     def _trip(self, reason):
         self.tripped = reason
@@ -199,13 +203,15 @@ class NaNGuard(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
-        if self.step_guard is not None and int(self.step_guard.skipped.numpy()) > self.skipped:
-            self.skipped = int(self.step_guard.skipped.numpy())
+        if self.step_guard is not None and int(self.step_guard.bad_steps.numpy()) > self.bad_steps:
+            self.bad_steps = int(self.step_guard.bad_steps.numpy())
             bad_batches = int(self.step_guard.bad_batches.numpy())
             what = "NaN or Inf in the input batch" if bad_batches > self.bad_batches else "non-finite loss or gradients"
             self.bad_batches = bad_batches
             where = f"epoch {self._epoch + 1}, batch {batch + 1}"
-            if self.max_skipped is None or self.skipped > self.max_skipped:
+            if not self.step_guard.skip_bad_steps:
+                self._trip(f"{what} at {where} (nothing from this step on is saved)")
+            elif self.max_skipped is None or self.skipped > self.max_skipped:
                 self._trip(f"{what} at {where} (update not applied; {self.skipped} skipped in this run)")
             else:
                 self.log(f"skipped a non-finite step at {where} ({what}): weights unchanged "

@@ -292,14 +292,16 @@ class FaultsConfig:
     """What training does when something goes wrong (`tfgen.training.faults`).
 
     Args:
-      nonfinite: with "stop" or "skip", a step whose batch, loss or gradients are not
-        finite applies no update; "stop" then stops training, "skip" counts and logs it
-        and goes on. "unguarded" installs no guard, as Keras' `fit` with
-        `TerminateOnNaN`: such a step's update is applied and training stops after it
-        (the newest checkpoint stays the last good one); a batch holding NaN or Inf
-        fails the model's input check, or, in a model without one, gives a non-finite loss. It saves the guard's cost, which is its updates
-        waiting for the check of every gradient (up to 10% of a 10 ms step,
-        docs/benchmarks.md "GAN training"). (Not "off": YAML reads that as false.)
+      nonfinite: what a step whose batch, loss or gradients are not finite does.
+        "stop" stops training after that step, naming its epoch and batch; nothing from
+        it on is saved, so the newest checkpoint is the last good one. "skip" applies no
+        update for it, counts and logs it and goes on (every update then waits for the
+        check of all its gradients: up to 10% of a 10 ms step, docs/benchmarks.md "GAN
+        training"). "unguarded" checks nothing, as Keras' `fit` with `TerminateOnNaN`:
+        a non-finite loss stops training after its step, and a batch holding NaN or Inf
+        fails the model's input check, or, in a model without one, gives a non-finite
+        loss; a finite loss over non-finite gradients goes unseen until the epoch's
+        weight check. (Not "off": YAML reads that as false.)
       max_skipped_steps: "skip" only: stop anyway once more steps than this were skipped
         in one run (a model that diverged skips every step).
       preemption_grace_seconds: after SIGTERM, 0 saves a step checkpoint after the

@@ -12,14 +12,16 @@ that disagree. Configured by the `faults:` section (`tfgen.training.config.Fault
   workers (through the coordination service), every worker saves a step checkpoint in
   `CHECKPOINT_DIR/preempted/` after it and raises `Preempted`. `--resume` restores it
   and `fit` continues from the next step of that epoch, not from the epoch's start.
-- **A non-finite step**: `SkipNonFiniteSteps` sits in the shared `minimize()` of every
+- **A non-finite step**: `NonFiniteStepGuard` sits in the shared `minimize()` of every
   family: gradients are summed across replicas first, and a step whose batch (NaN or
-  Inf in the input), loss or summed gradients are not finite applies nothing (weights
-  and optimizer state unchanged, the epoch's running metrics restored). `faults.nonfinite:
-  skip` counts and logs it and goes on; `stop` (the default) stops training with one
-  line naming the epoch and batch. Either way no checkpoint holds a non-finite value.
-  `unguarded` installs no guard (as Keras: the update is applied, training stops after it,
-  no checkpoint is written from then on).
+  Inf in the input), loss or summed gradients are not finite is found on every replica
+  alike. `faults.nonfinite: skip` applies nothing for it (weights and optimizer state
+  unchanged, the epoch's running metrics restored), counts and logs it and goes on;
+  `stop` (the default) stops training after it with one line naming the epoch and
+  batch, and, since nothing from that step on is saved, lets its update run rather than
+  make every update wait for the check. Either way no checkpoint holds a non-finite
+  value. `unguarded` installs no guard (as Keras: the update is applied, a non-finite
+  loss stops training after it, no checkpoint is written from then on).
 - **Workers that disagree**: before training each worker publishes its resolved config
   and its training data's fingerprint; a worker whose either differs from the chief's
   is refused, on every worker, with the first difference named.
@@ -161,44 +163,53 @@ def check_workers_agree(config, dataset, strategy, timeout_seconds=120):
 
 
 # === Non-finite steps ===
-class SkipNonFiniteSteps:
-    """Applies an update only if its batch, its loss and the replica-summed gradients are
-    finite.
+class NonFiniteStepGuard:
+    """Finds the steps whose batch, loss or replica-summed gradients are not finite and,
+    with `skip_bad_steps`, applies no update for them.
 
     Installed on a model (`install_step_guard`), it is what the shared
     `GenerativeModel.minimize` calls, so every family gets it. Gradients and losses are
     summed across replicas before the check, and whether any replica's batch was
     non-finite is all-reduced, so all replicas and workers take the same decision and
-    stay in step. A skipped step changes no weight and no optimizer state (not even the
-    iteration count a learning-rate schedule reads). A batch holding NaN or Inf also
-    leaves the rest of the model's state alone (batch-norm statistics, a GAN's EMA,
-    spectral-norm vectors); a finite batch whose loss overflows may still move that state
-    in its forward pass, and a non-finite value there stops the run at the epoch's weight
-    check (`NaNGuard`), before any checkpoint.
+    stay in step. A batch holding NaN or Inf is replaced by zeros (a valid input of every
+    model, so the models' own input checks pass) and its step counted as bad.
 
-    How a step is skipped depends on the strategy. Under the default strategy (one
-    device, no strategy scope) nothing needs synchronizing, so the skip is plain control
-    flow: each update is applied under `tf.cond(bad, no-op, apply)`, and a good step
-    copies nothing. (A `tf.cond` around the whole step, for a non-finite batch, made the
-    XLA-compiled DCGAN step 3.5x slower; such a batch is handled as below.) Under a
-    distribution strategy `apply_gradients` synchronizes replicas (a
-    merge_call), which TensorFlow forbids inside a `tf.cond`, so the update cannot be
-    made conditional; instead a bad step first copies what the update writes into backup
-    variables (under a `tf.cond` in the replica context, which needs no
-    synchronization), lets the update run, and copies it back (under a `tf.cond` in the
-    cross-replica context). Under either, a non-finite batch also backs up the model's
-    other state (batch-norm statistics, EMA, spectral-norm vectors) under a `tf.cond` and
-    puts it back at the step's end.
+    Without `skip_bad_steps` (the `stop` policy) the check only finds the step: its
+    update runs as it would unguarded, training stops after it (`NaNGuard`) and nothing
+    from then on is saved. It costs the check's few ops, not the wait (below).
+
+    With `skip_bad_steps` (the `skip` policy) a bad step changes no weight and no
+    optimizer state (not even the iteration count a learning-rate schedule reads). A
+    batch holding NaN or Inf also leaves the rest of the model's state alone (batch-norm
+    statistics, a GAN's EMA, spectral-norm vectors); a finite batch whose loss overflows
+    may still move that state in its forward pass, and a non-finite value there stops the
+    run at the epoch's weight check (`NaNGuard`), before any checkpoint. How a step is
+    skipped depends on the strategy. Under the default strategy (one device, no strategy
+    scope) nothing needs synchronizing, so the skip is plain control flow: each update is
+    applied under `tf.cond(bad, no-op, apply)`, and a good step copies nothing. (A
+    `tf.cond` around the whole step, for a non-finite batch, made the XLA-compiled DCGAN
+    step 3.5x slower; such a batch is handled as below.) Under a distribution strategy
+    `apply_gradients` synchronizes replicas (a merge_call), which TensorFlow forbids
+    inside a `tf.cond`, so the update cannot be made conditional; instead a bad step first
+    copies what the update writes into backup variables (under a `tf.cond` in the replica
+    context, which needs no synchronization), lets the update run, and copies it back
+    (under a `tf.cond` in the cross-replica context). Under either, a non-finite batch
+    also backs up the model's other state under a `tf.cond` and puts it back at the
+    step's end. Either way every update waits for the finiteness of all its gradients,
+    where an unguarded one starts as its gradient arrives: 5-10% of a GAN step
+    (docs/benchmarks.md, "GAN training").
 
     Counters and backups are per-replica (sync-on-read) variables outside the model, so
-    checkpoints do not hold them; every replica counts the same skips and a read gives
-    the first one's.
+    checkpoints do not hold them; every replica counts the same bad steps and a read
+    gives the first one's.
 
     Args:
       model: the compiled model; its optimizers are built here if they are not yet.
+      skip_bad_steps: apply no update for a bad step (else only find it).
     """
 
-    def __init__(self, model):
+    def __init__(self, model, skip_bad_steps=True):
+        self.skip_bad_steps = skip_bad_steps
         self._local = threading.local()  # what each replica thread's trace of a step checked
         per_replica = dict(trainable=False, synchronization=tf.VariableSynchronization.ON_READ,
                            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
@@ -207,18 +218,19 @@ class SkipNonFiniteSteps:
         with model.distribute_strategy.scope():
             # The default strategy's scope is no strategy: updates need no merge_call there.
             self.synchronized = tf.distribute.has_strategy()
-            self.skipped = tf.Variable(0, dtype=tf.int64, name="skipped_steps", **per_replica)
+            self.bad_steps = tf.Variable(0, dtype=tf.int64, name="nonfinite_steps", **per_replica)
             self.bad_batches = tf.Variable(0, dtype=tf.int64, name="nonfinite_batches", **per_replica)
-            self.last_skipped = tf.Variable(False, name="last_step_skipped", **per_replica)
+            self.last_step_bad = tf.Variable(False, name="last_step_nonfinite", **per_replica)
             for name, optimizer in model.optimizers.items():
                 optimizer.build(model.variables_for_optimizer(name))
                 updated += [*model.variables_for_optimizer(name), *optimizer.variables]
             refs = {v.ref() for v in updated}
             # The model's other state: what a forward pass or a step's end may change.
-            self._state = [v for v in model.variables if v.ref() not in refs and v.ref() not in metric_refs]
+            self._state = [] if not skip_bad_steps else [
+                v for v in model.variables if v.ref() not in refs and v.ref() not in metric_refs]
             # Under the default strategy an update is skipped by a tf.cond: only the state needs backups.
             self._backups = {v.ref(): tf.Variable(tf.zeros(v.shape, v.dtype), name="backup", **per_replica)
-                             for v in (updated if self.synchronized else []) + self._state}
+                             for v in (updated if self.synchronized and skip_bad_steps else []) + self._state}
 
     def _back_up(self, variables):
         return tf.group([self._backups[v.ref()].assign(v) for v in variables])
@@ -241,23 +253,24 @@ class SkipNonFiniteSteps:
         return tf.distribute.get_replica_context().merge_call(put_back, args=(bad,))
 
     def begin_step(self, x):
-        """`x` with a non-finite batch replaced by zeros (a valid input of every model, so
-        the models' own input checks pass), the step then skipped on every replica. Call
-        in the replica context before the step computes anything."""
+        """`x` with a non-finite batch replaced by zeros, the step then counted as bad on
+        every replica. Call in the replica context before the step computes anything."""
         finite = tf.reduce_all(tf.math.is_finite(x))
         bad_batch = tf.logical_not(finite)
         if self.synchronized:
             context = tf.distribute.get_replica_context()
             bad_batch = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(bad_batch, tf.float32)) > 0
         self._local.bad_batch = bad_batch
-        self.last_skipped.assign(bad_batch)
+        self.last_step_bad.assign(bad_batch)
         self.bad_batches.assign_add(tf.cast(bad_batch, tf.int64))
-        with tf.control_dependencies([tf.cond(bad_batch, lambda: self._back_up(self._state), tf.no_op)]):
-            return tf.where(finite, x, tf.zeros_like(x))
+        if self._state:
+            with tf.control_dependencies([tf.cond(bad_batch, lambda: self._back_up(self._state), tf.no_op)]):
+                return tf.where(finite, x, tf.zeros_like(x))
+        return tf.where(finite, x, tf.zeros_like(x))
 
     def end_step(self):
-        """Counts a skipped step; puts back the model's state if its batch was non-finite."""
-        counted = self.skipped.assign_add(tf.cast(self.last_skipped, tf.int64))
+        """Counts a bad step; puts back the model's state if its batch was non-finite."""
+        counted = self.bad_steps.assign_add(tf.cast(self.last_step_bad, tf.int64))
         bad_batch = getattr(self._local, "bad_batch", None)
         if bad_batch is None or not self._state:
             return counted
@@ -273,7 +286,9 @@ class SkipNonFiniteSteps:
         bad_batch = getattr(self._local, "bad_batch", None)
         if bad_batch is not None:
             bad = tf.logical_or(bad, bad_batch)
-        if not self.synchronized:
+        if not self.skip_bad_steps:
+            optimizer.apply_gradients(pairs, skip_gradients_aggregation=True)
+        elif not self.synchronized:
             tf.cond(bad, tf.no_op, lambda: tf.group(optimizer.apply_gradients(pairs, skip_gradients_aggregation=True)))
         else:
             protected = [v for _, v in pairs] + list(optimizer.variables)
@@ -281,17 +296,18 @@ class SkipNonFiniteSteps:
                 applied = optimizer.apply_gradients(pairs, skip_gradients_aggregation=True)
             with tf.control_dependencies([applied]):
                 self._put_back(protected, bad)
-        # A step may minimize several times (a GAN's two players): skipped if any was.
-        self.last_skipped.assign(tf.logical_or(self.last_skipped, bad))
+        # A step may minimize several times (a GAN's two players): bad if any was.
+        self.last_step_bad.assign(tf.logical_or(self.last_step_bad, bad))
 
 
-def install_step_guard(model):
-    """Puts a `SkipNonFiniteSteps` into `model` (its `minimize` uses it) and wraps its
-    `train_step`: a batch holding NaN or Inf is replaced by zeros and its step skipped
-    (the models' input checks would otherwise fail the run), and a skipped step's batch
-    is taken out of the running metrics (a non-finite value there would poison the
-    epoch's figures and checkpoint)."""
-    guard = SkipNonFiniteSteps(model)
+def install_step_guard(model, skip_bad_steps=True):
+    """Puts a `NonFiniteStepGuard` into `model` (its `minimize` uses it) and wraps its
+    `train_step`: a batch holding NaN or Inf is replaced by zeros and its step counted
+    as bad (the models' input checks would otherwise fail the run). With
+    `skip_bad_steps` a bad step is skipped and its batch taken out of the running
+    metrics (a non-finite value there would poison the epoch's figures and checkpoint);
+    without, training is to stop after it, and its figures stand as it computed them."""
+    guard = NonFiniteStepGuard(model, skip_bad_steps=skip_bad_steps)
     model.step_guard = guard
     family_train_step = model.train_step
 
@@ -300,6 +316,11 @@ def install_step_guard(model):
             data = (guard.begin_step(data[0]), *data[1:])
         else:
             data = guard.begin_step(data)
+        if not skip_bad_steps:
+            logs = family_train_step(data)
+            with tf.control_dependencies(tf.nest.flatten(logs)):
+                guard.end_step()  # a stateful op: the step's function runs it
+            return logs
         metric_variables = [v for m in model.metrics for v in m.variables]
         before = [tf.identity(v) for v in metric_variables]  # a few scalars
         logs = family_train_step(data)
@@ -308,7 +329,7 @@ def install_step_guard(model):
             return tf.group([v.assign(old) for v, old in zip(metric_variables, before)])
 
         with tf.control_dependencies(tf.nest.flatten(logs)):
-            restored = [guard.end_step(), tf.cond(guard.last_skipped, restore_metrics, tf.no_op)]
+            restored = [guard.end_step(), tf.cond(guard.last_step_bad, restore_metrics, tf.no_op)]
         if isinstance(logs, dict):
             # Report the restored figures, so the skipped batch shows no non-finite value.
             with tf.control_dependencies(restored):

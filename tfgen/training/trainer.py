@@ -339,7 +339,7 @@ def train(config, resume=False):
         for name, optimizer in model.optimizers.items():
             optimizer.build(model.variables_for_optimizer(name))
     if config.faults.nonfinite != "unguarded":
-        faults.install_step_guard(model)
+        faults.install_step_guard(model, skip_bad_steps=config.faults.nonfinite == "skip")
     fine_tune.prepare(model, lambda: evaluate_held_out(model, dataset, t))
 
     # Input checked; from here on the run directory exists.

@@ -203,8 +203,9 @@ class NaNGuard(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
-        if self.step_guard is not None and int(self.step_guard.bad_steps.numpy()) > self.bad_steps:
-            self.bad_steps = int(self.step_guard.bad_steps.numpy())
+        bad_steps = int(self.step_guard.bad_steps.numpy()) if self.step_guard is not None else 0
+        if bad_steps > self.bad_steps:
+            self.bad_steps = bad_steps
             bad_batches = int(self.step_guard.bad_batches.numpy())
             what = "NaN or Inf in the input batch" if bad_batches > self.bad_batches else "non-finite loss or gradients"
             self.bad_batches = bad_batches

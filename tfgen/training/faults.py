@@ -263,10 +263,9 @@ class NonFiniteStepGuard:
         self._local.bad_batch = bad_batch
         self.last_step_bad.assign(bad_batch)
         self.bad_batches.assign_add(tf.cast(bad_batch, tf.int64))
-        if self._state:
-            with tf.control_dependencies([tf.cond(bad_batch, lambda: self._back_up(self._state), tf.no_op)]):
-                return tf.where(finite, x, tf.zeros_like(x))
-        return tf.where(finite, x, tf.zeros_like(x))
+        backed_up = [tf.cond(bad_batch, lambda: self._back_up(self._state), tf.no_op)] if self._state else []
+        with tf.control_dependencies(backed_up):
+            return tf.where(finite, x, tf.zeros_like(x))
 
     def end_step(self):
         """Counts a bad step; puts back the model's state if its batch was non-finite."""

@@ -72,6 +72,14 @@ def test_integers_are_accepted_as_numbers(tmp_path):
     assert config.training.learning_rate == 1.0 and isinstance(config.training.learning_rate, float)
 
 
+def test_an_unquoted_yaml_boolean_for_a_word_says_to_quote_it(tmp_path):
+    text = yaml.safe_dump(make_config(tmp_path, faults={"nonfinite": "OFF_PLACEHOLDER"}))
+    path = write_yaml(tmp_path / "c.yaml", text.replace("OFF_PLACEHOLDER", "off"))
+    with pytest.raises(ValueError, match=r"'faults.nonfinite' must be a string, got bool False \(YAML reads an "
+                                         r"unquoted yes, no, on, off, true or false as true/false: quote"):
+        config_lib.load_config(path)
+
+
 def test_exponent_without_a_dot_is_a_number(tmp_path):
     text = yaml.safe_dump(make_config(tmp_path)).replace("learning_rate: 0.05", "learning_rate: 1e-3")
     assert "1e-3" in text

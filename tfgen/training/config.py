@@ -412,8 +412,12 @@ def _check_value(value, annotation, path):
         if number is not None and math.isfinite(number):
             return number
     if not ok:
+        hint = ""
+        if annotation is str and isinstance(value, bool):
+            hint = (" (YAML reads an unquoted yes, no, on, off, true or false as true/false: "
+                    "quote the word, e.g. 'off')")
         raise UserError(
-            f"config key '{path}' must be {_TYPE_NAMES[annotation]}, got {type(value).__name__} {value!r}"
+            f"config key '{path}' must be {_TYPE_NAMES[annotation]}, got {type(value).__name__} {value!r}{hint}"
         )
     return value
 

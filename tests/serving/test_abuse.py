@@ -409,6 +409,7 @@ print(json.dumps(times))
 SHIPPED_MOONS = os.path.join(os.path.dirname(__file__), "..", "..", "saved_models", "two_moons_nsf")
 
 
+@pytest.mark.serial
 @pytest.mark.slow
 def test_100_cheap_attacks_cost_little_memory_and_time_and_spare_valid_traffic(exported, tmp_path):
     """The issue's target, on the shipped two_moons_nsf: 100 cheap requests (16M-row

@@ -137,6 +137,7 @@ def test_batching_parameters_are_validated():
     assert BatchingParameters(max_batch_size=8, allowed_batch_sizes=(2, 4, 8)).padded_size(3) == 4
 
 
+@pytest.mark.serial
 @pytest.mark.slow
 def test_batching_serves_more_requests_per_second_at_64_clients(tmp_path):
     """The issue's target: at 64 clients, batching on >= 3x the requests/s of off, for

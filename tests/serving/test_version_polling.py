@@ -262,6 +262,7 @@ def test_reload_with_a_new_base_path_serves_the_new_directory(exported, tmp_path
         srv.stop()
 
 
+@pytest.mark.serial
 @pytest.mark.slow
 def test_soak_repeated_swaps_under_load_never_fail_a_request(exported, tmp_path):
     """32 clients for ~20 s while a new version lands every 3 s, batching on."""

@@ -29,6 +29,8 @@ digit for `log_prob`; seed 0, temperature 1.0 for `sample`.
     python bench/serving.py --echo --clients 64     # issue 7: ratio to a gRPC echo server
     python bench/serving.py --echo --minimal-batcher --clients 1,64 --rounds 3
                                                     # + the design's ceiling (a bare batcher)
+    python bench/serving.py --echo --minimal-batcher --sync-front-end --clients 64 --rounds 3
+                                                    # + both on grpc's synchronous server
     python bench/serving.py --echo --clients 1,64 --rounds 3 \
         --echo-batching serving/batching.config,max64-20ms-1thr-nopad   # + a 20 ms timeout
     python bench/serving.py --cold-start --exclude digits_ddpm --concurrent-loads 1,2
@@ -374,20 +376,32 @@ ECHO_MODEL = "two_moons_nsf"
 PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 
 
-def _serve_predict(predict, port, ready):
-    """Serve `predict` (async, PredictRequest -> response bytes) as TF Serving's Predict
-    method with grpc.aio on loopback `port`; puts True on `ready` once it listens."""
+def _serve_predict(predict, port, ready, sync=False, threads=128):
+    """Serve `predict` (PredictRequest -> response bytes) as TF Serving's Predict method on
+    loopback `port`; puts True on `ready` once it listens. With grpc.aio, `predict` is a
+    coroutine function; with `sync`, a plain function that grpc's synchronous server runs
+    in a pool of `threads` (more than the bench's 64 clients, so none waits for a thread)."""
     import asyncio
+    import concurrent.futures
 
     import grpc
     from tensorflow_serving.apis import predict_pb2
 
+    handler = grpc.method_handlers_generic_handler("tensorflow.serving.PredictionService", {
+        "Predict": grpc.unary_unary_rpc_method_handler(
+            predict, request_deserializer=predict_pb2.PredictRequest.FromString,
+            response_serializer=lambda b: b)})
+    if sync:
+        server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=threads))
+        server.add_generic_rpc_handlers((handler,))
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        server.start()
+        ready.put(True)
+        server.wait_for_termination()
+        return
+
     async def main():
         server = grpc.aio.server()
-        handler = grpc.method_handlers_generic_handler("tensorflow.serving.PredictionService", {
-            "Predict": grpc.unary_unary_rpc_method_handler(
-                predict, request_deserializer=predict_pb2.PredictRequest.FromString,
-                response_serializer=lambda b: b)})
         server.add_generic_rpc_handlers((handler,))
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
@@ -397,25 +411,27 @@ def _serve_predict(predict, port, ready):
     asyncio.run(main())
 
 
-def _echo_process(port, response, ready):
-    """A minimal grpc.aio server of the same Predict method and protos, no model: it
-    parses each PredictRequest and answers a fixed PredictResponse."""
+def _echo_process(port, response, ready, sync=False):
+    """A minimal server of the same Predict method and protos, no model: it parses each
+    PredictRequest and answers a fixed PredictResponse (grpc.aio, or grpc's sync server)."""
 
     async def predict(request, context):
         return response
 
-    _serve_predict(predict, port, ready)
+    _serve_predict((lambda request, context: response) if sync else predict, port, ready, sync)
 
 
-def _minimal_batcher_process(port, version_dir, ready, counts, max_rows=64, timeout_s=0.005):
+def _minimal_batcher_process(port, version_dir, ready, counts, sync=False, max_rows=64,
+                             timeout_s=0.005):
     """The least a Python server of tfgen serve's design does for batch-1 log_prob: a
     grpc.aio handler that decodes `x`, queues it, and awaits one batch thread that joins
     up to `max_rows` rows (at most `timeout_s` after the first of them arrived, as
     serving/batching.config and TF Serving), calls the same signature once and answers
     each request its rows of every output. No checks, metrics, deadlines or model
     management: tfgen serve's ratio to it is the cost of those, its ratio to the echo
-    server the cost of the design (threads, TensorFlow). `counts` (a shared array)
-    accumulates rows run and batches run."""
+    server the cost of the design (threads, TensorFlow). With `sync`, grpc's synchronous
+    server instead: each request's pool thread blocks until its batch has run, no event
+    loop. `counts` (a shared array) accumulates rows run and batches run."""
     import asyncio
     import concurrent.futures
     import threading
@@ -447,18 +463,26 @@ def _minimal_batcher_process(port, version_dir, ready, counts, max_rows=64, time
 
     threading.Thread(target=batch_thread, daemon=True).start()
 
-    async def predict(request, context):
+    def queued(request):
         proto = request.inputs["x"]
         row = np.array(proto.float_val, np.float32).reshape([d.size for d in proto.tensor_shape.dim])
         future = concurrent.futures.Future()
         pending.put((row, future, time.monotonic()))
-        outputs = await asyncio.wrap_future(future)
+        return future
+
+    def response_bytes(outputs):
         response = predict_pb2.PredictResponse()  # every output, as tfgen serve answers
         for name, value in outputs.items():
             response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
         return response.SerializeToString()
 
-    _serve_predict(predict, port, ready)
+    async def predict(request, context):
+        return response_bytes(await asyncio.wrap_future(queued(request)))
+
+    def predict_sync(request, context):
+        return response_bytes(queued(request).result())
+
+    _serve_predict(predict_sync if sync else predict, port, ready, sync)
 
 
 def batch_rows(rest_url):
@@ -508,24 +532,30 @@ def echo_ratio(args):
             response = channel.unary_unary(PREDICT_METHOD)(request, timeout=30)
         predict_pb2.PredictResponse.FromString(response)  # a real answer
         ctx = multiprocessing.get_context("spawn")
-        ready, port = ctx.Queue(), free_port()
-        echo = ctx.Process(target=_echo_process, args=(port, response, ready), daemon=True)
-        echo.start()
-        stack.callback(echo.kill)
-        ready.get(timeout=60)
-        servers = [("echo", "echo server (same protos, no model)", f"127.0.0.1:{port}", echo.pid,
-                    None)]
-        if args.minimal_batcher:
+        servers = []
+        front_ends = [False, True] if args.sync_front_end else [False]
+        for sync in front_ends:
+            ready, port = ctx.Queue(), free_port()
+            echo = ctx.Process(target=_echo_process, args=(port, response, ready, sync), daemon=True)
+            echo.start()
+            stack.callback(echo.kill)
+            ready.get(timeout=60)
+            servers.append(("echo sync" if sync else "echo",
+                            f"echo server{', sync' if sync else ''} (same protos, no model)",
+                            f"127.0.0.1:{port}", echo.pid, None))
+        for sync in front_ends if args.minimal_batcher else []:
             ready, port = ctx.Queue(), free_port()
             version = resolve_version(base)
             counts = ctx.Array("d", 2)
             minimal = ctx.Process(target=_minimal_batcher_process,
-                                  args=(port, version, ready, counts), daemon=True)
+                                  args=(port, version, ready, counts, sync), daemon=True)
             minimal.start()
             stack.callback(minimal.kill)
             ready.get(timeout=120)
-            servers.append(("minimal", "minimal batcher (same signature, 64 rows, 5 ms)",
-                            f"127.0.0.1:{port}", minimal.pid, lambda: tuple(counts)))
+            servers.append(("minimal sync" if sync else "minimal",
+                            f"minimal batcher{', sync' if sync else ''} (same signature, 64 rows, 5 ms)",
+                            f"127.0.0.1:{port}", minimal.pid,
+                            functools.partial(tuple, counts)))
         for entry in batching_files:
             if entry in BATCHING:
                 path, label = batching_file(BATCHING[entry], os.path.join(tmp, entry)), entry
@@ -1076,6 +1106,9 @@ def main(argv=None):
                         help="--echo: also a minimal Python batcher around the same signature "
                              "(decode, queue, one batched call, encode; nothing else), the "
                              "ceiling of tfgen serve's design")
+    parser.add_argument("--sync-front-end", action="store_true",
+                        help="--echo: also the echo server (and with --minimal-batcher the "
+                             "minimal batcher) on grpc's synchronous server, a thread a request")
     parser.add_argument("--cold-start", action="store_true",
                         help="only the time until the shipped models are ready")
     parser.add_argument("--concurrent-loads", default="1,2,4", metavar="N,N",

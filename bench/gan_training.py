@@ -13,7 +13,10 @@ compiled with the config's `training.steps_per_execution` (10 steps a call for t
 8-Gaussians WGAN-GP, 1 for the DCGAN); "tfgen train, 1 step a call" is the same step one
 step a call; "tfgen train, faults.nonfinite: skip" is the guard that skips a bad step
 (every update waits for the check); "tfgen train, faults.nonfinite: unguarded" is the
-step without a guard; "tfgen model" is `GAN.fit` alone (stateless step-keyed noise, the generator's EMA after each
+step without a guard; "tfgen train, Keras' Adam" is "tfgen train" with keras-io's
+optimizer instead of the one `tfgen train` builds for `optimizer: adam`
+(`tfgen.training.optimizers.Adam`, the same maths with large variables' updates in one
+fused kernel, which every other tfgen row uses); "tfgen model" is `GAN.fit` alone (stateless step-keyed noise, the generator's EMA after each
 step, per-replica gradient scaling) one step a call, which is what `tfgen train` with
 `faults.nonfinite: unguarded` runs at one step a call; the "no EMA" row drops the EMA as well. The keras-io reference runs as keras-io writes it
 (one step a call), and, for a config with more, also with the config's steps a call.
@@ -38,7 +41,7 @@ from tfgen.backend import keras, tf  # noqa: E402
 from tfgen.data.datasets import load_dataset  # noqa: E402
 from tfgen.models.gan import GAN  # noqa: E402
 from tfgen.models.symmetric_range import to_symmetric  # noqa: E402
-from tfgen.training import faults  # noqa: E402
+from tfgen.training import faults, optimizers  # noqa: E402
 from tfgen.training.config import load_config  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -143,8 +146,15 @@ UNGUARDED = "tfgen train, faults.nonfinite: unguarded"
 SKIP = "tfgen train, faults.nonfinite: skip"
 
 
-def adam():
-    return keras.optimizers.Adam(2e-4, beta_1=0.5)
+KERAS_ADAM = "tfgen train, Keras' Adam"
+
+
+def adam(variant):
+    """keras-io's optimizer for the reference (and the Keras' Adam row), else the one
+    `tfgen train` builds for `optimizer: adam` (large variables' updates fused)."""
+    if variant.startswith("keras-io reference") or variant == KERAS_ADAM:
+        return keras.optimizers.Adam(2e-4, beta_1=0.5)
+    return optimizers.Adam(learning_rate=2e-4, beta_1=0.5)
 
 
 def shipped_steps_per_execution(config_name):
@@ -157,10 +167,11 @@ def build(variant, spec, kwargs, style, jit, steps_per_execution):
         donor = GAN(spec, **kwargs, ema_decay=0.0)
         model = (KerasIODCGAN(donor.generator, donor.discriminator, donor.latent_dim) if style == "dcgan" else
                  KerasIOWGANGP(donor.generator, donor.discriminator, donor.latent_dim, donor.discriminator_steps))
-        model.compile(d_optimizer=adam(), g_optimizer=adam(), jit_compile=jit, steps_per_execution=steps_per_execution)
+        model.compile(d_optimizer=adam(variant), g_optimizer=adam(variant), jit_compile=jit,
+                      steps_per_execution=steps_per_execution)
         return model, lambda x: to_symmetric(x, spec)
     model = GAN(spec, **kwargs, ema_decay=0.0 if variant == "tfgen model, no EMA" else 0.999)
-    model.compile(generator_optimizer=adam(), discriminator_optimizer=adam(), jit_compile=jit,
+    model.compile(generator_optimizer=adam(variant), discriminator_optimizer=adam(variant), jit_compile=jit,
                   steps_per_execution=steps_per_execution)
     if variant.startswith("tfgen train") and variant != UNGUARDED:
         faults.install_step_guard(model, skip_bad_steps=variant == SKIP)
@@ -170,7 +181,8 @@ def build(variant, spec, kwargs, style, jit, steps_per_execution):
 def variants(name):
     """variant -> steps a call, for config `name`."""
     shipped = shipped_steps_per_execution(CONFIGS[name][4])
-    chosen = {"tfgen train": shipped, "tfgen train, 1 step a call": 1, SKIP: shipped, UNGUARDED: shipped,
+    chosen = {"tfgen train": shipped, "tfgen train, 1 step a call": 1, KERAS_ADAM: shipped, SKIP: shipped,
+              UNGUARDED: shipped,
               "tfgen model": 1,
               "tfgen model, no EMA": 1, "keras-io reference": 1, f"keras-io reference, {shipped} steps a call": shipped}
     if shipped == 1:  # the extra rows would repeat "tfgen train", "tfgen model" and the reference

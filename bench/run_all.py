@@ -30,6 +30,7 @@ SCRIPTS = [
     ("autoregressive_sampling", True),
     ("sample_quality", True),
     ("gan_training", True),
+    ("adam_update", True),
     ("serving", True),  # added by the serving work; skipped while absent
     ("local_load", True),
     ("fault_tolerance", True),

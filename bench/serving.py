@@ -327,7 +327,7 @@ class Server:
     """`python -m tfgen.cli serve` on free loopback ports; stopped with SIGTERM."""
 
     def __init__(self, base_path, batching_path=None, log_path=os.devnull, model=MODEL_NAME,
-                 flags=()):
+                 flags=(), tree=None):
         self.port, rest = free_port(), free_port()
         self.rest_url = f"http://127.0.0.1:{rest}"
         self.command = [sys.executable, "-m", "tfgen.cli", "serve", "--port", str(self.port),
@@ -337,8 +337,10 @@ class Server:
             self.command += ["--enable_batching", "--batching_parameters_file", batching_path]
         self.command += list(flags)
         self._log = open(log_path, "w")
+        # `tree`: another checkout's tfgen (an A/B of two commits in one run); `-m` puts
+        # the working directory first on sys.path, ahead of the editable install.
         self.proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=self._log,
-                                     text=True, cwd=REPO)
+                                     text=True, cwd=tree or REPO)
         lines = queue.Queue()
         threading.Thread(target=lambda: [lines.put(l) for l in self.proc.stdout], daemon=True).start()
         deadline = time.time() + 300
@@ -512,6 +514,7 @@ def echo_ratio(args):
     request = serialized_request("log_prob", {"x": np.array([[0.5, 0.25]], np.float32)}, ECHO_MODEL)
     client_counts = [int(c) for c in args.clients.split(",")]
     batching_files = args.echo_batching.split(",")
+    trees = [os.path.abspath(t) for t in args.compare_tree.split(",") if t]
     load_before = os.getloadavg()
     flags = shlex.split(args.server_flags)
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
@@ -562,11 +565,13 @@ def echo_ratio(args):
             else:
                 path, label = os.path.abspath(entry), os.path.relpath(entry, REPO)
             for loader in args.loaders:
-                on = stack.enter_context(Server(base, path, os.devnull, model=ECHO_MODEL,
-                                                flags=loader_flags(loader)))
-                servers.append((labelled(f"on {label}", loader),
-                                labelled(f"tfgen serve, batching on ({label})", loader),
-                                on.address, on.proc.pid, functools.partial(batch_rows, on.rest_url)))
+                for tree in [None] + trees:
+                    on = stack.enter_context(Server(base, path, os.devnull, model=ECHO_MODEL,
+                                                    flags=loader_flags(loader), tree=tree))
+                    where = f", code of {tree}" if tree else ""
+                    servers.append((labelled(f"on {label}{where}", loader),
+                                    labelled(f"tfgen serve, batching on ({label}){where}", loader),
+                                    on.address, on.proc.pid, functools.partial(batch_rows, on.rest_url)))
         for loader, off in offs:
             servers.append((labelled("off", loader), labelled("tfgen serve, batching off", loader),
                             off.address, off.proc.pid, None))
@@ -1102,6 +1107,10 @@ def main(argv=None):
                         help="--echo: batching files or BATCHING names, one batching-on server "
                              "each, measured in turn with the echo server (default "
                              "serving/batching.config); the first is the target's")
+    parser.add_argument("--compare-tree", default="", metavar="DIR,DIR",
+                        help="--echo: also run each batching-on server from these checkouts' "
+                             "tfgen (e.g. a `git worktree` of the commit before a change), "
+                             "interleaved with this tree's")
     parser.add_argument("--minimal-batcher", action="store_true",
                         help="--echo: also a minimal Python batcher around the same signature "
                              "(decode, queue, one batched call, encode; nothing else), the "

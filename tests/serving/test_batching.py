@@ -259,3 +259,58 @@ def test_client_splits_to_the_server_s_limit(toy_base, limit_by):
             assert c._row_limits["toy"] == (100 if limit_by == "rows" else 64)
     finally:
         srv.stop()
+
+
+class _CountingLoop(__import__("asyncio").SelectorEventLoop):
+    """A real event loop that counts the callbacks other threads schedule on it."""
+
+    threadsafe_calls = 0
+
+    def call_soon_threadsafe(self, *args, **kwargs):
+        self.threadsafe_calls += 1
+        return super().call_soon_threadsafe(*args, **kwargs)
+
+
+def test_a_batch_of_loop_requests_wakes_the_loop_once(toy_base):
+    """Requests submitted with the caller's loop get asyncio futures of that loop, all
+    of a batch completed by one cross-thread callback (not one per request); a request
+    cancelled while queued is dropped before it runs; split requests keep a
+    concurrent.futures.Future."""
+    import asyncio
+    import concurrent.futures
+
+    from tfgen.serving.batching import BatchScheduler
+    from tfgen.serving.model_manager import Servable
+    from tfgen.serving.signatures import InputLimits
+
+    servable = Servable("toy", 1, str(toy_base / "1"), InputLimits())
+    signature = servable.signature("sample")
+    params = BatchingParameters(max_batch_size=64, batch_timeout_micros=300_000, num_batch_threads=1,
+                                enable_large_batch_splitting=True, max_execution_batch_size=16)
+    scheduler = BatchScheduler(signature, params)
+    loop = _CountingLoop()
+
+    def one_row(seed):
+        return {"seed": np.array([seed], np.int64), "temperature": np.array([0.5], np.float32)}
+
+    async def main():
+        futures = [scheduler.submit(one_row(i), loop=loop) for i in range(8)]
+        futures[3].cancel()  # the client went away while it queued
+        split = scheduler.submit({"seed": np.arange(20, dtype=np.int64),
+                                  "temperature": np.full([20], 0.5, np.float32)}, loop=loop)
+        assert all(asyncio.isfuture(f) for f in futures) and isinstance(split, concurrent.futures.Future)
+        answered = await asyncio.gather(*(f for i, f in enumerate(futures) if i != 3))
+        return answered, await asyncio.wrap_future(split)
+
+    try:
+        answered, whole = loop.run_until_complete(main())
+    finally:
+        scheduler.close()
+        loop.close()
+    seeds = [i for i in range(8) if i != 3]
+    np.testing.assert_allclose(np.concatenate([a["samples"] for a in answered]),
+                               sm.sample_np(np.array(seeds), 0.5), rtol=1e-6)
+    np.testing.assert_allclose(whole["samples"], sm.sample_np(np.arange(20), 0.5), rtol=1e-6)
+    # One callback for the 7 one-row requests' batch (the split request's two pieces
+    # complete concurrent futures, whose wrap_future costs a callback each at most).
+    assert loop.threadsafe_calls <= 3, loop.threadsafe_calls

@@ -1,11 +1,14 @@
 """What gRPC and REST share: resolve a model spec, check inputs, batch or run.
 
 `ServingCore.predict` does everything that can fail fast in the caller's thread (lookup,
-signature, output filter, input checks) and returns a `concurrent.futures.Future` for
-the run itself, which happens on a batch thread or the runtime thread pool. The asyncio
-front ends await it with `asyncio.wrap_future`, so no thread waits on a queue.
+signature, output filter, input checks) and returns a future for the run itself, which
+happens on a batch thread or the runtime thread pool. The asyncio front ends await
+`PredictCall.outputs()`, so no thread waits on a queue: a batched request given the
+caller's `loop` gets an asyncio.Future that the batch thread completes with one loop
+callback for its whole batch; the rest get a concurrent.futures.Future.
 """
 
+import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -24,12 +27,16 @@ class PredictCall:
     servable: object
     signature: object
     output_names: list
-    future: concurrent.futures.Future
+    future: object  # an asyncio.Future of the caller's loop, or a concurrent.futures.Future
     row_format: bool = False  # REST: answer `predictions` (rows) or `outputs` (columns)
 
     @property
     def signature_name(self):
         return self.signature.name
+
+    def outputs(self):
+        """An awaitable of alias -> array, on the event loop."""
+        return self.future if asyncio.isfuture(self.future) else asyncio.wrap_future(self.future)
 
 
 class ServingCore:
@@ -66,15 +73,16 @@ class ServingCore:
         return self.manager.servable(model_spec.name, version, model_spec.version_label or None)
 
     def predict(self, model_spec, output_filter=(), request_inputs=None, arrays=None,
-                deadline=None):
-        """Check a request and start it. Inputs are TensorProtos or decoded arrays."""
+                deadline=None, loop=None):
+        """Check a request and start it. Inputs are TensorProtos or decoded arrays;
+        `loop`: the event loop that will await the result (see `PredictCall.outputs`)."""
         try:
-            return self._predict(model_spec, output_filter, request_inputs, arrays, deadline)
+            return self._predict(model_spec, output_filter, request_inputs, arrays, deadline, loop)
         except (SchedulerClosed, ServableClosed):
             # The version went away between lookup and submit: its successor serves it.
-            return self._predict(model_spec, output_filter, request_inputs, arrays, deadline)
+            return self._predict(model_spec, output_filter, request_inputs, arrays, deadline, loop)
 
-    def _predict(self, model_spec, output_filter, request_inputs, arrays, deadline):
+    def _predict(self, model_spec, output_filter, request_inputs, arrays, deadline, loop):
         servable = self.servable(model_spec)
         signature = servable.signature(model_spec.signature_name or DEFAULT_SIGNATURE)
         output_names = signature.resolve_outputs(list(output_filter))
@@ -82,12 +90,12 @@ class ServingCore:
             inputs = signature.decode_request_inputs(request_inputs, self.limits)
         else:
             inputs = signature.check_arrays(arrays, self.limits)
-        future = self._dispatch(servable, signature, inputs, deadline)
+        future = self._dispatch(servable, signature, inputs, deadline, loop)
         return PredictCall(servable, signature, output_names, future)
 
-    def _dispatch(self, servable, signature, inputs, deadline):
+    def _dispatch(self, servable, signature, inputs, deadline, loop=None):
         if self.batching is not None and signature.batched:
-            return self._scheduler(servable, signature).submit(inputs, deadline)
+            return self._scheduler(servable, signature).submit(inputs, deadline, loop)
         return self.executor.submit(self._run, servable, signature, inputs, deadline)
 
     def _run(self, servable, signature, inputs, deadline):

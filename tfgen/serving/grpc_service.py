@@ -112,9 +112,10 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                     output_filter=request.output_filter,
                     request_inputs=request.inputs,
                     deadline=self.calls.deadline(context),
+                    loop=asyncio.get_running_loop(),
                 ),
             )
-            outputs = await asyncio.wrap_future(call.future)
+            outputs = await call.outputs()
             size = sum(outputs[alias].nbytes for alias in call.output_names)
             return await offload(size, predict_response, call, outputs)
 
@@ -155,8 +156,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         spec = model_pb2.ModelSpec(name=model_spec.name, signature_name=name)
         spec.version.value = servable.version
         call = self.core.predict(spec, output_filter=aliases,
-                                 arrays={classification.CLASSIFY_INPUTS: examples}, deadline=deadline)
-        outputs = await asyncio.wrap_future(call.future)
+                                 arrays={classification.CLASSIFY_INPUTS: examples}, deadline=deadline,
+                                 loop=asyncio.get_running_loop())
+        outputs = await call.outputs()
         return name, classification.classification_result(outputs, len(examples))
 
     async def Classify(self, request, context):

@@ -236,9 +236,9 @@ class RestApi:
     async def predict(self, spec, body):
         deadline = time.monotonic() + self.timeout_seconds if self.timeout_seconds else None
         call = await offload(len(body), self._start_predict, spec, body, deadline,
-                             threshold=REST_OFFLOAD_BYTES)
+                             asyncio.get_running_loop(), threshold=REST_OFFLOAD_BYTES)
         try:
-            outputs = await asyncio.wait_for(asyncio.wrap_future(call.future), self.timeout_seconds)
+            outputs = await asyncio.wait_for(call.outputs(), self.timeout_seconds)
         except asyncio.TimeoutError:
             call.future.cancel()
             raise deadline_exceeded(
@@ -248,7 +248,7 @@ class RestApi:
         return await offload(sum(v.nbytes for v in outputs.values()), make_json_outputs, outputs,
                              call.row_format, threshold=REST_OFFLOAD_BYTES)
 
-    def _start_predict(self, spec, body, deadline):
+    def _start_predict(self, spec, body, deadline, loop):
         doc = parse_json(body, self.core.limits.max_rows)
         if "signature_name" in doc:
             if not isinstance(doc["signature_name"], str):
@@ -263,7 +263,7 @@ class RestApi:
             raise invalid_argument(f'Serving signature name: "{name}" not found in signature def')
         signature = servable.signatures[name]
         arrays, row_format = request_arrays(doc, signature, self.core.limits)
-        call = self.core.predict(spec, arrays=arrays, deadline=deadline)
+        call = self.core.predict(spec, arrays=arrays, deadline=deadline, loop=loop)
         call.row_format = row_format
         return call
 

@@ -134,9 +134,8 @@ def _settle(outcomes):
 def _complete(outcomes):
     """Completes a batch's tasks: concurrent futures at once, asyncio futures with one
     callback per event loop for the whole batch. One wake-up of the loop per batch
-    instead of one per request (what `asyncio.wrap_future` costs) answered 1.2x the
-    requests/s in the bench's minimal batcher (docs/benchmarks.md, "One loop wake-up per
-    batch")."""
+    instead of one per request (what `asyncio.wrap_future` costs) answered 1.08-1.15x the
+    requests/s at 64 clients (docs/benchmarks.md, "One loop wake-up per batch")."""
     by_loop = {}
     for task, result, error in outcomes:
         if task.loop is not None:

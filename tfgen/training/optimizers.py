@@ -45,11 +45,11 @@ class Adam(keras.optimizers.Adam):
     `ResourceApplyAdam` kernel makes one pass. On a CPU the fused kernel is faster from
     about 32k elements a variable (level at 32,768, 1.65x at 65,536, 3.2x at 262,144)
     and slower below it, where its fixed cost dominates (0.73x at 1,024:
-    `bench/adam_update.py`, docs/benchmarks.md), so smaller variables keep Keras' ops. The maths is Keras'
-    (`adaptive_epsilon=False`: epsilon added to sqrt(v)); the rounding order of the
-    moment updates differs, so a run is exact against itself, not against Keras' Adam
-    bit for bit. Sparse gradients, `amsgrad` and `adaptive_epsilon` take Keras' path.
-    Slots and checkpoints are Keras' Adam's.
+    `bench/adam_update.py`, docs/benchmarks.md), so smaller variables keep Keras' ops.
+    The maths is Keras' (`adaptive_epsilon=False`: epsilon added to sqrt(v)); the
+    rounding order of the moment updates differs, so a run is exact against itself, not
+    against Keras' Adam bit for bit. Sparse gradients, `amsgrad` and `adaptive_epsilon`
+    take Keras' path. Slots and checkpoints are Keras' Adam's.
 
     Args:
       fused_min_elements: variables of at least this many elements use the fused kernel

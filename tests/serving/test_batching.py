@@ -1,5 +1,6 @@
 """Dynamic batching: merged requests, padding to allowed sizes, queue limits."""
 
+import asyncio
 import re
 import threading
 import time
@@ -261,7 +262,7 @@ def test_client_splits_to_the_server_s_limit(toy_base, limit_by):
         srv.stop()
 
 
-class _CountingLoop(__import__("asyncio").SelectorEventLoop):
+class _CountingLoop(asyncio.SelectorEventLoop):
     """A real event loop that counts the callbacks other threads schedule on it."""
 
     threadsafe_calls = 0
@@ -276,7 +277,6 @@ def test_a_batch_of_loop_requests_wakes_the_loop_once(toy_base):
     of a batch completed by one cross-thread callback (not one per request); a request
     cancelled while queued is dropped before it runs; split requests keep a
     concurrent.futures.Future."""
-    import asyncio
     import concurrent.futures
 
     from tfgen.serving.batching import BatchScheduler

@@ -17,6 +17,7 @@ dropped before it runs, so an abandoned large request stops costing CPU at the n
 piece.
 """
 
+import asyncio
 import concurrent.futures
 import dataclasses
 import logging
@@ -108,14 +109,13 @@ class _Task:
     inputs: dict
     rows: int
     key: tuple
-    future: object  # a concurrent.futures.Future, or an asyncio.Future of `loop`
+    future: object  # a concurrent.futures.Future, or an asyncio.Future of the caller's loop
     enqueued: float
     deadline: float = None
-    loop: object = None
 
     def start(self):
         """False if the caller has gone (the future was cancelled); else it runs."""
-        if self.loop is None:
+        if not asyncio.isfuture(self.future):
             return self.future.set_running_or_notify_cancel()
         return not self.future.cancelled()  # settled on the loop, which skips a cancelled one
 
@@ -138,8 +138,8 @@ def _complete(outcomes):
     requests/s at 64 clients (docs/benchmarks.md, "One loop wake-up per batch")."""
     by_loop = {}
     for task, result, error in outcomes:
-        if task.loop is not None:
-            by_loop.setdefault(task.loop, []).append((task.future, result, error))
+        if asyncio.isfuture(task.future):
+            by_loop.setdefault(task.future.get_loop(), []).append((task.future, result, error))
         elif error is not None:
             task.future.set_exception(error)
         else:
@@ -229,7 +229,7 @@ class BatchScheduler:
         size = self.params.execution_batch_size
         now = time.monotonic()
         if n <= size and loop is not None:
-            tasks = [_Task(inputs, n, key, loop.create_future(), now, deadline, loop)]
+            tasks = [_Task(inputs, n, key, loop.create_future(), now, deadline)]
         else:
             tasks = [
                 _Task({a: v[start:start + size] for a, v in inputs.items()}, min(size, n - start),
